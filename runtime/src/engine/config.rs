@@ -1,0 +1,112 @@
+//! How an [`Executor`](super::Executor) is sized: the instance pool, the largest memory a job may
+//! ask for, fuel metering, the epoch tick, output caps. Every field has a default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::ExecutorError;
+
+/// Configuration of an [`Executor`](super::Executor). Start from [`ExecutorConfig::new`] and
+/// change what you need.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Where scratch directories (`scratch/`) and compiled modules (`compiled/`) live.
+    pub data_dir: PathBuf,
+    /// Attempts that may run at once; the instance pool is sized for this many. Further
+    /// attempts wait for a slot rather than fail.
+    pub max_concurrent_attempts: u32,
+    /// The largest linear memory any attempt may ask for, in bytes (at most 4 GiB, wasm32's
+    /// whole address space). Each pool slot reserves this much address space, not RAM.
+    pub max_memory_bytes: u64,
+    /// The most elements any table may have.
+    pub max_table_elements: usize,
+    /// Meter fuel in every attempt. Needed for fuel budgets and the fuel-used figure; costs some
+    /// speed in compute-heavy guests.
+    pub fuel_metering: bool,
+    /// How often the epoch advances: the granularity of timeouts and kills for a spinning guest,
+    /// and how often it yields to other tasks.
+    pub epoch_tick: Duration,
+    /// Bytes kept per output stream per attempt; later output is dropped after a marker line.
+    pub output_cap_bytes: u64,
+    /// Keep each attempt's scratch directory after it ends (for debugging).
+    pub keep_scratch: bool,
+    /// Compilations that may run at once, on the blocking pool.
+    pub max_concurrent_compiles: usize,
+    /// Largest wasm call stack, in bytes; deeper recursion traps with a stack overflow.
+    pub max_wasm_stack_bytes: usize,
+}
+
+impl ExecutorConfig {
+    /// Defaults, with `data_dir` as given.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            max_concurrent_attempts: 256,
+            max_memory_bytes: 4 << 30,
+            max_table_elements: 100_000,
+            fuel_metering: true,
+            epoch_tick: Duration::from_millis(1),
+            output_cap_bytes: 8 << 20,
+            keep_scratch: false,
+            max_concurrent_compiles: 2,
+            max_wasm_stack_bytes: 1 << 20,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ExecutorError> {
+        let invalid = |field, problem: &str| {
+            Err(ExecutorError::InvalidConfig {
+                field,
+                problem: problem.to_string(),
+            })
+        };
+        if self.max_concurrent_attempts == 0 {
+            return invalid("max_concurrent_attempts", "must be at least 1");
+        }
+        if self.max_memory_bytes == 0 || self.max_memory_bytes > 4 << 30 {
+            return invalid(
+                "max_memory_bytes",
+                &format!("is {}, must be between 1 and 4 GiB", self.max_memory_bytes),
+            );
+        }
+        if self.epoch_tick.is_zero() {
+            return invalid("epoch_tick", "must be longer than zero");
+        }
+        if self.max_concurrent_compiles == 0 {
+            return invalid("max_concurrent_compiles", "must be at least 1");
+        }
+        if self.max_wasm_stack_bytes < 64 << 10 {
+            return invalid("max_wasm_stack_bytes", "must be at least 64 KiB");
+        }
+        Ok(())
+    }
+
+    /// The wasmtime configuration these settings make.
+    pub(crate) fn wasmtime(&self) -> wasmtime::Config {
+        let attempts = self.max_concurrent_attempts;
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        // A wasip2 component made by Rust holds a few core instances (the program, the
+        // preview-1 adapter, shims) and up to two memories; leave room above that.
+        pool.total_component_instances(attempts)
+            .total_core_instances(attempts * 8)
+            .max_core_instances_per_component(32)
+            .total_memories(attempts * 2)
+            .max_memories_per_component(4)
+            .total_tables(attempts * 8)
+            .max_tables_per_component(16)
+            .total_stacks(attempts)
+            .max_memory_size(self.max_memory_bytes as usize)
+            .table_elements(self.max_table_elements);
+
+        let mut config = wasmtime::Config::new();
+        config
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            .epoch_interruption(true)
+            .consume_fuel(self.fuel_metering)
+            .max_wasm_stack(self.max_wasm_stack_bytes)
+            // The host side of a call (WASI, our captures) runs on the same fiber stack.
+            .async_stack_size(self.max_wasm_stack_bytes + (1 << 20));
+        config
+    }
+}

@@ -1,0 +1,419 @@
+//! The engine: runs one attempt of a WASI program under limits and reports its [`Outcome`].
+//!
+//! One [`Executor`] per process owns the wasmtime `Engine` (async, pooling allocator,
+//! copy-on-write memory images, epoch interruption, fuel), the module cache and the epoch
+//! ticker. Each attempt gets a fresh `Store` from the pool, a private scratch directory, captured
+//! output, and its limits: a memory cap, an optional fuel budget, a wall-clock deadline and a
+//! kill switch. Guests run as async tasks that yield at every epoch tick, so a spinning guest
+//! never holds a tokio worker.
+//!
+//! Files: `config` (sizing), `module_cache` (digest → compiled, linked module), `wasi` (store
+//! state and linkers), `limits` (memory cap), `output` (stdout/stderr capture), `attempt` (an
+//! attempt's inputs), `outcome` (how it ended), `epoch` (the ticker), `error`.
+
+mod attempt;
+mod config;
+mod epoch;
+mod error;
+mod limits;
+mod module_cache;
+mod outcome;
+mod output;
+mod wasi;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+pub use attempt::{Access, AttemptSpec, DirGrant, KillSwitch, Limits};
+pub use config::ExecutorConfig;
+pub use error::{ExecutorError, LoadError};
+pub use module_cache::{CacheStats, Digest, JobModule, ModuleKind};
+pub use outcome::{ExitStatus, Failure, FailureKind, Outcome};
+pub use output::{DiscardOutput, OutputSink, StreamKind, StreamStats};
+
+use limits::MemoryLimiter;
+use module_cache::{ModuleCache, Pre};
+use outcome::{AttemptEnd, Interruption};
+use output::CapturedStream;
+use wasi::{AttemptState, Linkers, P2Wasi};
+
+/// Where the attempt's scratch directory appears in the guest.
+pub const SCRATCH_GUEST_PATH: &str = "/scratch";
+
+/// Runs WASI modules under limits. Cheap to clone; clones share the engine, pool and cache.
+///
+/// ```no_run
+/// use wasmbatch_runtime::{AttemptSpec, Executor, ExecutorConfig, Limits};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let executor = Executor::new(ExecutorConfig::new("/var/lib/my-app/wasm"))?;
+/// let module = executor.load(std::fs::read("hello.wasm")?).await?;
+/// let spec = AttemptSpec {
+///     args: vec!["hello.wasm".into(), "world".into()],
+///     limits: Limits { memory_bytes: 64 << 20, fuel: Some(50_000_000), ..Limits::default() },
+///     output: std::sync::Arc::new(|stream, line: &str| println!("[{stream}] {line}")),
+///     ..AttemptSpec::default()
+/// };
+/// let outcome = executor.run(&module, spec).await;
+/// println!("exit code {:?}, fuel used {:?}", outcome.exit_code(), outcome.fuel_consumed);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: ExecutorConfig,
+    cache: ModuleCache,
+    /// One permit per pool slot: an attempt waits here instead of failing when the pool is full.
+    slots: Semaphore,
+    scratch_root: PathBuf,
+    /// Makes scratch directory names unique across processes sharing a data dir.
+    scratch_prefix: String,
+    scratch_seq: AtomicU64,
+}
+
+impl Executor {
+    /// Builds the engine, the pool and the caches, and starts the epoch ticker.
+    pub fn new(config: ExecutorConfig) -> Result<Self, ExecutorError> {
+        config.validate()?;
+        let engine =
+            Engine::new(&config.wasmtime()).map_err(|e| ExecutorError::Engine(format!("{e:#}")))?;
+        let linkers =
+            Arc::new(Linkers::new(&engine).map_err(|e| ExecutorError::Engine(format!("{e:#}")))?);
+        let scratch_root = config.data_dir.join("scratch");
+        let artifact_dir = config.data_dir.join("compiled");
+        for dir in [&scratch_root, &artifact_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| ExecutorError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        epoch::start_ticker(&engine, config.epoch_tick);
+        let cache = ModuleCache::new(
+            engine.clone(),
+            linkers,
+            artifact_dir,
+            config.max_concurrent_compiles,
+        );
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(config.max_concurrent_attempts as usize),
+                scratch_prefix: format!("{}-{}", std::process::id(), started.as_nanos()),
+                scratch_seq: AtomicU64::new(0),
+                engine,
+                config,
+                cache,
+                scratch_root,
+            }),
+        })
+    }
+
+    /// The configuration the executor was built with.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.inner.config
+    }
+
+    /// Loads a module or component from its bytes: from memory if this digest was loaded
+    /// before, else from its compiled artifact on disk, else by compiling it (off the async
+    /// workers). Concurrent loads of one digest compile it once.
+    pub async fn load(&self, bytes: impl Into<Arc<[u8]>>) -> Result<JobModule, LoadError> {
+        self.inner.cache.load(bytes.into()).await
+    }
+
+    /// How the module cache has answered so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Loads `bytes` and runs one attempt; a module that does not load gives a
+    /// [`FailureKind::ModuleInvalid`] outcome instead of an error.
+    pub async fn run_wasm(&self, bytes: impl Into<Arc<[u8]>>, spec: AttemptSpec) -> Outcome {
+        match self.load(bytes).await {
+            Ok(module) => self.run(&module, spec).await,
+            Err(e) => Outcome::not_started(FailureKind::ModuleInvalid, e.to_string()),
+        }
+    }
+
+    /// Runs one attempt of `module` and reports how it ended. Never panics on guest behaviour;
+    /// every way an attempt can end is an [`Outcome`].
+    pub async fn run(&self, module: &JobModule, spec: AttemptSpec) -> Outcome {
+        if let Err(refused) = self.check(&spec) {
+            return refused;
+        }
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore is never closed");
+        let started = Instant::now();
+        let scratch = match self.make_scratch() {
+            Ok(scratch) => scratch,
+            Err(e) => {
+                return Outcome::not_started(
+                    FailureKind::HostError,
+                    format!("could not create the scratch directory: {e}"),
+                );
+            }
+        };
+        let cap = self.inner.config.output_cap_bytes;
+        let stdout = CapturedStream::new(StreamKind::Stdout, spec.output.clone(), cap);
+        let stderr = CapturedStream::new(StreamKind::Stderr, spec.output.clone(), cap);
+        let mut wasi = match wasi_builder(&spec, &scratch, &stdout, &stderr) {
+            Ok(builder) => builder,
+            Err(refused) => return refused,
+        };
+        let limiter = MemoryLimiter::new(
+            spec.limits.memory_bytes,
+            self.inner.config.max_table_elements,
+        );
+        let ended = match &module.0.pre {
+            Pre::Core(pre) => {
+                let state = AttemptState {
+                    wasi: wasi.build_p1(),
+                    limiter,
+                };
+                self.drive(state, &spec, started, async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                    start.call_async(&mut *store, ()).await
+                })
+                .await
+            }
+            Pre::Component(pre) => {
+                let state = AttemptState {
+                    wasi: P2Wasi {
+                        ctx: wasi.build(),
+                        table: Default::default(),
+                    },
+                    limiter,
+                };
+                self.drive(state, &spec, started, async |store| {
+                    let command = pre.instantiate_async(&mut *store).await?;
+                    match command.wasi_cli_run().call_run(&mut *store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                    }
+                })
+                .await
+            }
+        };
+        drop(scratch);
+        Outcome {
+            status: ended.status,
+            wall_time: started.elapsed(),
+            fuel_consumed: ended.fuel_consumed,
+            peak_memory_bytes: ended.peak_memory_bytes,
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+        }
+    }
+
+    /// Refuses a spec the executor cannot honour, before it takes a slot.
+    fn check(&self, spec: &AttemptSpec) -> Result<(), Outcome> {
+        let config = &self.inner.config;
+        let refuse = |reason: String| Err(Outcome::not_started(FailureKind::InvalidSpec, reason));
+        if spec.limits.memory_bytes > config.max_memory_bytes {
+            return refuse(format!(
+                "memory limit of {} is more than the executor's largest memory, {}",
+                outcome::bytes(spec.limits.memory_bytes),
+                outcome::bytes(config.max_memory_bytes)
+            ));
+        }
+        if spec.limits.fuel.is_some() && !config.fuel_metering {
+            return refuse("a fuel budget was given but this executor does not meter fuel".into());
+        }
+        if let Some(grant) = spec
+            .grants
+            .iter()
+            .find(|g| g.guest_path == SCRATCH_GUEST_PATH)
+        {
+            return refuse(format!(
+                "directory grant of {} may not use the guest path {SCRATCH_GUEST_PATH}, which is the scratch directory",
+                grant.host_path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn make_scratch(&self) -> std::io::Result<Scratch> {
+        let seq = self.inner.scratch_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .inner
+            .scratch_root
+            .join(format!("{}-{seq}", self.inner.scratch_prefix));
+        std::fs::create_dir(&path)?;
+        Ok(Scratch {
+            path,
+            keep: self.inner.config.keep_scratch,
+        })
+    }
+
+    /// Runs `body` in a fresh store under the attempt's limits, and reads what it used.
+    async fn drive<W: Send + 'static>(
+        &self,
+        state: AttemptState<W>,
+        spec: &AttemptSpec,
+        started: Instant,
+        body: impl AsyncFnOnce(&mut Store<AttemptState<W>>) -> wasmtime::Result<()>,
+    ) -> Ended {
+        let metering = self.inner.config.fuel_metering;
+        let limits = spec.limits;
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let fuel_given = limits.fuel.unwrap_or(u64::MAX);
+        if metering {
+            store
+                .set_fuel(fuel_given)
+                .expect("fuel is enabled on this engine");
+        }
+        let deadline = started + limits.timeout;
+        let kill = spec.kill.clone();
+        // At every tick a running guest checks its kill switch and deadline, then yields to
+        // the tokio scheduler so other attempts on this worker make progress.
+        store.set_epoch_deadline(1);
+        let ticker_kill = kill.clone();
+        store.epoch_deadline_callback(move |_| {
+            if ticker_kill.as_ref().is_some_and(KillSwitch::is_killed) {
+                return Err(wasmtime::Error::new(Interruption::Killed));
+            }
+            if Instant::now() >= deadline {
+                return Err(wasmtime::Error::new(Interruption::Timeout));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        // A guest blocked in a host call (a sleep, a read) runs no wasm and sees no ticks, so
+        // the deadline and the kill switch are also watched from outside; dropping the guest's
+        // future stops it.
+        let result = {
+            let guest = body(&mut store);
+            let killed = async {
+                match &kill {
+                    Some(kill) => kill.killed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                result = guest => result,
+                () = killed => Err(wasmtime::Error::new(Interruption::Killed)),
+                () = tokio::time::sleep_until(deadline.into()) => Err(wasmtime::Error::new(Interruption::Timeout)),
+            }
+        };
+
+        let fuel_consumed = metering.then(|| fuel_given - store.get_fuel().unwrap_or(0));
+        let limiter = &store.data().limiter;
+        let kill_reason = || kill.as_ref().map(KillSwitch::reason).unwrap_or_default();
+        let end = AttemptEnd {
+            refusal: limiter.refusal(),
+            fuel_budget: limits.fuel,
+            fuel_consumed,
+            timeout: limits.timeout,
+            kill_reason: &kill_reason,
+        };
+        Ended {
+            status: outcome::classify(result, &end),
+            fuel_consumed,
+            peak_memory_bytes: limiter.peak_memory(),
+        }
+    }
+}
+
+/// What `drive` learnt from the store.
+struct Ended {
+    status: ExitStatus,
+    fuel_consumed: Option<u64>,
+    peak_memory_bytes: u64,
+}
+
+/// The WASI context of an attempt: its argv, env, stdio, scratch directory and grants, and
+/// nothing else (no inherited environment, no network).
+fn wasi_builder(
+    spec: &AttemptSpec,
+    scratch: &Scratch,
+    stdout: &CapturedStream,
+    stderr: &CapturedStream,
+) -> Result<WasiCtxBuilder, Outcome> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&spec.args)
+        .envs(&spec.env)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if let Some(stdin) = &spec.stdin {
+        builder.stdin(MemoryInputPipe::new(stdin.clone()));
+    }
+    builder
+        .preopened_dir(&scratch.path, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+        .map_err(|e| {
+            Outcome::not_started(
+                FailureKind::HostError,
+                format!("could not open the scratch directory: {e:#}"),
+            )
+        })?;
+    for grant in &spec.grants {
+        let perms = match grant.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        builder
+            .preopened_dir(&grant.host_path, &grant.guest_path, perms)
+            .map_err(|e| {
+                Outcome::not_started(
+                    FailureKind::InvalidSpec,
+                    format!(
+                        "directory grant {} -> {}: cannot open the host directory: {e:#}",
+                        grant.host_path.display(),
+                        grant.guest_path
+                    ),
+                )
+            })?;
+    }
+    Ok(builder)
+}
+
+/// An attempt's private scratch directory, removed when dropped unless kept by config.
+struct Scratch {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        // Most guests leave it empty, and removing an empty directory is one quick call; a
+        // full one may take long, so it goes to the blocking pool.
+        if std::fs::remove_dir(&self.path).is_ok() {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        let remove = move || {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), "could not remove scratch directory: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}

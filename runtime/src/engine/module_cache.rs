@@ -1,0 +1,400 @@
+//! Modules by content: each is named by the sha256 of its bytes, compiled at most once per
+//! digest (off the async workers, a bounded number at a time), kept in memory as a ready-to-use
+//! `InstancePre`, and kept on disk as a compiled artifact so a restarted process does not
+//! compile it again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{OnceCell, Semaphore};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::error::LoadError;
+use super::wasi::{ComponentState, CoreState, Linkers};
+
+/// A module's identity: the sha256 of its bytes, shown as `sha256:<hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Parses `sha256:<64 hex digits>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex_digits = text.strip_prefix("sha256:")?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_digits, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// The 64 hex digits, without the `sha256:` prefix.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// Which kind of WASI program a module is, told from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModuleKind {
+    /// A core module with WASI preview-1 imports and a `_start` export (`wasm32-wasip1`).
+    Preview1,
+    /// A component exporting `wasi:cli/run` (`wasm32-wasip2`).
+    Preview2,
+}
+
+/// A module loaded and linked, ready to start attempts from. Cheap to clone.
+#[derive(Clone)]
+pub struct JobModule(pub(crate) Arc<Loaded>);
+
+pub(crate) struct Loaded {
+    pub(crate) digest: Digest,
+    pub(crate) pre: Pre,
+}
+
+pub(crate) enum Pre {
+    Core(wasmtime::InstancePre<CoreState>),
+    Component(CommandPre<ComponentState>),
+}
+
+impl JobModule {
+    /// The digest of the module's bytes.
+    pub fn digest(&self) -> Digest {
+        self.0.digest
+    }
+
+    /// Whether it is a preview-1 module or a preview-2 component.
+    pub fn kind(&self) -> ModuleKind {
+        match self.0.pre {
+            Pre::Core(_) => ModuleKind::Preview1,
+            Pre::Component(_) => ModuleKind::Preview2,
+        }
+    }
+}
+
+impl std::fmt::Debug for JobModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobModule")
+            .field("digest", &self.digest())
+            .field("kind", &self.kind())
+            .finish()
+    }
+}
+
+/// How often the cache compiled, read from disk, or reused what it had.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Modules compiled from their bytes.
+    pub compiled: u64,
+    /// Modules read back from a compiled artifact on disk.
+    pub loaded_from_disk: u64,
+    /// Loads answered from memory.
+    pub reused: u64,
+}
+
+pub(crate) struct ModuleCache {
+    engine: Engine,
+    linkers: Arc<Linkers>,
+    artifact_dir: PathBuf,
+    /// Ties artifacts to this engine's settings and wasmtime version: an artifact made by
+    /// another is never loaded (and would be refused by wasmtime anyway).
+    compatibility: String,
+    /// One cell per digest, so concurrent loads of one module compile it once.
+    modules: Mutex<HashMap<Digest, Arc<OnceCell<JobModule>>>>,
+    compile_slots: Arc<Semaphore>,
+    compiled: Arc<AtomicU64>,
+    loaded_from_disk: Arc<AtomicU64>,
+    reused: AtomicU64,
+}
+
+impl ModuleCache {
+    pub(crate) fn new(
+        engine: Engine,
+        linkers: Arc<Linkers>,
+        artifact_dir: PathBuf,
+        max_concurrent_compiles: usize,
+    ) -> Self {
+        let compatibility = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            format!("{:016x}", hasher.finish())
+        };
+        Self {
+            engine,
+            linkers,
+            artifact_dir,
+            compatibility,
+            modules: Mutex::new(HashMap::new()),
+            compile_slots: Arc::new(Semaphore::new(max_concurrent_compiles)),
+            compiled: Arc::default(),
+            loaded_from_disk: Arc::default(),
+            reused: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded_from_disk: self.loaded_from_disk.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) async fn load(&self, bytes: Arc<[u8]>) -> Result<JobModule, LoadError> {
+        let digest = Digest::of(&bytes);
+        let cell = self
+            .modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest)
+            .or_default()
+            .clone();
+        if let Some(module) = cell.get() {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(module.clone());
+        }
+        cell.get_or_try_init(|| self.load_uncached(digest, bytes))
+            .await
+            .cloned()
+    }
+
+    async fn load_uncached(
+        &self,
+        digest: Digest,
+        bytes: Arc<[u8]>,
+    ) -> Result<JobModule, LoadError> {
+        let kind = detect_kind(digest, &bytes)?;
+        let _slot = self
+            .compile_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the compile semaphore is never closed");
+        let job = Artifact {
+            engine: self.engine.clone(),
+            linkers: self.linkers.clone(),
+            path: self
+                .artifact_dir
+                .join(format!("{}-{}.cwasm", digest.hex(), self.compatibility)),
+            digest,
+            kind,
+            compiled: self.compiled.clone(),
+            loaded_from_disk: self.loaded_from_disk.clone(),
+        };
+        // Cranelift and file I/O block; they run on tokio's blocking pool.
+        tokio::task::spawn_blocking(move || job.load(&bytes))
+            .await
+            .map_err(|e| LoadError::Internal {
+                digest,
+                reason: e.to_string(),
+            })?
+    }
+}
+
+/// Tells a core module from a component by the version field of the header.
+fn detect_kind(digest: Digest, bytes: &[u8]) -> Result<ModuleKind, LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT: [u8; 4] = [0x0d, 0, 1, 0];
+    match (bytes.get(..4), bytes.get(4..8)) {
+        (Some(MAGIC), Some(v)) if v == CORE => Ok(ModuleKind::Preview1),
+        (Some(MAGIC), Some(v)) if v == COMPONENT => Ok(ModuleKind::Preview2),
+        (Some(MAGIC), Some(v)) => Err(LoadError::NotWasm {
+            digest,
+            found: format!("the wasm magic with an unknown version {v:02x?}"),
+        }),
+        _ => Err(LoadError::NotWasm {
+            digest,
+            found: format!(
+                "{} bytes starting {:02x?}",
+                bytes.len(),
+                &bytes[..bytes.len().min(8)]
+            ),
+        }),
+    }
+}
+
+/// One module's trip from bytes (or disk) to a linked `InstancePre`, on a blocking thread.
+struct Artifact {
+    engine: Engine,
+    linkers: Arc<Linkers>,
+    path: PathBuf,
+    digest: Digest,
+    kind: ModuleKind,
+    compiled: Arc<AtomicU64>,
+    loaded_from_disk: Arc<AtomicU64>,
+}
+
+impl Artifact {
+    fn load(self, bytes: &[u8]) -> Result<JobModule, LoadError> {
+        let pre = match self.kind {
+            ModuleKind::Preview1 => {
+                let module = self.obtain(
+                    bytes,
+                    |engine, path| unsafe { wasmtime::Module::deserialize_file(engine, path) },
+                    |engine, bytes| wasmtime::Module::new(engine, bytes),
+                    wasmtime::Module::serialize,
+                )?;
+                self.link_core(&module)?
+            }
+            ModuleKind::Preview2 => {
+                let component = self.obtain(
+                    bytes,
+                    |engine, path| unsafe { Component::deserialize_file(engine, path) },
+                    |engine, bytes| Component::new(engine, bytes),
+                    Component::serialize,
+                )?;
+                self.link_component(&component)?
+            }
+        };
+        Ok(JobModule(Arc::new(Loaded {
+            digest: self.digest,
+            pre,
+        })))
+    }
+
+    /// The compiled module: from its artifact if there is a good one, else compiled and saved.
+    fn obtain<M>(
+        &self,
+        bytes: &[u8],
+        deserialize: impl Fn(&Engine, &Path) -> wasmtime::Result<M>,
+        compile: impl Fn(&Engine, &[u8]) -> wasmtime::Result<M>,
+        serialize: impl Fn(&M) -> wasmtime::Result<Vec<u8>>,
+    ) -> Result<M, LoadError> {
+        if self.path.exists() {
+            // Safety: artifacts are only ever written by `save` below, into the executor's
+            // own data directory, and named by this engine's compatibility hash; wasmtime
+            // also checks the header and refuses an incompatible one.
+            match deserialize(&self.engine, &self.path) {
+                Ok(module) => {
+                    self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
+                    return Ok(module);
+                }
+                Err(e) => tracing::warn!(
+                    artifact = %self.path.display(),
+                    "compiled artifact unusable, compiling again: {e:#}"
+                ),
+            }
+        }
+        let module = compile(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+            digest: self.digest,
+            reason: format!("{e:#}"),
+        })?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        match serialize(&module) {
+            Ok(artifact) => self.save(&artifact),
+            Err(e) => tracing::warn!(digest = %self.digest, "could not serialize module: {e:#}"),
+        }
+        Ok(module)
+    }
+
+    /// Writes the artifact whole or not at all (temp file, then rename), so a crash never
+    /// leaves a half-written one to be loaded later. Failing to save only costs a recompile.
+    fn save(&self, artifact: &[u8]) {
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let result =
+            std::fs::write(&tmp, artifact).and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(artifact = %self.path.display(), "could not save compiled module: {e}");
+        }
+    }
+
+    fn link_core(&self, module: &wasmtime::Module) -> Result<Pre, LoadError> {
+        match module.get_export("_start") {
+            Some(wasmtime::ExternType::Func(ty))
+                if ty.params().len() == 0 && ty.results().len() == 0 => {}
+            _ => {
+                return Err(LoadError::NotCommand {
+                    digest: self.digest,
+                    reason: "it exports no `_start` function taking and returning nothing \
+                             (was it built as a library or reactor?)"
+                        .into(),
+                });
+            }
+        }
+        let pre = self
+            .linkers
+            .core
+            .instantiate_pre(module)
+            .map_err(|e| LoadError::Link {
+                digest: self.digest,
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Pre::Core(pre))
+    }
+
+    fn link_component(&self, component: &Component) -> Result<Pre, LoadError> {
+        let pre = self
+            .linkers
+            .component
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Link {
+                digest: self.digest,
+                reason: format!("{e:#}"),
+            })?;
+        let command = CommandPre::new(pre).map_err(|e| LoadError::NotCommand {
+            digest: self.digest,
+            reason: format!("it does not export `wasi:cli/run`: {e:#}"),
+        })?;
+        Ok(Pre::Component(command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_print_and_parse_as_sha256_hex() {
+        let digest = Digest::of(b"abc");
+        let text = digest.to_string();
+        assert_eq!(
+            text,
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Digest::parse(&text), Some(digest));
+        assert_eq!(Digest::parse("sha256:xyz"), None);
+        assert_eq!(Digest::parse(&digest.hex()), None);
+    }
+
+    #[test]
+    fn kinds_are_told_apart_by_the_header() {
+        let d = Digest::of(b"");
+        assert_eq!(
+            detect_kind(d, b"\0asm\x01\0\0\0").unwrap(),
+            ModuleKind::Preview1
+        );
+        assert_eq!(
+            detect_kind(d, b"\0asm\x0d\0\x01\0").unwrap(),
+            ModuleKind::Preview2
+        );
+        let error = detect_kind(d, b"#!/bin/sh\n").unwrap_err().to_string();
+        assert!(error.contains("is not WebAssembly"), "{error}");
+        assert!(error.contains("23, 21, 2f"), "{error}");
+        let error = detect_kind(d, b"\0asm\x02\0\0\0").unwrap_err().to_string();
+        assert!(error.contains("unknown version"), "{error}");
+    }
+}

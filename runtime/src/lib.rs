@@ -1,0 +1,60 @@
+//! wasmbatch's runtime: everything that works without HTTP.
+//!
+//! # Layout
+//! - [`engine`]: runs one attempt of a WASI program (preview-1 module or preview-2 component)
+//!   in a pooled, pre-compiled wasmtime instance under a memory cap, a fuel budget, a wall-clock
+//!   deadline and a kill switch, and reports its [`Outcome`].
+//!
+//! # Embedding
+//! Build an [`Executor`] from an [`ExecutorConfig`], [`load`](Executor::load) a module, and
+//! [`run`](Executor::run) an [`AttemptSpec`]:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use wasmbatch_runtime::{AttemptSpec, ExitStatus, Executor, ExecutorConfig, Limits};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data_dir = tempfile::tempdir()?;
+//! let executor = Executor::new(ExecutorConfig::new(data_dir.path()))?;
+//!
+//! // Any WASI command works; this one, in text form, writes a line and exits with 3.
+//! let module = executor.load(wat::parse_str(r#"
+//!     (module
+//!       (import "wasi_snapshot_preview1" "fd_write"
+//!         (func $fd_write (param i32 i32 i32 i32) (result i32)))
+//!       (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+//!       (memory (export "memory") 1)
+//!       (data (i32.const 16) "hello\n")
+//!       (func (export "_start")
+//!         (i32.store (i32.const 0) (i32.const 16))
+//!         (i32.store (i32.const 4) (i32.const 6))
+//!         (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+//!         (call $exit (i32.const 3))))
+//! "#)?).await?;
+//!
+//! let lines = Arc::new(Mutex::new(Vec::new()));
+//! let seen = lines.clone();
+//! let outcome = executor
+//!     .run(&module, AttemptSpec {
+//!         args: vec!["demo.wasm".into()],
+//!         limits: Limits { memory_bytes: 16 << 20, fuel: Some(1_000_000), ..Limits::default() },
+//!         output: Arc::new(move |_stream, line: &str| seen.lock().unwrap().push(line.to_owned())),
+//!         ..AttemptSpec::default()
+//!     })
+//!     .await;
+//!
+//! assert_eq!(outcome.status, ExitStatus::Exited(3));
+//! assert_eq!(*lines.lock().unwrap(), ["hello"]);
+//! assert!(outcome.fuel_consumed.unwrap() > 0);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod engine;
+
+pub use engine::{
+    Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
+    ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,
+    ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
+};

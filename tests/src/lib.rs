@@ -1,7 +1,12 @@
 //! Shared pieces of wasmbatch's end-to-end tests and benchmarks.
 //!
 //! The tests themselves live in `tests/` (one file per concern); this library only exposes the
-//! guest examples that `build.rs` compiles from `../guest-examples`.
+//! guest examples that `build.rs` compiles from `../guest-examples`, and a sink that collects
+//! a guest's output.
+
+use std::sync::{Arc, Mutex};
+
+use wasmbatch_runtime::{OutputSink, StreamKind};
 
 /// Paths of the guest examples, built for each target by `build.rs`.
 pub mod guests {
@@ -11,4 +16,62 @@ pub mod guests {
     pub fn bytes(path: &str) -> Vec<u8> {
         std::fs::read(path).unwrap_or_else(|e| panic!("reading guest {path}: {e}"))
     }
+}
+
+/// An [`OutputSink`] that keeps every line, in the order they arrived.
+#[derive(Clone, Default)]
+pub struct CollectedOutput(Arc<Mutex<Vec<(StreamKind, String)>>>);
+
+impl CollectedOutput {
+    /// A new, empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The sink to put in an `AttemptSpec`.
+    pub fn sink(&self) -> Arc<dyn OutputSink> {
+        Arc::new(self.clone())
+    }
+
+    /// Every line so far, with its stream.
+    pub fn lines(&self) -> Vec<(StreamKind, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The lines of one stream so far.
+    pub fn of(&self, stream: StreamKind) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, l)| l)
+            .collect()
+    }
+
+    /// Stdout so far, one string per line.
+    pub fn stdout(&self) -> Vec<String> {
+        self.of(StreamKind::Stdout)
+    }
+}
+
+impl OutputSink for CollectedOutput {
+    fn line(&self, stream: StreamKind, line: &str) {
+        self.0.lock().unwrap().push((stream, line.to_owned()));
+    }
+}
+
+/// An executor over a fresh temporary data directory, with `adjust` applied to the defaults.
+/// Keep the returned directory alive as long as the executor.
+pub fn executor_with(
+    adjust: impl FnOnce(&mut wasmbatch_runtime::ExecutorConfig),
+) -> (wasmbatch_runtime::Executor, tempfile::TempDir) {
+    let data_dir = tempfile::tempdir().expect("creating a temporary data dir");
+    let mut config = wasmbatch_runtime::ExecutorConfig::new(data_dir.path());
+    adjust(&mut config);
+    let executor = wasmbatch_runtime::Executor::new(config).expect("building the executor");
+    (executor, data_dir)
+}
+
+/// An executor with the default configuration over a fresh temporary data directory.
+pub fn executor() -> (wasmbatch_runtime::Executor, tempfile::TempDir) {
+    executor_with(|_| {})
 }

@@ -68,10 +68,14 @@ async fn the_escape_guest_reaches_nothing_outside_its_grants() {
 #[tokio::test]
 async fn scratch_is_private_read_write_and_removed_afterwards() {
     let (executor, data_dir) = executor();
-    for path in [guests::wasip1::SCRATCH_IO, guests::wasip2::SCRATCH_IO] {
+    for path in [
+        guests::wasip1::SCRATCH_IO,
+        guests::wasip2::SCRATCH_IO,
+        guests::wasip1::SCRATCH_IO,
+    ] {
         let output = CollectedOutput::new();
         let spec = AttemptSpec {
-            args: vec!["scratch-io".into()],
+            args: vec!["scratch-io".into(), "/scratch".into()],
             stdin: Some(b"hello scratch".to_vec()),
             output: output.sink(),
             ..AttemptSpec::default()
@@ -83,8 +87,18 @@ async fn scratch_is_private_read_write_and_removed_afterwards() {
             "{path}: {:?}",
             output.lines()
         );
-        assert_eq!(output.stdout(), ["scratch says: HELLO SCRATCH"]);
+        // Each attempt finds its scratch dir empty: only the file it just wrote is there, none
+        // of what the attempt before it left.
+        assert_eq!(
+            output.stdout(),
+            [
+                "scratch says: HELLO SCRATCH",
+                "/scratch: output.txt",
+                "write /scratch/written-by-guest.txt: ok"
+            ]
+        );
     }
+    drop(executor);
     // Removal of a non-empty scratch dir happens on the blocking pool; give it a moment.
     let scratch_root = data_dir.path().join("scratch");
     for _ in 0..200 {

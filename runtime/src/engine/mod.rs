@@ -19,11 +19,10 @@ mod limits;
 mod module_cache;
 mod outcome;
 mod output;
+mod scratch;
 mod wasi;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -42,6 +41,7 @@ use limits::MemoryLimiter;
 use module_cache::{ModuleCache, Pre};
 use outcome::{AttemptEnd, Interruption};
 use output::CapturedStream;
+use scratch::{Scratch, ScratchDirs};
 use wasi::{AttemptState, Linkers, P2Wasi};
 
 /// Where the attempt's scratch directory appears in the guest.
@@ -76,10 +76,7 @@ struct Inner {
     cache: ModuleCache,
     /// One permit per pool slot: an attempt waits here instead of failing when the pool is full.
     slots: Semaphore,
-    scratch_root: PathBuf,
-    /// Makes scratch directory names unique across processes sharing a data dir.
-    scratch_prefix: String,
-    scratch_seq: AtomicU64,
+    scratch: ScratchDirs,
 }
 
 impl Executor {
@@ -105,18 +102,18 @@ impl Executor {
             artifact_dir,
             config.max_concurrent_compiles,
         );
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let scratch = ScratchDirs::new(
+            scratch_root,
+            config.keep_scratch,
+            config.max_concurrent_attempts as usize,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(config.max_concurrent_attempts as usize),
-                scratch_prefix: format!("{}-{}", std::process::id(), started.as_nanos()),
-                scratch_seq: AtomicU64::new(0),
                 engine,
                 config,
                 cache,
-                scratch_root,
+                scratch,
             }),
         })
     }
@@ -160,7 +157,7 @@ impl Executor {
             .await
             .expect("the slot semaphore is never closed");
         let started = Instant::now();
-        let scratch = match self.make_scratch() {
+        let scratch = match self.inner.scratch.take() {
             Ok(scratch) => scratch,
             Err(e) => {
                 return Outcome::not_started(
@@ -249,19 +246,6 @@ impl Executor {
         Ok(())
     }
 
-    fn make_scratch(&self) -> std::io::Result<Scratch> {
-        let seq = self.inner.scratch_seq.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .inner
-            .scratch_root
-            .join(format!("{}-{seq}", self.inner.scratch_prefix));
-        std::fs::create_dir(&path)?;
-        Ok(Scratch {
-            path,
-            keep: self.inner.config.keep_scratch,
-        })
-    }
-
     /// Runs `body` in a fresh store under the attempt's limits, and reads what it used.
     async fn drive<W: Send + 'static>(
         &self,
@@ -344,7 +328,7 @@ struct Ended {
 /// nothing else (no inherited environment, no network).
 fn wasi_builder(
     spec: &AttemptSpec,
-    scratch: &Scratch,
+    scratch: &Scratch<'_>,
     stdout: &CapturedStream,
     stderr: &CapturedStream,
 ) -> Result<WasiCtxBuilder, Outcome> {
@@ -361,7 +345,7 @@ fn wasi_builder(
         builder.stdin(MemoryInputPipe::new(stdin.clone()));
     }
     builder
-        .preopened_dir(&scratch.path, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+        .preopened_dir(scratch.path(), SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
         .map_err(|e| {
             Outcome::not_started(
                 FailureKind::HostError,
@@ -387,33 +371,4 @@ fn wasi_builder(
             })?;
     }
     Ok(builder)
-}
-
-/// An attempt's private scratch directory, removed when dropped unless kept by config.
-struct Scratch {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        // Most guests leave it empty, and removing an empty directory is one quick call; a
-        // full one may take long, so it goes to the blocking pool.
-        if std::fs::remove_dir(&self.path).is_ok() {
-            return;
-        }
-        let path = std::mem::take(&mut self.path);
-        let remove = move || {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), "could not remove scratch directory: {e}");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => drop(handle.spawn_blocking(remove)),
-            Err(_) => remove(),
-        }
-    }
 }

@@ -202,7 +202,7 @@ fn memory_reason(refusal: Refusal) -> String {
 
 /// `512 MiB (536870912 bytes)`: exact, and readable when it is a whole number of MiB.
 pub(crate) fn bytes(n: u64) -> String {
-    if n > 0 && n % (1 << 20) == 0 {
+    if n > 0 && n.is_multiple_of(1 << 20) {
         format!("{} MiB ({n} bytes)", n >> 20)
     } else {
         format!("{n} bytes")

@@ -1,0 +1,38 @@
+//! The commands of the `wasmbatch` binary, one file each, and the enum that dispatches to them.
+
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Batch computing for untrusted WebAssembly: AWS Batch's model, wasmtime's sandbox.
+#[derive(Debug, clap::Parser)]
+#[command(name = "wasmbatch", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    Run(run::Run),
+}
+
+impl Cli {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Run(run) => run.execute().await,
+        }
+    }
+}
+
+/// The per-user data directory: `$XDG_DATA_HOME/wasmbatch`, else `~/.local/share/wasmbatch`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("wasmbatch");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/wasmbatch"),
+        None => std::env::temp_dir().join("wasmbatch"),
+    }
+}

@@ -1,0 +1,342 @@
+//! Prints how fast the executor starts and runs jobs, beside its baselines, measured in one run:
+//!
+//! - hello (wasip1): `Executor::run` from the warm pool; a bare wasmtime loop with the same
+//!   pooling engine (Engine + InstancePre + Store + `_start`, nothing else: the floor); the bare
+//!   loop with the on-demand allocator; compile per job (a naive embedder); spawning the natively
+//!   built hello as a process per job.
+//! - compute kernel (sha256 over generated data): native vs wasm with epochs only vs wasm with
+//!   fuel metering on.
+//! - kill latency: from `KillSwitch::kill` to the outcome of a spinning guest.
+//!
+//! Run with `cargo bench -p wasmbatch-tests --bench executor` (add `-- --quick` for a short run).
+//! Machines are shared and noisy: read the ratios, not the absolute times.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmbatch_runtime::{AttemptSpec, Executor, ExecutorConfig, ExitStatus, KillSwitch, Limits};
+use wasmbatch_tests::{CollectedOutput, guests};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::SinkOutputStream;
+
+struct Sample {
+    name: &'static str,
+    times: Vec<Duration>,
+}
+
+impl Sample {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+        sorted[index]
+    }
+    fn median(&self) -> Duration {
+        self.percentile(0.5)
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let micros = d.as_secs_f64() * 1e6;
+    if micros < 1000.0 {
+        format!("{micros:.1} µs")
+    } else {
+        format!("{:.2} ms", micros / 1000.0)
+    }
+}
+
+fn table(title: &str, samples: &[Sample], baselines: &[(&str, usize)]) {
+    println!("\n## {title}\n");
+    print!("| scenario | n | p50 | p99 | min | max |");
+    for (label, _) in baselines {
+        print!(" p50 vs {label} |");
+    }
+    println!();
+    println!(
+        "|---|---|---|---|---|---|{}",
+        "---|".repeat(baselines.len())
+    );
+    for s in samples {
+        print!(
+            "| {} | {} | {} | {} | {} | {} |",
+            s.name,
+            s.times.len(),
+            fmt(s.median()),
+            fmt(s.percentile(0.99)),
+            fmt(s.percentile(0.0)),
+            fmt(s.percentile(1.0))
+        );
+        for (_, index) in baselines {
+            let ratio = s.median().as_secs_f64() / samples[*index].median().as_secs_f64();
+            print!(" {ratio:.2}× |");
+        }
+        println!();
+    }
+}
+
+fn bare_engine(pooling: bool) -> Engine {
+    let mut config = wasmtime::Config::new();
+    if pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(16)
+            .total_memories(16)
+            .total_tables(16)
+            .total_stacks(16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).unwrap()
+}
+
+/// The floor: what it takes wasmtime itself to instantiate and run hello, with nothing around it.
+async fn bare_loop(engine: &Engine, module: &Module, n: usize) -> Vec<Duration> {
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx| ctx).unwrap();
+    let pre = linker.instantiate_pre(module).unwrap();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let wasi = WasiCtxBuilder::new()
+            .args(&["hello.wasm", "bench"])
+            .stdout(SinkOutputStream)
+            .build_p1();
+        let mut store = Store::new(engine, wasi);
+        let instance = pre.instantiate_async(&mut store).await.unwrap();
+        let main = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .unwrap();
+        main.call_async(&mut store, ()).await.unwrap();
+        // Tearing the instance down is part of every job's cost, as it is in `Executor::run`.
+        drop(store);
+        times.push(start.elapsed());
+    }
+    times
+}
+
+async fn compile_per_job(engine: &Engine, bytes: &[u8], n: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let module = Module::new(engine, bytes).unwrap();
+        times.extend(
+            bare_loop(engine, &module, 1)
+                .await
+                .into_iter()
+                .map(|_| start.elapsed()),
+        );
+    }
+    times
+}
+
+fn process_per_job(path: &str, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let out = std::process::Command::new(path)
+                .args(["bench"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            start.elapsed()
+        })
+        .collect()
+}
+
+async fn executor_runs(
+    executor: &Executor,
+    bytes: &[u8],
+    args: &[&str],
+    limits: Limits,
+    n: usize,
+) -> Vec<Duration> {
+    let module = executor.load(bytes.to_vec()).await.unwrap();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let spec = AttemptSpec {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            limits,
+            ..AttemptSpec::default()
+        };
+        let start = Instant::now();
+        let outcome = executor.run(&module, spec).await;
+        times.push(start.elapsed());
+        assert_eq!(outcome.status, ExitStatus::Exited(0));
+    }
+    times
+}
+
+async fn kill_latency(executor: &Executor, n: usize) -> Vec<Duration> {
+    let spin = executor
+        .load(guests::bytes(guests::wasip1::SPIN))
+        .await
+        .unwrap();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let kill = KillSwitch::new();
+        let output = CollectedOutput::new();
+        let spec = AttemptSpec {
+            kill: Some(kill.clone()),
+            output: output.sink(),
+            ..AttemptSpec::default()
+        };
+        let attempt = tokio::spawn({
+            let (executor, spin) = (executor.clone(), spin.clone());
+            async move { executor.run(&spin, spec).await }
+        });
+        while output.stdout().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let start = Instant::now();
+        kill.kill("bench");
+        let outcome = attempt.await.unwrap();
+        times.push(start.elapsed());
+        assert!(outcome.failure().is_some());
+    }
+    times
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = |full: usize, quick_n: usize| if quick { quick_n } else { full };
+    let hello = guests::bytes(guests::wasip1::HELLO);
+    let data_dir = tempfile::tempdir().unwrap();
+    let executor = Executor::new(ExecutorConfig::new(data_dir.path())).unwrap();
+    let no_fuel_dir = tempfile::tempdir().unwrap();
+    let mut no_fuel_config = ExecutorConfig::new(no_fuel_dir.path());
+    no_fuel_config.fuel_metering = false;
+    let no_fuel = Executor::new(no_fuel_config).unwrap();
+
+    // `--profile`: only the executor's hello loop, for `perf record`.
+    if std::env::args().any(|a| a == "--profile") {
+        let args = ["hello.wasm", "bench"];
+        executor_runs(&executor, &hello, &args, Limits::default(), 50_000).await;
+        return;
+    }
+    println!(
+        "# wasmbatch executor benchmark{}",
+        if quick { " (quick)" } else { "" }
+    );
+    println!(
+        "\nhello: {} bytes (wasip1); machine: {} cores; wasmtime 48",
+        hello.len(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let n = scale(5000, 500);
+    let pooled = bare_engine(true);
+    let pooled_module = Module::new(&pooled, &hello).unwrap();
+    let on_demand = bare_engine(false);
+    let on_demand_module = Module::new(&on_demand, &hello).unwrap();
+    // Warm up every path once so page faults and lazy init are not counted.
+    bare_loop(&pooled, &pooled_module, 200).await;
+    bare_loop(&on_demand, &on_demand_module, 200).await;
+    executor_runs(
+        &executor,
+        &hello,
+        &["hello.wasm", "bench"],
+        Limits::default(),
+        200,
+    )
+    .await;
+
+    // Interleave the two closest scenarios in rounds so that noise hits both alike.
+    let (mut exec, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        exec.extend(
+            executor_runs(
+                &executor,
+                &hello,
+                &["hello.wasm", "bench"],
+                Limits::default(),
+                n / 10,
+            )
+            .await,
+        );
+        floor.extend(bare_loop(&pooled, &pooled_module, n / 10).await);
+    }
+    let cold_start = [
+        Sample {
+            name: "Executor::run, warm pool (fuel + epochs + limits + scratch dir + capture)",
+            times: exec,
+        },
+        Sample {
+            name: "bare wasmtime loop, pooling allocator (floor)",
+            times: floor,
+        },
+        Sample {
+            name: "bare wasmtime loop, on-demand allocator",
+            times: bare_loop(&on_demand, &on_demand_module, n).await,
+        },
+        Sample {
+            name: "compile per job (naive embedder)",
+            times: compile_per_job(&on_demand, &hello, scale(20, 5)).await,
+        },
+        Sample {
+            name: "native hello, one process per job",
+            times: process_per_job(guests::native::HELLO, scale(500, 100)),
+        },
+    ];
+    table(
+        "Cold start: instantiate + run hello",
+        &cold_start,
+        &[("floor", 1), ("process", 4)],
+    );
+
+    let mib = if quick { "4" } else { "32" };
+    let kernel_n = scale(7, 3);
+    let args = ["sha256", mib];
+    let sha = guests::bytes(guests::wasip1::SHA256);
+    let unlimited = Limits {
+        fuel: None,
+        ..Limits::default()
+    };
+    executor_runs(&executor, &sha, &args, unlimited, 1).await;
+    executor_runs(&no_fuel, &sha, &args, unlimited, 1).await;
+    let (mut native, mut epochs, mut fuel) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..kernel_n {
+        native.extend(process_per_job_args(guests::native::SHA256, &args[1..]));
+        epochs.extend(executor_runs(&no_fuel, &sha, &args, unlimited, 1).await);
+        fuel.extend(executor_runs(&executor, &sha, &args, unlimited, 1).await);
+    }
+    let kernel = [
+        Sample {
+            name: "native (process)",
+            times: native,
+        },
+        Sample {
+            name: "wasm, epochs only",
+            times: epochs,
+        },
+        Sample {
+            name: "wasm, epochs + fuel metering",
+            times: fuel,
+        },
+    ];
+    table(
+        &format!("Compute kernel: sha256 over {mib} MiB"),
+        &kernel,
+        &[("native", 0), ("epochs only", 1)],
+    );
+
+    let kill = [Sample {
+        name: "kill a spinning guest (epoch tick 1 ms)",
+        times: kill_latency(&executor, scale(50, 10)).await,
+    }];
+    table("Kill latency: KillSwitch::kill → outcome", &kill, &[]);
+    let _ = Arc::new(());
+}
+
+fn process_per_job_args(path: &str, args: &[&str]) -> Vec<Duration> {
+    let start = Instant::now();
+    let out = std::process::Command::new(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    vec![start.elapsed()]
+}

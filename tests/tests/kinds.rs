@@ -47,9 +47,19 @@ async fn hello_sees_its_args_and_only_the_env_it_was_given() {
 #[tokio::test]
 async fn exit_codes_are_reported_for_modules_and_components() {
     let (executor, _dir) = executor();
-    for path in [guests::wasip1::EXIT_CODE, guests::wasip2::EXIT_CODE] {
+    for (path, codes) in [
+        (
+            guests::wasip1::EXIT_CODE,
+            &[0, 1, 3, 42, 125, 126, 200, 255, 256, -1][..],
+        ),
+        // A component's exit-with-code carries a u8.
+        (
+            guests::wasip2::EXIT_CODE,
+            &[0, 1, 3, 42, 125, 126, 200, 255][..],
+        ),
+    ] {
         let module = executor.load(guests::bytes(path)).await.unwrap();
-        for code in [0, 1, 3, 42, 125] {
+        for &code in codes {
             let output = CollectedOutput::new();
             let outcome = executor
                 .run(

@@ -173,7 +173,11 @@ pub(crate) fn classify(result: Result<(), wasmtime::Error>, end: &AttemptEnd<'_>
             "wasm trap: `unreachable` executed (the guest panicked or aborted)".into(),
         ),
         Some(trap) => failed(FailureKind::Trap, format!("wasm trap: {trap}")),
-        None => failed(FailureKind::HostError, format!("host error: {error:#}")),
+        // The root cause is the host's own message; the wasm backtrace around it is noise.
+        None => failed(
+            FailureKind::HostError,
+            format!("host error: {}", error.root_cause()),
+        ),
     }
 }
 

@@ -4,7 +4,7 @@
 use wasmtime::Engine;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::MemoryLimiter;
 
@@ -42,6 +42,15 @@ impl Linkers {
     pub(crate) fn new(engine: &Engine) -> wasmtime::Result<Self> {
         let mut core = wasmtime::Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut core, |state: &mut CoreState| &mut state.wasi)?;
+        // wasmtime-wasi traps on a status outside 0..126 (what a shell can report); a batch
+        // job's status is whatever the program chose, as a container's is.
+        core.allow_shadowing(true);
+        core.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |status: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(status))) },
+        )?;
+        core.allow_shadowing(false);
         let mut component = wasmtime::component::Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component)?;
         Ok(Self { core, component })

@@ -173,9 +173,18 @@ impl ModuleCache {
             self.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(module.clone());
         }
-        cell.get_or_try_init(|| self.load_uncached(digest, bytes))
+        let loaded = cell
+            .get_or_try_init(|| self.load_uncached(digest, bytes))
             .await
-            .cloned()
+            .cloned();
+        if loaded.is_err() {
+            // Keep no entry for bytes that do not load; a map of failures would only grow.
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            if modules.get(&digest).is_some_and(|c| c.get().is_none()) {
+                modules.remove(&digest);
+            }
+        }
+        loaded
     }
 
     async fn load_uncached(

@@ -4,6 +4,9 @@
 //! - [`engine`]: runs one attempt of a WASI program (preview-1 module or preview-2 component)
 //!   in a pooled, pre-compiled wasmtime instance under a memory cap, a fuel budget, a wall-clock
 //!   deadline and a kill switch, and reports its [`Outcome`].
+//! - [`model`]: the domain (compute environments, job queues, job definitions, jobs, attempts)
+//!   with AWS Batch's names, and the pure rules on it: retry decisions, `Ref::` parameters,
+//!   validation.
 //!
 //! # Embedding
 //! Build an [`Executor`] from an [`ExecutorConfig`], [`load`](Executor::load) a module, and
@@ -52,6 +55,7 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod model;
 
 pub use engine::{
     Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,

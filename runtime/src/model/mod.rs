@@ -1,0 +1,446 @@
+//! The domain: compute environments, job queues, job definitions, jobs and their attempts, with
+//! the member names and enums of AWS Batch's service model, so the same values serialize to the
+//! wire format the AWS clients expect. Fields that AWS accepts but wasmbatch does not use (EC2
+//! subnets, instance roles, …) are kept in `extra` and echoed back unchanged.
+//!
+//! The rules that are pure functions of these values live beside them: `retry` (what a failed
+//! attempt's evaluateOnExit decides), `params` (`Ref::name` substitution), `validate` (names and
+//! limits).
+
+pub mod params;
+pub mod retry;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Members we store and echo but do not interpret.
+pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// Milliseconds since the Unix epoch, as AWS Batch reports times.
+pub type EpochMillis = i64;
+
+/// Where jobs run: a share of this host's capacity (MANAGED), or of remote workers (UNMANAGED).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeEnvironment {
+    /// Unique name, `[A-Za-z0-9_-]{1,128}`.
+    pub compute_environment_name: String,
+    /// `arn:aws:batch:<region>:<account>:compute-environment/<name>`.
+    pub compute_environment_arn: String,
+    /// MANAGED or UNMANAGED.
+    #[serde(rename = "type")]
+    pub kind: ComputeEnvironmentType,
+    /// ENABLED environments take new jobs.
+    pub state: State,
+    /// Lifecycle status (VALID once created).
+    pub status: Status,
+    /// Why the status is what it is, if there is something to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Capacity, for MANAGED environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_resources: Option<ComputeResources>,
+    /// Memory capacity in MiB (our extension: AWS sizes memory by instance type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Accepted and echoed, not used (serviceRole, eksConfiguration, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// MANAGED or UNMANAGED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ComputeEnvironmentType {
+    /// A slice of this host, sized by `maxvCpus` and a memory capacity.
+    Managed,
+    /// Capacity provided elsewhere; jobs wait in RUNNABLE until remote workers exist.
+    Unmanaged,
+}
+
+/// ENABLED or DISABLED (for environments and queues alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Takes new work.
+    Enabled,
+    /// Finishes what it has and takes nothing new.
+    Disabled,
+}
+
+/// Lifecycle status of an environment or queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Being created.
+    Creating,
+    /// Being updated.
+    Updating,
+    /// Being deleted.
+    Deleting,
+    /// Deleted.
+    Deleted,
+    /// Ready.
+    Valid,
+    /// Misconfigured.
+    Invalid,
+}
+
+/// The capacity of a MANAGED environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeResources {
+    /// EC2, SPOT, FARGATE or FARGATE_SPOT: stored, all run on this host.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Minimum vCPUs (stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minv_cpus: Option<u32>,
+    /// Concurrent vCPU capacity on this host.
+    pub maxv_cpus: u32,
+    /// Desired vCPUs (stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desiredv_cpus: Option<u32>,
+    /// instanceTypes, subnets, securityGroupIds, instanceRole, …: stored and echoed.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where jobs wait, in priority order, for the environments it lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobQueue {
+    /// Unique name.
+    pub job_queue_name: String,
+    /// `arn:aws:batch:<region>:<account>:job-queue/<name>`.
+    pub job_queue_arn: String,
+    /// ENABLED queues dispatch; DISABLED ones keep their jobs waiting.
+    pub state: State,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Why the status is what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Higher is dispatched first.
+    pub priority: i32,
+    /// Up to 3 environments, tried in ascending `order`.
+    pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Accepted and echoed, not used (schedulingPolicyArn, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One environment of a queue and its place in the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeEnvironmentOrder {
+    /// Lower is tried first.
+    pub order: i32,
+    /// The environment's name or ARN.
+    pub compute_environment: String,
+}
+
+/// A registered revision of a job definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDefinition {
+    /// Name shared by all revisions.
+    pub job_definition_name: String,
+    /// `arn:aws:batch:<region>:<account>:job-definition/<name>:<revision>`.
+    pub job_definition_arn: String,
+    /// 1 for the first registration, then one more each time.
+    pub revision: u32,
+    /// ACTIVE, or INACTIVE once deregistered.
+    pub status: String,
+    /// `container` (multinode is refused).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Defaults for `Ref::name` placeholders in the command.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<RetryStrategy>,
+    /// What to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_properties: Option<ContainerProperties>,
+    /// Per-attempt timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<JobTimeout>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Whether jobs inherit the definition's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<bool>,
+    /// Accepted and echoed, not used (platformCapabilities, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What a job runs and with what resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerProperties {
+    /// The module: `name` (latest pushed) or `name@sha256:<hex>` (pinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The module's arguments after argv[0].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<KeyValuePair>,
+    /// VCPU, MEMORY (MiB) and FUEL (our extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_requirements: Vec<ResourceRequirement>,
+    /// Accepted and echoed, not used (jobRoleArn, volumes, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A name and a value (environment variables).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValuePair {
+    /// The name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// One resource a job needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRequirement {
+    /// VCPU, MEMORY, FUEL (ours) or GPU (refused).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A number, as a string.
+    pub value: String,
+}
+
+/// How often a job is tried and when not to retry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryStrategy {
+    /// Attempts in all, 1..10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Up to 5 conditions, checked in order; the first match decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluate_on_exit: Vec<EvaluateOnExit>,
+}
+
+/// A condition on a failed attempt and what to do when it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluateOnExit {
+    /// Glob on the attempt's statusReason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_status_reason: Option<String>,
+    /// Glob on the attempt's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_reason: Option<String>,
+    /// Glob on the exit code (digits, may end in `*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit_code: Option<String>,
+    /// RETRY or EXIT, any case.
+    pub action: String,
+}
+
+/// Per-attempt wall-clock limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTimeout {
+    /// Seconds from the attempt's start (we allow down to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_duration_seconds: Option<u32>,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Accepted, not yet evaluated.
+    Submitted,
+    /// Waiting for dependencies (or, for an array parent, for its children).
+    Pending,
+    /// Waiting for capacity.
+    Runnable,
+    /// Placed; its module is being loaded.
+    Starting,
+    /// Its attempt is running.
+    Running,
+    /// Exited 0.
+    Succeeded,
+    /// Failed, with no attempts left, or cancelled, or terminated.
+    Failed,
+}
+
+impl JobStatus {
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Submitted,
+        JobStatus::Pending,
+        JobStatus::Runnable,
+        JobStatus::Starting,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+    ];
+
+    /// SUCCEEDED or FAILED: nothing more will happen to the job.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+
+    /// The AWS spelling, e.g. `RUNNABLE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Submitted => "SUBMITTED",
+            JobStatus::Pending => "PENDING",
+            JobStatus::Runnable => "RUNNABLE",
+            JobStatus::Starting => "STARTING",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Succeeded => "SUCCEEDED",
+            JobStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A dependency of a job on another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDependency {
+    /// The job depended on; absent for a SEQUENTIAL array dependency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// N_TO_N or SEQUENTIAL, for arrays.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ArrayJobDependency>,
+}
+
+/// How children of an array depend on each other or on another array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ArrayJobDependency {
+    /// Child i waits for child i of the array named by `jobId`.
+    NToN,
+    /// Child i waits for child i-1 of its own array.
+    Sequential,
+}
+
+/// Array sizing on submit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayProperties {
+    /// Children, 2..10,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+}
+
+/// Overrides a job's submit may give over its definition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerOverrides {
+    /// Replaces the definition's command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Added to (and overriding) the definition's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<KeyValuePair>,
+    /// Replace the definition's requirements of the same type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_requirements: Vec<ResourceRequirement>,
+    /// Accepted and echoed, not used (instanceType, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One try at running a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// When it started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<EpochMillis>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<EpochMillis>,
+    /// The guest's exit code, if it exited by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The failure kind, if it did not (e.g. `OutOfFuel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why the attempt ended as it did, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// `<jobDefinitionName>/default/<id>` in log group `/aws/batch/job`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_use_aws_member_names_and_echo_what_they_do_not_use() {
+        let wire = serde_json::json!({
+            "jobDefinitionName": "render",
+            "jobDefinitionArn": "arn:aws:batch:us-east-1:000000000000:job-definition/render:2",
+            "revision": 2,
+            "status": "ACTIVE",
+            "type": "container",
+            "parameters": {"frame": "1"},
+            "retryStrategy": {"attempts": 3, "evaluateOnExit": [{"onExitCode": "1*", "action": "EXIT"}]},
+            "timeout": {"attemptDurationSeconds": 30},
+            "platformCapabilities": ["EC2"],
+            "containerProperties": {
+                "image": "render@sha256:00",
+                "command": ["Ref::frame"],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "FUEL", "value": "100"}],
+                "jobRoleArn": "arn:aws:iam::000000000000:role/render",
+                "volumes": [{"name": "v"}]
+            }
+        });
+        let definition: JobDefinition = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(definition.revision, 2);
+        assert_eq!(
+            definition.retry_strategy.as_ref().unwrap().evaluate_on_exit[0].action,
+            "EXIT"
+        );
+        let container = definition.container_properties.as_ref().unwrap();
+        assert_eq!(container.resource_requirements[1].kind, "FUEL");
+        assert!(container.extra.contains_key("jobRoleArn"));
+        assert_eq!(serde_json::to_value(&definition).unwrap(), wire);
+    }
+
+    #[test]
+    fn statuses_are_spelled_as_aws_does() {
+        for status in JobStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(serde_json::from_str::<JobStatus>(&json).unwrap(), status);
+        }
+        assert_eq!(
+            serde_json::to_string(&ArrayJobDependency::NToN).unwrap(),
+            "\"N_TO_N\""
+        );
+    }
+}

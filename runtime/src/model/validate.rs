@@ -1,0 +1,404 @@
+//! Checks on what users create and submit, each naming the field and the value that is wrong,
+//! with AWS Batch's limits (names, retries, timeouts, arrays, dependencies, resources).
+
+use super::{
+    ArrayProperties, EvaluateOnExit, JobDependency, JobTimeout, ResourceRequirement, RetryStrategy,
+};
+
+/// A field with a value that is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ValidationError {
+    /// The field, as the AWS model names it (e.g. `retryStrategy.attempts`).
+    pub field: String,
+    /// What is wrong, with the value.
+    pub problem: String,
+}
+
+fn invalid<T>(field: impl Into<String>, problem: impl Into<String>) -> Result<T, ValidationError> {
+    Err(ValidationError {
+        field: field.into(),
+        problem: problem.into(),
+    })
+}
+
+/// Most dependencies a job may have.
+pub const MAX_DEPENDENCIES: usize = 20;
+/// Largest array.
+pub const MAX_ARRAY_SIZE: u32 = 10_000;
+
+/// Names of environments, queues, definitions and jobs: `[A-Za-z0-9_-]{1,128}`.
+pub fn name(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.is_empty() || value.len() > 128 {
+        return invalid(
+            field,
+            format!("must be 1 to 128 characters, got {}", value.chars().count()),
+        );
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return invalid(
+            field,
+            format!("{value:?} contains {bad:?}; only letters, digits, '-' and '_' are allowed"),
+        );
+    }
+    Ok(())
+}
+
+/// `attempts` 1..10, at most 5 `evaluateOnExit` entries (which need `attempts`), valid patterns.
+pub fn retry_strategy(strategy: &RetryStrategy) -> Result<(), ValidationError> {
+    if let Some(attempts) = strategy.attempts
+        && !(1..=10).contains(&attempts)
+    {
+        return invalid(
+            "retryStrategy.attempts",
+            format!("must be between 1 and 10, got {attempts}"),
+        );
+    }
+    if strategy.evaluate_on_exit.len() > 5 {
+        return invalid(
+            "retryStrategy.evaluateOnExit",
+            format!("at most 5 entries, got {}", strategy.evaluate_on_exit.len()),
+        );
+    }
+    if !strategy.evaluate_on_exit.is_empty() && strategy.attempts.is_none() {
+        return invalid(
+            "retryStrategy.attempts",
+            "is required when evaluateOnExit is given",
+        );
+    }
+    for (i, entry) in strategy.evaluate_on_exit.iter().enumerate() {
+        evaluate_on_exit(i, entry)?;
+    }
+    Ok(())
+}
+
+fn evaluate_on_exit(i: usize, entry: &EvaluateOnExit) -> Result<(), ValidationError> {
+    let at = |member: &str| format!("retryStrategy.evaluateOnExit[{i}].{member}");
+    if !entry.action.eq_ignore_ascii_case("RETRY") && !entry.action.eq_ignore_ascii_case("EXIT") {
+        return invalid(
+            at("action"),
+            format!("must be RETRY or EXIT, got {:?}", entry.action),
+        );
+    }
+    if let Some(code) = &entry.on_exit_code {
+        let digits = code.strip_suffix('*').unwrap_or(code);
+        if code.len() > 512
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || (digits.is_empty() && code != "*")
+        {
+            return invalid(
+                at("onExitCode"),
+                format!("must be digits, optionally ending in '*', got {code:?}"),
+            );
+        }
+    }
+    for (member, pattern) in [
+        ("onReason", &entry.on_reason),
+        ("onStatusReason", &entry.on_status_reason),
+    ] {
+        if let Some(pattern) = pattern {
+            let body = pattern.strip_suffix('*').unwrap_or(pattern);
+            let allowed =
+                |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | ' ' | '\t');
+            if pattern.len() > 512 || !body.chars().all(allowed) {
+                return invalid(
+                    at(member),
+                    format!(
+                        "up to 512 letters, digits, '.', ':' and spaces, optionally ending in '*'; got {pattern:?}"
+                    ),
+                );
+            }
+        }
+    }
+    if entry.on_exit_code.is_none() && entry.on_reason.is_none() && entry.on_status_reason.is_none()
+    {
+        return invalid(
+            at("onExitCode"),
+            "an entry needs at least one of onExitCode, onReason, onStatusReason",
+        );
+    }
+    Ok(())
+}
+
+/// `attemptDurationSeconds` of at least 1 (AWS asks for 60; we allow shorter).
+pub fn timeout(timeout: &JobTimeout) -> Result<(), ValidationError> {
+    match timeout.attempt_duration_seconds {
+        Some(0) => invalid(
+            "timeout.attemptDurationSeconds",
+            "must be at least 1, got 0",
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Array size 2..10,000.
+pub fn array_properties(array: &ArrayProperties) -> Result<(), ValidationError> {
+    match array.size {
+        Some(size) if !(2..=MAX_ARRAY_SIZE).contains(&size) => invalid(
+            "arrayProperties.size",
+            format!("must be between 2 and {MAX_ARRAY_SIZE}, got {size}"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// At most 20 dependencies, each with a job id unless it is a SEQUENTIAL array dependency.
+pub fn depends_on(dependencies: &[JobDependency]) -> Result<(), ValidationError> {
+    if dependencies.len() > MAX_DEPENDENCIES {
+        return invalid("dependsOn", "Job cannot have more than 20 dependencies");
+    }
+    for (i, dependency) in dependencies.iter().enumerate() {
+        if dependency.job_id.is_none()
+            && dependency.kind != Some(super::ArrayJobDependency::Sequential)
+        {
+            return invalid(
+                format!("dependsOn[{i}].jobId"),
+                "is required unless type is SEQUENTIAL",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a job's resource requirements ask for, once checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Resources {
+    /// vCPUs (may be fractional, as on Fargate).
+    pub vcpus: Option<f64>,
+    /// Memory in MiB.
+    pub memory_mib: Option<u64>,
+    /// Fuel budget (our extension).
+    pub fuel: Option<u64>,
+}
+
+/// Reads VCPU, MEMORY and FUEL; refuses GPU, unknown types, bad numbers and repeats.
+pub fn resources(
+    field: &str,
+    requirements: &[ResourceRequirement],
+) -> Result<Resources, ValidationError> {
+    let mut resources = Resources::default();
+    for (i, requirement) in requirements.iter().enumerate() {
+        let at = format!("{field}[{i}].value");
+        let value = requirement.value.trim();
+        let repeated = || {
+            invalid(
+                format!("{field}[{i}].type"),
+                format!("{} is given twice", requirement.kind),
+            )
+        };
+        match requirement.kind.as_str() {
+            "VCPU" => {
+                let vcpus: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                    .map_or_else(
+                        || {
+                            invalid(
+                                &at,
+                                format!("VCPU must be a positive number, got {value:?}"),
+                            )
+                        },
+                        Ok,
+                    )?;
+                if resources.vcpus.replace(vcpus).is_some() {
+                    return repeated();
+                }
+            }
+            "MEMORY" => {
+                let mib: u64 = value.parse().ok().filter(|m| *m > 0).map_or_else(
+                    || {
+                        invalid(
+                            &at,
+                            format!("MEMORY must be a positive whole number of MiB, got {value:?}"),
+                        )
+                    },
+                    Ok,
+                )?;
+                if resources.memory_mib.replace(mib).is_some() {
+                    return repeated();
+                }
+            }
+            "FUEL" => {
+                let fuel: u64 = value.parse().ok().filter(|f| *f > 0).map_or_else(
+                    || {
+                        invalid(
+                            &at,
+                            format!("FUEL must be a positive whole number, got {value:?}"),
+                        )
+                    },
+                    Ok,
+                )?;
+                if resources.fuel.replace(fuel).is_some() {
+                    return repeated();
+                }
+            }
+            "GPU" => {
+                return invalid(
+                    format!("{field}[{i}].type"),
+                    "GPU is not available to WebAssembly jobs",
+                );
+            }
+            other => {
+                return invalid(
+                    format!("{field}[{i}].type"),
+                    format!("must be VCPU, MEMORY or FUEL, got {other:?}"),
+                );
+            }
+        }
+    }
+    Ok(resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_allow_letters_digits_dash_underscore_up_to_128() {
+        assert!(name("jobName", "nightly-ETL_2").is_ok());
+        let error = name("jobName", "has space").unwrap_err();
+        assert_eq!(error.field, "jobName");
+        assert!(error.problem.contains("' '"), "{error}");
+        assert!(name("jobQueue", "").is_err());
+        assert!(name("jobQueue", &"a".repeat(129)).is_err());
+        assert!(name("jobQueue", &"a".repeat(128)).is_ok());
+        assert!(name("jobQueue", "ünïcode").is_err());
+    }
+
+    #[test]
+    fn retry_strategies_follow_aws_limits() {
+        let ok = RetryStrategy {
+            attempts: Some(3),
+            evaluate_on_exit: vec![],
+        };
+        assert!(retry_strategy(&ok).is_ok());
+        let error = retry_strategy(&RetryStrategy {
+            attempts: Some(11),
+            ..ok.clone()
+        })
+        .unwrap_err();
+        assert_eq!(error.field, "retryStrategy.attempts");
+        assert!(error.problem.contains("11"));
+        let entry = |code: &str| EvaluateOnExit {
+            on_exit_code: Some(code.into()),
+            on_reason: None,
+            on_status_reason: None,
+            action: "retry".into(),
+        };
+        let six = RetryStrategy {
+            attempts: Some(2),
+            evaluate_on_exit: vec![entry("1"); 6],
+        };
+        assert_eq!(
+            retry_strategy(&six).unwrap_err().field,
+            "retryStrategy.evaluateOnExit"
+        );
+        let no_attempts = RetryStrategy {
+            attempts: None,
+            evaluate_on_exit: vec![entry("1")],
+        };
+        assert_eq!(
+            retry_strategy(&no_attempts).unwrap_err().field,
+            "retryStrategy.attempts"
+        );
+        let bad_code = RetryStrategy {
+            attempts: Some(2),
+            evaluate_on_exit: vec![entry("1x")],
+        };
+        assert_eq!(
+            retry_strategy(&bad_code).unwrap_err().field,
+            "retryStrategy.evaluateOnExit[0].onExitCode"
+        );
+        let bad_action = RetryStrategy {
+            attempts: Some(2),
+            evaluate_on_exit: vec![EvaluateOnExit {
+                action: "MAYBE".into(),
+                ..entry("1")
+            }],
+        };
+        assert!(
+            retry_strategy(&bad_action)
+                .unwrap_err()
+                .problem
+                .contains("MAYBE")
+        );
+    }
+
+    #[test]
+    fn arrays_dependencies_and_timeouts_have_bounds() {
+        assert!(array_properties(&ArrayProperties { size: Some(2) }).is_ok());
+        assert!(
+            array_properties(&ArrayProperties { size: Some(10_001) })
+                .unwrap_err()
+                .problem
+                .contains("10001")
+        );
+        assert!(array_properties(&ArrayProperties { size: Some(1) }).is_err());
+        let dep = JobDependency {
+            job_id: Some("x".into()),
+            kind: None,
+        };
+        assert!(depends_on(&vec![dep.clone(); 20]).is_ok());
+        assert_eq!(
+            depends_on(&vec![dep; 21]).unwrap_err().problem,
+            "Job cannot have more than 20 dependencies"
+        );
+        assert!(
+            timeout(&JobTimeout {
+                attempt_duration_seconds: Some(0)
+            })
+            .is_err()
+        );
+        assert!(
+            timeout(&JobTimeout {
+                attempt_duration_seconds: Some(1)
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn resources_read_vcpu_memory_fuel_and_refuse_the_rest() {
+        let req = |kind: &str, value: &str| ResourceRequirement {
+            kind: kind.into(),
+            value: value.into(),
+        };
+        let r = resources(
+            "resourceRequirements",
+            &[
+                req("VCPU", "0.5"),
+                req("MEMORY", "256"),
+                req("FUEL", "1000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Resources {
+                vcpus: Some(0.5),
+                memory_mib: Some(256),
+                fuel: Some(1000)
+            }
+        );
+        let error = resources("resourceRequirements", &[req("MEMORY", "lots")]).unwrap_err();
+        assert_eq!(error.field, "resourceRequirements[0].value");
+        assert!(
+            resources("resourceRequirements", &[req("GPU", "1")])
+                .unwrap_err()
+                .problem
+                .contains("GPU")
+        );
+        assert!(
+            resources(
+                "resourceRequirements",
+                &[req("VCPU", "1"), req("VCPU", "2")]
+            )
+            .is_err()
+        );
+        assert!(resources("resourceRequirements", &[req("DISK", "1")]).is_err());
+    }
+}

@@ -56,6 +56,7 @@
 
 pub mod engine;
 pub mod model;
+mod store;
 
 pub use engine::{
     Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,

@@ -1,0 +1,282 @@
+//! Durable state in redb: the table definitions, the single writer thread with group commit, and
+//! the start-up read of everything stored.
+//!
+//! Every write goes through one thread, which takes all writes waiting in its channel, applies
+//! them in one transaction and commits once, then answers each caller. So a thousand concurrent
+//! submits cost one fsync, not a thousand, and writes from one caller are applied in the order
+//! they were sent. Callers await [`Store::write`], which resolves only after the commit that
+//! includes their records.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+/// The tables. Keys are names or ids; values are JSON, so a record can be read by people and by
+/// later versions that add fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    ComputeEnvironments,
+    JobQueues,
+    /// Keyed `name:revision`.
+    JobDefinitions,
+    Jobs,
+    /// Module name → its pushes (digest, size, time).
+    Modules,
+}
+
+impl Table {
+    const ALL: [Table; 5] = [
+        Table::ComputeEnvironments,
+        Table::JobQueues,
+        Table::JobDefinitions,
+        Table::Jobs,
+        Table::Modules,
+    ];
+
+    fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::ComputeEnvironments => "compute_environments",
+            Table::JobQueues => "job_queues",
+            Table::JobDefinitions => "job_definitions",
+            Table::Jobs => "jobs",
+            Table::Modules => "modules",
+        })
+    }
+}
+
+/// One change to one table.
+#[derive(Debug, Clone)]
+pub(crate) enum Record {
+    Put {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
+}
+
+impl Record {
+    /// A put of `value` encoded as JSON.
+    pub(crate) fn put(table: Table, key: impl Into<String>, value: &impl serde::Serialize) -> Self {
+        Record::Put {
+            table,
+            key: key.into(),
+            value: serde_json::to_vec(value).expect("model types always encode"),
+        }
+    }
+}
+
+/// Why the store failed. Any of these is the service's fault, not the caller's.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or read.
+    #[error("cannot open the database {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// redb's message.
+        reason: String,
+    },
+    /// A transaction failed; nothing of it was written.
+    #[error("storage write failed: {0}")]
+    Write(String),
+    /// A stored record could not be read back.
+    #[error("storage read failed: {0}")]
+    Read(String),
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+struct WriteRequest {
+    records: Vec<Record>,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+/// Handle to the database and its writer thread. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: Arc<Database>,
+    writes: mpsc::Sender<WriteRequest>,
+}
+
+/// Most write requests folded into one transaction.
+const MAX_GROUP: usize = 8192;
+
+impl Store {
+    /// Opens (or creates) the database and starts the writer thread. Blocking: call it off the
+    /// async workers.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let db = Database::create(path).map_err(|e| open_error(&e))?;
+        // Create every table up front so readers never meet a missing one.
+        let txn = db.begin_write().map_err(|e| open_error(&e))?;
+        for table in Table::ALL {
+            txn.open_table(table.definition())
+                .map_err(|e| open_error(&e))?;
+        }
+        txn.commit().map_err(|e| open_error(&e))?;
+        let db = Arc::new(db);
+        let (writes, requests) = mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("wasmbatch-store".into())
+            .spawn(move || write_loop(&writer_db, &requests))
+            .map_err(|e| open_error(&e))?;
+        Ok(Self { db, writes })
+    }
+
+    /// Writes `records` in one transaction with whatever else is waiting, and resolves once it
+    /// is committed.
+    pub(crate) async fn write(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        self.writes
+            .send(WriteRequest {
+                records,
+                done: Some(done),
+            })
+            .map_err(|_| StoreError::Closed)?;
+        committed.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `records` behind every write sent before, without waiting for the commit. For
+    /// records whose loss in a crash is already accounted for by recovery.
+    pub(crate) fn write_behind(&self, records: Vec<Record>) {
+        let _ = self.writes.send(WriteRequest {
+            records,
+            done: None,
+        });
+    }
+
+    /// Every record of `table`, key and decoded value. Blocking.
+    pub(crate) fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
+        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
+        let mut out = Vec::new();
+        for entry in opened.iter().map_err(|e| read(&e))? {
+            let (key, value) = entry.map_err(|e| read(&e))?;
+            let decoded = serde_json::from_slice(value.value()).map_err(|e| {
+                StoreError::Read(format!("record {:?} in {table:?}: {e}", key.value()))
+            })?;
+            out.push((key.value().to_string(), decoded));
+        }
+        Ok(out)
+    }
+}
+
+fn write_loop(db: &Database, requests: &mpsc::Receiver<WriteRequest>) {
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(more) => group.push(more),
+                Err(_) => break,
+            }
+        }
+        let result = commit(db, &group).map_err(|e| {
+            tracing::error!("storage write of {} requests failed: {e}", group.len());
+            StoreError::Write(e.to_string())
+        });
+        for request in group {
+            if let Some(done) = request.done {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
+
+fn commit(db: &Database, group: &[WriteRequest]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut tables = Vec::with_capacity(Table::ALL.len());
+        for table in Table::ALL {
+            // Pushed in `Table::ALL` order, which is declaration order: `table as usize` finds it.
+            tables.push(txn.open_table(table.definition())?);
+        }
+        for record in group.iter().flat_map(|r| &r.records) {
+            match record {
+                Record::Put { table, key, value } => {
+                    tables[*table as usize].insert(key.as_str(), value.as_slice())?;
+                }
+                Record::Delete { table, key } => {
+                    tables[*table as usize].remove(key.as_str())?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_are_durable_and_grouped_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            let writes: Vec<_> = (0..500)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store
+                            .write(vec![Record::put(Table::Jobs, format!("job-{i:03}"), &i)])
+                            .await
+                    })
+                })
+                .collect();
+            for write in writes {
+                write.await.unwrap().unwrap();
+            }
+            store
+                .write(vec![Record::Delete {
+                    table: Table::Jobs,
+                    key: "job-007".into(),
+                }])
+                .await
+                .unwrap();
+        }
+        // The writer thread of the first handle may still hold the file; wait for it to go.
+        let store = loop {
+            match Store::open(&path) {
+                Ok(store) => break store,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        let jobs: Vec<(String, u32)> = store.load(Table::Jobs).unwrap();
+        assert_eq!(jobs.len(), 499);
+        assert_eq!(jobs[0], ("job-000".to_string(), 0));
+        assert!(!jobs.iter().any(|(k, _)| k == "job-007"));
+        assert!(store.load::<u32>(Table::JobQueues).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn later_writes_from_one_caller_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        store.write_behind(vec![Record::put(Table::Jobs, "a", &"RUNNING")]);
+        store
+            .write(vec![Record::put(Table::Jobs, "a", &"SUCCEEDED")])
+            .await
+            .unwrap();
+        let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
+        assert_eq!(jobs, [("a".to_string(), "SUCCEEDED".to_string())]);
+    }
+}

@@ -4,6 +4,11 @@
 //! - [`engine`]: runs one attempt of a WASI program (preview-1 module or preview-2 component)
 //!   in a pooled, pre-compiled wasmtime instance under a memory cap, a fuel budget, a wall-clock
 //!   deadline and a kill switch, and reports its [`Outcome`].
+//! - `batch`: [`Batch`], the control plane: environments, queues, definitions and jobs, kept in
+//!   memory and persisted before each change is acknowledged; recovery after a crash.
+//! - `scheduler`: places runnable jobs on environments' capacity and runs their attempts.
+//! - `store`: redb tables and the group-committing writer thread.
+//! - `modules`: the content-addressed module store (our ECR).
 //! - [`model`]: the domain (compute environments, job queues, job definitions, jobs, attempts)
 //!   with AWS Batch's names, and the pure rules on it: retry decisions, `Ref::` parameters,
 //!   validation.
@@ -54,12 +59,18 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 pub mod engine;
 pub mod model;
+mod modules;
+mod scheduler;
 mod store;
 
+pub use batch::{Batch, BatchConfig, BatchError, JobPage};
 pub use engine::{
     Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
     ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,
     ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
+pub use modules::ModuleInfo;
+pub use store::StoreError;

@@ -8,8 +8,14 @@
 //! limits).
 
 pub mod params;
+mod requests;
 pub mod retry;
 pub mod validate;
+
+pub use requests::{
+    CreateComputeEnvironment, CreateJobQueue, KeyValuesPair, ListJobs, RegisterJobDefinition,
+    SubmitJob, SubmittedJob, UpdateComputeEnvironment, UpdateJobQueue,
+};
 
 use std::collections::BTreeMap;
 
@@ -393,6 +399,95 @@ pub struct Attempt {
     /// `<jobDefinitionName>/default/<id>` in log group `/aws/batch/job`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_stream_name: Option<String>,
+}
+
+/// A submitted job: what it runs, where it is in its life, and its attempts so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// A UUID; array children are `<parentId>:<index>`.
+    pub job_id: String,
+    /// `arn:aws:batch:<region>:<account>:job/<jobId>`.
+    pub job_arn: String,
+    /// The name given on submit.
+    pub job_name: String,
+    /// The queue's ARN.
+    pub job_queue: String,
+    /// The ARN of the definition revision it was submitted with.
+    pub job_definition: String,
+    /// Where it is.
+    pub status: JobStatus,
+    /// Why it is there, when there is something to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// When it was submitted.
+    pub created_at: EpochMillis,
+    /// When its latest attempt started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<EpochMillis>,
+    /// When it reached SUCCEEDED or FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<EpochMillis>,
+    /// Finished attempts, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Jobs it waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<JobDependency>,
+    /// Size for an array parent, index for a child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_properties: Option<ArrayJob>,
+    /// `Ref::` values given on submit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Overrides given on submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_overrides: Option<ContainerOverrides>,
+    /// Retries in force (the submit's, else the definition's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<RetryStrategy>,
+    /// Timeout in force (the submit's, else the definition's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<JobTimeout>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Whether the definition's tags were propagated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<bool>,
+    /// Cancelled before it ran.
+    #[serde(default)]
+    pub is_cancelled: bool,
+    /// Submission order across the service: FIFO dispatch follows it (not an AWS member).
+    #[serde(default)]
+    pub sequence: u64,
+    /// Terminated while it ran, or cancelled through TerminateJob.
+    #[serde(default)]
+    pub is_terminated: bool,
+}
+
+/// Array information of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayJob {
+    /// The parent's number of children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// A child's index, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+}
+
+impl Job {
+    /// The id of the array parent, for a child.
+    pub fn array_parent(&self) -> Option<&str> {
+        self.array_properties?.index?;
+        self.job_id.rsplit_once(':').map(|(parent, _)| parent)
+    }
+
+    /// Whether this is an array parent.
+    pub fn is_array_parent(&self) -> bool {
+        self.array_properties.is_some_and(|a| a.size.is_some())
+    }
 }
 
 #[cfg(test)]

@@ -139,14 +139,25 @@ impl Store {
     /// Writes `records` in one transaction with whatever else is waiting, and resolves once it
     /// is committed.
     pub(crate) async fn write(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.send(records).await
+    }
+
+    /// Hands `records` to the writer now and returns a future for their commit. Sending while
+    /// holding the lock that guards the changed state keeps the store's order of writes the
+    /// same as the order of the changes.
+    pub(crate) fn send(
+        &self,
+        records: Vec<Record>,
+    ) -> impl Future<Output = Result<(), StoreError>> + use<> {
         let (done, committed) = oneshot::channel();
-        self.writes
-            .send(WriteRequest {
-                records,
-                done: Some(done),
-            })
-            .map_err(|_| StoreError::Closed)?;
-        committed.await.map_err(|_| StoreError::Closed)?
+        let sent = self.writes.send(WriteRequest {
+            records,
+            done: Some(done),
+        });
+        async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            committed.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// Queues `records` behind every write sent before, without waiting for the commit. For

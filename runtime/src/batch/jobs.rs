@@ -1,0 +1,596 @@
+//! Jobs: submit (arrays and dependencies included), describe, list with filters and pages,
+//! cancel and terminate.
+
+use std::collections::BTreeMap;
+
+use crate::model::validate::{self, Resources};
+use crate::model::{
+    ArrayJob, ArrayJobDependency, Job, JobDefinition, JobDependency, JobStatus, ListJobs,
+    SubmitJob, SubmittedJob,
+};
+use crate::store::{Record, Table};
+
+use super::resources::{check_environment, parse_revision};
+use super::state::State;
+use super::{Batch, BatchError, name_of, now};
+
+/// Most ids DescribeJobs takes.
+const MAX_DESCRIBE: usize = 100;
+
+/// One page of ListJobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// The jobs of this page.
+    pub jobs: Vec<Job>,
+    /// Pass back to get the next page; `None` on the last.
+    pub next_token: Option<String>,
+}
+
+impl Batch {
+    /// SubmitJob. Returns once the job (and, for an array, all its children) is committed.
+    pub async fn submit_job(&self, request: SubmitJob) -> Result<SubmittedJob, BatchError> {
+        validate::name("jobName", &request.job_name)?;
+        if let Some(array) = &request.array_properties {
+            validate::array_properties(array)?;
+        }
+        validate::depends_on(&request.depends_on)?;
+        if let Some(retry) = &request.retry_strategy {
+            validate::retry_strategy(retry)?;
+        }
+        if let Some(timeout) = &request.timeout {
+            validate::timeout(timeout)?;
+        }
+        if let Some(overrides) = &request.container_overrides {
+            validate::resources(
+                "containerOverrides.resourceRequirements",
+                &overrides.resource_requirements,
+            )?;
+            check_environment("containerOverrides.environment", &overrides.environment)?;
+        }
+        let array_size = request.array_properties.and_then(|a| a.size);
+        let now = now();
+
+        let (submitted, committed) = {
+            let mut state = self.shared.lock();
+            let queue = name_of("job-queue", &request.job_queue);
+            let queue_arn = state
+                .queues
+                .get(queue)
+                .map(|q| q.queue.job_queue_arn.clone())
+                .ok_or_else(|| BatchError::NotFound {
+                    what: "job queue",
+                    name: request.job_queue.clone(),
+                })?;
+            let definition = resolve_definition(&state, &request.job_definition)?.clone();
+            let resources = job_resources(&definition, &request)?;
+            let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
+            if resources.memory_mib.is_some_and(|m| m > max_mib) {
+                return Err(BatchError::invalid(
+                    "containerOverrides.resourceRequirements",
+                    format!(
+                        "MEMORY {} MiB is more than a job may have here, {max_mib} MiB",
+                        resources.memory_mib.unwrap_or(0)
+                    ),
+                ));
+            }
+            check_dependencies(&state, &request.depends_on, array_size)?;
+
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut tags = request.tags.clone();
+            if request
+                .propagate_tags
+                .or(definition.propagate_tags)
+                .unwrap_or(false)
+            {
+                for (k, v) in &definition.tags {
+                    tags.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            let template = Job {
+                job_arn: self.shared.config.arn("job", &id),
+                job_id: id.clone(),
+                job_name: request.job_name.clone(),
+                job_queue: queue_arn,
+                job_definition: definition.job_definition_arn.clone(),
+                status: JobStatus::Submitted,
+                status_reason: None,
+                created_at: now,
+                started_at: None,
+                stopped_at: None,
+                attempts: Vec::new(),
+                depends_on: request.depends_on.clone(),
+                array_properties: None,
+                parameters: request.parameters.clone(),
+                container_overrides: request.container_overrides.clone(),
+                retry_strategy: request
+                    .retry_strategy
+                    .clone()
+                    .or(definition.retry_strategy.clone()),
+                timeout: request.timeout.or(definition.timeout),
+                tags,
+                propagate_tags: request.propagate_tags,
+                is_cancelled: false,
+                sequence: 0,
+                is_terminated: false,
+            };
+            let mut changed = Vec::new();
+            let mut ended = Vec::new();
+            let dependency_ids: Vec<String> = request
+                .depends_on
+                .iter()
+                .filter_map(|d| d.job_id.clone())
+                .collect();
+            match array_size {
+                None => {
+                    let mut job = template;
+                    job.sequence = take_sequence(&mut state);
+                    admit(
+                        &mut state,
+                        job,
+                        &dependency_ids,
+                        now,
+                        &mut changed,
+                        &mut ended,
+                    );
+                }
+                Some(size) => {
+                    let mut parent = template.clone();
+                    parent.sequence = take_sequence(&mut state);
+                    parent.status = JobStatus::Pending;
+                    parent.array_properties = Some(ArrayJob {
+                        size: Some(size),
+                        index: None,
+                    });
+                    changed.push(id.clone());
+                    state.jobs.insert(id.clone(), parent);
+                    for index in 0..size {
+                        let mut child = template.clone();
+                        child.job_id = format!("{id}:{index}");
+                        child.job_arn = self.shared.config.arn("job", &child.job_id);
+                        child.sequence = take_sequence(&mut state);
+                        child.array_properties = Some(ArrayJob {
+                            size: None,
+                            index: Some(index),
+                        });
+                        child.depends_on = Vec::new();
+                        let deps = child_dependencies(&id, index, &request.depends_on);
+                        admit(&mut state, child, &deps, now, &mut changed, &mut ended);
+                    }
+                }
+            }
+            state.settle(ended, now, &mut changed);
+            let records = records(&state, &changed);
+            let committed = self.shared.store.send(records);
+            (
+                SubmittedJob {
+                    job_arn: self.shared.config.arn("job", &id),
+                    job_id: id,
+                    job_name: request.job_name,
+                },
+                committed,
+            )
+        };
+        self.shared.wake.notify_one();
+        committed.await?;
+        Ok(submitted)
+    }
+
+    /// DescribeJobs: the jobs with these ids (at most 100), in the order given; unknown ids are
+    /// left out, as AWS does.
+    pub fn describe_jobs(&self, ids: &[String]) -> Result<Vec<Job>, BatchError> {
+        if ids.len() > MAX_DESCRIBE {
+            return Err(BatchError::invalid(
+                "jobs",
+                format!("at most {MAX_DESCRIBE} job ids, got {}", ids.len()),
+            ));
+        }
+        let state = self.shared.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.jobs.get(id).cloned())
+            .collect())
+    }
+
+    /// How many children of an array job are in each status (its `statusSummary`).
+    pub fn array_summary(&self, parent_id: &str) -> Option<BTreeMap<JobStatus, u32>> {
+        let state = self.shared.lock();
+        let parent = state.jobs.get(parent_id).filter(|j| j.is_array_parent())?;
+        Some(state.array_summary(parent))
+    }
+
+    /// ListJobs.
+    pub fn list_jobs(&self, request: &ListJobs) -> Result<JobPage, BatchError> {
+        let filter = match request.filters.as_slice() {
+            [] => None,
+            [one] => Some(ListFilter::parse(one)?),
+            _ => {
+                return Err(BatchError::invalid(
+                    "filters",
+                    "at most one filter may be given",
+                ));
+            }
+        };
+        let limit = request.max_results.unwrap_or(100);
+        let most = if filter.is_some() { 100 } else { 1000 };
+        if !(1..=most).contains(&limit) {
+            return Err(BatchError::invalid(
+                "maxResults",
+                format!("must be between 1 and {most}, got {limit}"),
+            ));
+        }
+        let after: Option<u64> = match &request.next_token {
+            Some(token) => Some(token.parse().map_err(|_| {
+                BatchError::invalid(
+                    "nextToken",
+                    format!("{token:?} is not a token this service gave"),
+                )
+            })?),
+            None => None,
+        };
+        let status = request.job_status.unwrap_or(JobStatus::Running);
+        let state = self.shared.lock();
+        let mut jobs: Vec<&Job> = match (&request.job_queue, &request.array_job_id) {
+            (Some(queue), None) => {
+                let arn = state
+                    .queues
+                    .get(name_of("job-queue", queue))
+                    .map(|q| q.queue.job_queue_arn.clone())
+                    .ok_or_else(|| BatchError::NotFound {
+                        what: "job queue",
+                        name: queue.clone(),
+                    })?;
+                // Array children are listed through their parent, as in AWS.
+                let mut jobs: Vec<&Job> = state
+                    .jobs
+                    .values()
+                    .filter(|j| j.job_queue == arn && j.array_parent().is_none())
+                    .collect();
+                jobs.sort_by_key(|j| std::cmp::Reverse(j.sequence));
+                jobs
+            }
+            (None, Some(parent)) => {
+                let size = state
+                    .jobs
+                    .get(parent)
+                    .and_then(|p| p.array_properties?.size)
+                    .ok_or_else(|| BatchError::NotFound {
+                        what: "array job",
+                        name: parent.clone(),
+                    })?;
+                (0..size)
+                    .filter_map(|i| state.jobs.get(&format!("{parent}:{i}")))
+                    .collect()
+            }
+            _ => {
+                return Err(BatchError::invalid(
+                    "jobQueue",
+                    "exactly one of jobQueue and arrayJobId must be given",
+                ));
+            }
+        };
+        jobs.retain(|j| match &filter {
+            Some(filter) => filter.matches(j),
+            None => j.status == status,
+        });
+        let descending = request.array_job_id.is_none();
+        if let Some(after) = after {
+            jobs.retain(|j| {
+                if descending {
+                    j.sequence < after
+                } else {
+                    j.sequence > after
+                }
+            });
+        }
+        let next_token =
+            (jobs.len() > limit as usize).then(|| jobs[limit as usize - 1].sequence.to_string());
+        jobs.truncate(limit as usize);
+        Ok(JobPage {
+            jobs: jobs.into_iter().cloned().collect(),
+            next_token,
+        })
+    }
+
+    /// CancelJob: a job that has not started (SUBMITTED, PENDING, RUNNABLE) is FAILED with
+    /// `isCancelled`; one that has started is left alone and the call still succeeds. An array
+    /// parent's children are cancelled with it.
+    pub async fn cancel_job(&self, job_id: &str, reason: &str) -> Result<(), BatchError> {
+        self.stop(job_id, reason, false).await
+    }
+
+    /// TerminateJob: like CancelJob, and a STARTING or RUNNING attempt is killed; the job ends
+    /// FAILED with `isTerminated` and is not retried.
+    pub async fn terminate_job(&self, job_id: &str, reason: &str) -> Result<(), BatchError> {
+        self.stop(job_id, reason, true).await
+    }
+
+    async fn stop(&self, job_id: &str, reason: &str, terminate: bool) -> Result<(), BatchError> {
+        if reason.is_empty() {
+            return Err(BatchError::invalid("reason", "is required"));
+        }
+        let now = now();
+        let committed = {
+            let mut state = self.shared.lock();
+            let job = state.jobs.get(job_id).ok_or_else(|| BatchError::NotFound {
+                what: "job",
+                name: job_id.to_string(),
+            })?;
+            let mut targets = vec![job_id.to_string()];
+            if let Some(size) = job.array_properties.and_then(|a| a.size) {
+                targets.extend((0..size).map(|i| format!("{job_id}:{i}")));
+            }
+            let mut changed = Vec::new();
+            let mut ended = Vec::new();
+            for id in targets {
+                let Some(job) = state.jobs.get(&id) else {
+                    continue;
+                };
+                let (status, is_parent) = (job.status, job.is_array_parent());
+                let waiting = matches!(
+                    status,
+                    JobStatus::Submitted | JobStatus::Pending | JobStatus::Runnable
+                );
+                if is_parent {
+                    // The parent ends when its last child does (see `State::settle`).
+                    if !status.is_terminal() {
+                        let job = state.jobs.get_mut(&id).expect("present");
+                        job.is_cancelled = !terminate;
+                        job.is_terminated = terminate;
+                        changed.push(id);
+                    }
+                } else if waiting {
+                    if state.fail_one(&id, reason, now, &mut changed) {
+                        state.jobs.get_mut(&id).expect("just failed").is_cancelled = true;
+                        ended.push(id);
+                    }
+                } else if terminate && !status.is_terminal() {
+                    state.jobs.get_mut(&id).expect("present").is_terminated = true;
+                    if let Some(kill) = state.running.get(&id) {
+                        kill.kill(reason);
+                    }
+                }
+            }
+            state.settle(ended, now, &mut changed);
+            self.shared.store.send(records(&state, &changed))
+        };
+        self.shared.wake.notify_one();
+        committed.await?;
+        Ok(())
+    }
+}
+
+fn take_sequence(state: &mut State) -> u64 {
+    let sequence = state.next_sequence;
+    state.next_sequence += 1;
+    sequence
+}
+
+/// Adds a job to the state with its dependencies: RUNNABLE if it waits on nothing, PENDING if
+/// it waits, FAILED at once if something it depends on already failed.
+fn admit(
+    state: &mut State,
+    mut job: Job,
+    dependencies: &[String],
+    now: i64,
+    changed: &mut Vec<String>,
+    ended: &mut Vec<String>,
+) {
+    let id = job.job_id.clone();
+    let mut unmet = 0;
+    let mut failed_dependency = None;
+    for dependency in dependencies {
+        match state.jobs.get(dependency).map(|d| d.status) {
+            Some(JobStatus::Succeeded) => {}
+            Some(JobStatus::Failed) => failed_dependency = Some(dependency.clone()),
+            Some(_) => {
+                unmet += 1;
+                state
+                    .dependents
+                    .entry(dependency.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+            // Checked at submit; a child's predecessor is admitted before it.
+            None => {}
+        }
+    }
+    job.status = JobStatus::Pending;
+    state.jobs.insert(id.clone(), job);
+    if let Some(dependency) = failed_dependency {
+        state.fail_one(
+            &id,
+            &format!("Dependent Job failed: {dependency}"),
+            now,
+            changed,
+        );
+        ended.push(id);
+    } else if unmet == 0 {
+        state.make_runnable(&id, changed);
+    } else {
+        state.unmet.insert(id.clone(), unmet);
+        changed.push(id);
+    }
+}
+
+/// What child `index` of array `parent` waits for.
+pub(crate) fn child_dependencies(
+    parent: &str,
+    index: u32,
+    dependencies: &[JobDependency],
+) -> Vec<String> {
+    let mut waits = Vec::new();
+    for dependency in dependencies {
+        match (dependency.kind, &dependency.job_id) {
+            (Some(ArrayJobDependency::Sequential), _) if index > 0 => {
+                waits.push(format!("{parent}:{}", index - 1))
+            }
+            (Some(ArrayJobDependency::Sequential), _) => {}
+            (Some(ArrayJobDependency::NToN), Some(other)) => waits.push(format!("{other}:{index}")),
+            (_, Some(other)) => waits.push(other.clone()),
+            (_, None) => {}
+        }
+    }
+    waits
+}
+
+fn check_dependencies(
+    state: &State,
+    dependencies: &[JobDependency],
+    array_size: Option<u32>,
+) -> Result<(), BatchError> {
+    for (i, dependency) in dependencies.iter().enumerate() {
+        let field = format!("dependsOn[{i}]");
+        match dependency.kind {
+            Some(ArrayJobDependency::Sequential) if array_size.is_none() => {
+                return Err(BatchError::invalid(
+                    format!("{field}.type"),
+                    "SEQUENTIAL is only for array jobs",
+                ));
+            }
+            Some(ArrayJobDependency::Sequential) => continue,
+            _ => {}
+        }
+        let id = dependency.job_id.as_deref().unwrap_or_default();
+        let target = state.jobs.get(id).ok_or_else(|| {
+            BatchError::invalid(
+                format!("{field}.jobId"),
+                format!("job {id:?} does not exist"),
+            )
+        })?;
+        if dependency.kind == Some(ArrayJobDependency::NToN) {
+            let other_size = target.array_properties.and_then(|a| a.size);
+            if array_size.is_none() || other_size != array_size {
+                return Err(BatchError::invalid(
+                    format!("{field}.type"),
+                    format!(
+                        "N_TO_N needs this job and job {id} to be arrays of the same size ({array_size:?} and {other_size:?})"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The definition a submit names: `name` (latest ACTIVE revision), `name:revision` or ARN.
+fn resolve_definition<'a>(
+    state: &'a State,
+    reference: &str,
+) -> Result<&'a JobDefinition, BatchError> {
+    let not_found = || BatchError::NotFound {
+        what: "job definition",
+        name: reference.to_string(),
+    };
+    let found = match parse_revision(reference) {
+        Some((name, revision)) => state
+            .definitions
+            .get(&name)
+            .and_then(|r| r.get(revision as usize - 1)),
+        None => state
+            .definitions
+            .get(name_of("job-definition", reference))
+            .and_then(|revisions| revisions.iter().rev().find(|d| d.status == "ACTIVE")),
+    }
+    .ok_or_else(not_found)?;
+    if found.status != "ACTIVE" {
+        return Err(BatchError::invalid(
+            "jobDefinition",
+            format!("{} is INACTIVE", found.job_definition_arn),
+        ));
+    }
+    Ok(found)
+}
+
+/// The definition's resources with the submit's overrides of the same type replacing them.
+pub(crate) fn job_resources(
+    definition: &JobDefinition,
+    request: &SubmitJob,
+) -> Result<Resources, BatchError> {
+    let base = definition
+        .container_properties
+        .as_ref()
+        .map(|c| &c.resource_requirements[..])
+        .unwrap_or_default();
+    let mut resources = validate::resources("containerProperties.resourceRequirements", base)?;
+    if let Some(overrides) = &request.container_overrides {
+        let over = validate::resources(
+            "containerOverrides.resourceRequirements",
+            &overrides.resource_requirements,
+        )?;
+        resources.vcpus = over.vcpus.or(resources.vcpus);
+        resources.memory_mib = over.memory_mib.or(resources.memory_mib);
+        resources.fuel = over.fuel.or(resources.fuel);
+    }
+    Ok(resources)
+}
+
+/// Store records for the changed jobs (each once).
+pub(crate) fn records(state: &State, changed: &[String]) -> Vec<Record> {
+    let mut seen = std::collections::HashSet::new();
+    changed
+        .iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .filter_map(|id| state.jobs.get(id))
+        .map(|job| Record::put(Table::Jobs, &job.job_id, job))
+        .collect()
+}
+
+/// One ListJobs filter.
+enum ListFilter {
+    Name(String),
+    Definition(String),
+    Before(i64),
+    After(i64),
+}
+
+impl ListFilter {
+    fn parse(filter: &crate::model::KeyValuesPair) -> Result<Self, BatchError> {
+        let value = match filter.values.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(BatchError::invalid(
+                    "filters[0].values",
+                    "exactly one value must be given",
+                ));
+            }
+        };
+        let millis = |v: &str| {
+            v.parse::<i64>().map_err(|_| {
+                BatchError::invalid(
+                    "filters[0].values",
+                    format!("{v:?} is not a time in epoch milliseconds"),
+                )
+            })
+        };
+        match filter.name.as_deref() {
+            Some("JOB_NAME") => Ok(ListFilter::Name(value.to_ascii_lowercase())),
+            Some("JOB_DEFINITION") => Ok(ListFilter::Definition(value)),
+            Some("BEFORE_CREATED_AT") => Ok(ListFilter::Before(millis(&value)?)),
+            Some("AFTER_CREATED_AT") => Ok(ListFilter::After(millis(&value)?)),
+            other => Err(BatchError::invalid(
+                "filters[0].name",
+                format!(
+                    "must be JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT or AFTER_CREATED_AT, got {other:?}"
+                ),
+            )),
+        }
+    }
+
+    fn matches(&self, job: &Job) -> bool {
+        match self {
+            ListFilter::Name(pattern) => {
+                crate::model::retry::glob(pattern, &job.job_name.to_ascii_lowercase())
+            }
+            ListFilter::Definition(wanted) => {
+                let revision = name_of("job-definition", &job.job_definition);
+                let wanted = name_of("job-definition", wanted);
+                revision == wanted
+                    || revision
+                        .rsplit_once(':')
+                        .is_some_and(|(name, _)| crate::model::retry::glob(wanted, name))
+            }
+            ListFilter::Before(t) => job.created_at < *t,
+            ListFilter::After(t) => job.created_at > *t,
+        }
+    }
+}

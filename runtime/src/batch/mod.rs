@@ -1,0 +1,223 @@
+//! `Batch`: the control plane, embedded. It owns the in-memory state (environments, queues,
+//! definitions, jobs and the indexes the scheduler needs), persists every change through the
+//! store before acknowledging it, and starts the scheduler. The operations are split by what they
+//! act on: `resources` (environments, queues, definitions, modules) and `jobs` (submit, describe,
+//! list, cancel, terminate). Recovery after a crash is `recover`.
+
+mod jobs;
+mod recover;
+mod resources;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::engine::{Executor, ExecutorConfig, ExecutorError};
+use crate::model::EpochMillis;
+use crate::model::validate::ValidationError;
+use crate::modules::ModuleStore;
+use crate::store::{Store, StoreError};
+
+pub use jobs::JobPage;
+pub(crate) use jobs::records;
+pub(crate) use state::State;
+
+/// How a [`Batch`] is set up.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Where the database, modules, compiled modules and scratch directories live.
+    pub data_dir: PathBuf,
+    /// The region in ARNs.
+    pub region: String,
+    /// The account id in ARNs.
+    pub account_id: String,
+    /// Memory capacity of a MANAGED environment that does not give one, in MiB. Defaults to
+    /// half of this host's RAM.
+    pub default_environment_memory_mib: u64,
+    /// The executor's settings; its `data_dir` is the same as ours.
+    pub executor: ExecutorConfig,
+}
+
+impl BatchConfig {
+    /// Defaults over `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            executor: ExecutorConfig::new(&data_dir),
+            data_dir,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            default_environment_memory_mib: host_memory_mib().map_or(4096, |m| m / 2),
+        }
+    }
+
+    pub(crate) fn arn(&self, kind: &str, name: &str) -> String {
+        format!(
+            "arn:aws:batch:{}:{}:{kind}/{name}",
+            self.region, self.account_id
+        )
+    }
+}
+
+fn host_memory_mib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Why an operation was refused or failed. `Invalid`, `NotFound` and `Conflict` are the caller's
+/// to fix (ClientException); the rest are ours (ServerException).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// A field has a value that is not allowed.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Something named does not exist.
+    #[error("{what} {name} does not exist")]
+    NotFound {
+        /// What kind of thing, e.g. `job queue`.
+        what: &'static str,
+        /// The name or id given.
+        name: String,
+    },
+    /// The request conflicts with the current state (a duplicate name, deleting what is in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed; nothing was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The executor could not be started.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+}
+
+impl BatchError {
+    /// Whether the caller got something wrong (as opposed to the service failing).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            BatchError::Invalid(_) | BatchError::NotFound { .. } | BatchError::Conflict(_)
+        )
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        BatchError::Invalid(ValidationError {
+            field: field.into(),
+            problem: problem.into(),
+        })
+    }
+}
+
+/// The embedded batch service. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Batch {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: BatchConfig,
+    pub(crate) store: Store,
+    pub(crate) executor: Executor,
+    pub(crate) modules: ModuleStore,
+    /// Everything the scheduler decides on. A std mutex, never held across an await.
+    pub(crate) state: Mutex<State>,
+    /// Wakes the scheduler: a job became runnable, capacity was freed, a queue changed.
+    pub(crate) wake: Arc<Notify>,
+    /// Loaded modules by digest, so a job start neither reads nor hashes the module again.
+    pub(crate) loaded:
+        Mutex<std::collections::HashMap<crate::engine::Digest, crate::engine::JobModule>>,
+}
+
+impl Batch {
+    /// Opens the data dir (creating it), recovers what a previous process left (attempts that
+    /// were running are recorded as failed, then retried or failed), and starts the scheduler.
+    /// Must be called within a tokio runtime.
+    pub async fn open(config: BatchConfig) -> Result<Self, BatchError> {
+        let setup = config.clone();
+        let (store, modules, state, recovered) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&setup.data_dir).map_err(|e| StoreError::Open {
+                path: setup.data_dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            clear_stale_scratch(&setup.data_dir.join("scratch"));
+            let store = Store::open(&setup.data_dir.join("wasmbatch.redb"))?;
+            let modules = ModuleStore::open(setup.data_dir.join("modules"), store.clone())?;
+            let (state, recovered) = recover::load(&setup, &store, now())?;
+            Ok::<_, BatchError>((store, modules, state, recovered))
+        })
+        .await
+        .map_err(|e| StoreError::Read(e.to_string()))??;
+        store.write(recovered).await?;
+        let mut executor_config = config.executor.clone();
+        executor_config.data_dir = config.data_dir.clone();
+        let executor = Executor::new(executor_config)?;
+        let wake = Arc::new(Notify::new());
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            executor,
+            modules,
+            state: Mutex::new(state),
+            wake: wake.clone(),
+            loaded: Mutex::default(),
+        });
+        crate::scheduler::start(Arc::downgrade(&shared), wake);
+        shared.wake.notify_one();
+        Ok(Self { shared })
+    }
+
+    /// The executor that runs this service's attempts.
+    pub fn executor(&self) -> &Executor {
+        &self.shared.executor
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &BatchConfig {
+        &self.shared.config
+    }
+}
+
+impl Drop for Shared {
+    /// Lets the scheduler task see that the service is gone and end.
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Scratch directories are private to the process that made them; a new process owns the data
+/// dir, so whatever a crashed one left is removed.
+fn clear_stale_scratch(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Now, in epoch milliseconds.
+pub(crate) fn now() -> EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as EpochMillis)
+}
+
+/// The name in `value`, which is a name or an ARN of `kind` (`job-queue`, …).
+pub(crate) fn name_of<'a>(kind: &str, value: &'a str) -> &'a str {
+    if value.starts_with("arn:") {
+        value
+            .split_once(&format!(":{kind}/"))
+            .map_or(value, |(_, name)| name)
+    } else {
+        value
+    }
+}

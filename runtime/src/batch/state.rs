@@ -1,0 +1,201 @@
+//! The in-memory state and the transitions that keep its indexes true: a job becoming runnable,
+//! a job ending, and what its end means for the jobs that wait on it (dependents, array parent).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use crate::engine::KillSwitch;
+use crate::model::{ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus};
+
+use super::name_of;
+
+pub(crate) struct State {
+    pub(crate) envs: BTreeMap<String, EnvSlot>,
+    pub(crate) queues: BTreeMap<String, QueueSlot>,
+    /// Revisions of each definition; revision r is at index r-1.
+    pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
+    pub(crate) jobs: HashMap<String, Job>,
+    /// Dependencies not yet met, for each PENDING job that has some.
+    pub(crate) unmet: HashMap<String, u32>,
+    /// Jobs waiting on each job.
+    pub(crate) dependents: HashMap<String, Vec<String>>,
+    /// Children finished so far of each running array: (succeeded, failed).
+    pub(crate) array_done: HashMap<String, (u32, u32)>,
+    /// Kill switches of attempts in flight.
+    pub(crate) running: HashMap<String, KillSwitch>,
+    pub(crate) next_sequence: u64,
+}
+
+/// An environment and how much of it is in use.
+pub(crate) struct EnvSlot {
+    pub(crate) env: ComputeEnvironment,
+    pub(crate) memory_mib: u64,
+    pub(crate) used_vcpus: f64,
+    pub(crate) used_memory_mib: u64,
+}
+
+impl EnvSlot {
+    pub(crate) fn max_vcpus(&self) -> f64 {
+        self.env
+            .compute_resources
+            .as_ref()
+            .map_or(0.0, |r| f64::from(r.maxv_cpus))
+    }
+
+    pub(crate) fn fits(&self, vcpus: f64, memory_mib: u64) -> bool {
+        self.used_vcpus + vcpus <= self.max_vcpus() + 1e-9
+            && self.used_memory_mib + memory_mib <= self.memory_mib
+    }
+}
+
+/// A queue and its RUNNABLE jobs in submission order.
+pub(crate) struct QueueSlot {
+    pub(crate) queue: JobQueue,
+    pub(crate) runnable: BTreeSet<(u64, String)>,
+}
+
+impl State {
+    pub(crate) fn empty() -> Self {
+        Self {
+            envs: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            definitions: BTreeMap::new(),
+            jobs: HashMap::new(),
+            unmet: HashMap::new(),
+            dependents: HashMap::new(),
+            array_done: HashMap::new(),
+            running: HashMap::new(),
+            next_sequence: 1,
+        }
+    }
+
+    /// Puts a job in its queue's RUNNABLE line.
+    pub(crate) fn make_runnable(&mut self, id: &str, changed: &mut Vec<String>) {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        job.status = JobStatus::Runnable;
+        let queue = name_of("job-queue", &job.job_queue).to_string();
+        let key = (job.sequence, id.to_string());
+        if let Some(slot) = self.queues.get_mut(&queue) {
+            slot.runnable.insert(key);
+        }
+        changed.push(id.to_string());
+    }
+
+    /// Marks a job FAILED (if it is not already over) without looking at who waits on it; call
+    /// [`State::settle`] with the ids this returns.
+    pub(crate) fn fail_one(
+        &mut self,
+        id: &str,
+        reason: &str,
+        now: EpochMillis,
+        changed: &mut Vec<String>,
+    ) -> bool {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return false;
+        };
+        if job.status.is_terminal() {
+            return false;
+        }
+        if job.status == JobStatus::Runnable {
+            let queue = name_of("job-queue", &job.job_queue).to_string();
+            if let Some(slot) = self.queues.get_mut(&queue) {
+                slot.runnable.remove(&(job.sequence, id.to_string()));
+            }
+        }
+        job.status = JobStatus::Failed;
+        job.status_reason = Some(reason.to_string());
+        job.stopped_at = Some(now);
+        self.unmet.remove(id);
+        changed.push(id.to_string());
+        true
+    }
+
+    /// Follows the consequences of jobs having ended: array parents complete when their last
+    /// child does, dependents become runnable when all they wait on succeeded, or fail when one
+    /// failed. A worklist, not recursion: a failing 10,000-child SEQUENTIAL array is a chain.
+    pub(crate) fn settle(
+        &mut self,
+        ended: Vec<String>,
+        now: EpochMillis,
+        changed: &mut Vec<String>,
+    ) {
+        let mut work: VecDeque<String> = ended.into();
+        while let Some(id) = work.pop_front() {
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            let succeeded = job.status == JobStatus::Succeeded;
+            if let Some(parent) = job.array_parent().map(str::to_string) {
+                let size = self
+                    .jobs
+                    .get(&parent)
+                    .and_then(|p| p.array_properties?.size)
+                    .unwrap_or(0);
+                let done = self.array_done.entry(parent.clone()).or_default();
+                if succeeded {
+                    done.0 += 1
+                } else {
+                    done.1 += 1
+                }
+                let (ok, failed) = *done;
+                if ok + failed >= size {
+                    self.array_done.remove(&parent);
+                    if let Some(p) = self
+                        .jobs
+                        .get_mut(&parent)
+                        .filter(|p| !p.status.is_terminal())
+                    {
+                        p.stopped_at = Some(now);
+                        if failed == 0 {
+                            p.status = JobStatus::Succeeded;
+                            p.status_reason = None;
+                        } else {
+                            p.status = JobStatus::Failed;
+                            p.status_reason = Some(format!("{failed} of {size} child jobs failed"));
+                        }
+                        changed.push(parent.clone());
+                        work.push_back(parent);
+                    }
+                }
+            }
+            for dependent in self.dependents.remove(&id).unwrap_or_default() {
+                if succeeded {
+                    let remaining = self.unmet.get_mut(&dependent).map(|n| {
+                        *n = n.saturating_sub(1);
+                        *n
+                    });
+                    if remaining == Some(0) {
+                        self.unmet.remove(&dependent);
+                        if self
+                            .jobs
+                            .get(&dependent)
+                            .is_some_and(|j| j.status == JobStatus::Pending)
+                        {
+                            self.make_runnable(&dependent, changed);
+                        }
+                    }
+                } else if self.fail_one(
+                    &dependent,
+                    &format!("Dependent Job failed: {id}"),
+                    now,
+                    changed,
+                ) {
+                    work.push_back(dependent);
+                }
+            }
+        }
+    }
+
+    /// Counts of an array parent's children by status.
+    pub(crate) fn array_summary(&self, parent: &Job) -> BTreeMap<JobStatus, u32> {
+        let mut counts = BTreeMap::new();
+        let size = parent.array_properties.and_then(|a| a.size).unwrap_or(0);
+        for index in 0..size {
+            if let Some(child) = self.jobs.get(&format!("{}:{index}", parent.job_id)) {
+                *counts.entry(child.status).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}

@@ -1,0 +1,206 @@
+//! What callers ask for, with the member names of AWS Batch's request shapes, so the HTTP face
+//! can decode a request body straight into one of these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType, ComputeResources,
+    ContainerOverrides, ContainerProperties, Extra, JobDependency, JobStatus, JobTimeout,
+    RetryStrategy, State,
+};
+
+/// CreateComputeEnvironment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateComputeEnvironment {
+    /// Its name.
+    pub compute_environment_name: String,
+    /// MANAGED or UNMANAGED.
+    #[serde(rename = "type")]
+    pub kind: ComputeEnvironmentType,
+    /// ENABLED unless given.
+    #[serde(default)]
+    pub state: Option<State>,
+    /// Required for MANAGED.
+    #[serde(default)]
+    pub compute_resources: Option<ComputeResources>,
+    /// Memory capacity in MiB (our extension); a share of host RAM if absent.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Accepted and echoed (serviceRole, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// UpdateComputeEnvironment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateComputeEnvironment {
+    /// Name or ARN.
+    pub compute_environment: String,
+    /// New state.
+    #[serde(default)]
+    pub state: Option<State>,
+    /// New vCPU capacity (only `maxvCpus` and `desiredvCpus`/`minvCpus` are read).
+    #[serde(default)]
+    pub compute_resources: Option<Extra>,
+}
+
+/// CreateJobQueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateJobQueue {
+    /// Its name.
+    pub job_queue_name: String,
+    /// ENABLED unless given.
+    #[serde(default)]
+    pub state: Option<State>,
+    /// Higher first.
+    pub priority: i32,
+    /// 1 to 3 environments.
+    #[serde(default)]
+    pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Accepted and echoed (schedulingPolicyArn, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// UpdateJobQueue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateJobQueue {
+    /// Name or ARN.
+    pub job_queue: String,
+    /// New state.
+    #[serde(default)]
+    pub state: Option<State>,
+    /// New priority.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// New environments.
+    #[serde(default)]
+    pub compute_environment_order: Option<Vec<ComputeEnvironmentOrder>>,
+}
+
+/// RegisterJobDefinition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterJobDefinition {
+    /// The name; each registration adds a revision.
+    pub job_definition_name: String,
+    /// `container`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `Ref::` defaults.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Retries.
+    #[serde(default)]
+    pub retry_strategy: Option<RetryStrategy>,
+    /// What to run.
+    #[serde(default)]
+    pub container_properties: Option<ContainerProperties>,
+    /// Per-attempt timeout.
+    #[serde(default)]
+    pub timeout: Option<JobTimeout>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Whether jobs inherit the tags.
+    #[serde(default)]
+    pub propagate_tags: Option<bool>,
+    /// Accepted and echoed (platformCapabilities, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// SubmitJob.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitJob {
+    /// The job's name.
+    pub job_name: String,
+    /// Queue name or ARN.
+    pub job_queue: String,
+    /// Definition: `name`, `name:revision` or ARN.
+    pub job_definition: String,
+    /// Makes it an array job.
+    #[serde(default)]
+    pub array_properties: Option<ArrayProperties>,
+    /// Jobs it waits for.
+    #[serde(default)]
+    pub depends_on: Vec<JobDependency>,
+    /// `Ref::` values, over the definition's.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Command, environment, resources over the definition's.
+    #[serde(default)]
+    pub container_overrides: Option<ContainerOverrides>,
+    /// Replaces the definition's.
+    #[serde(default)]
+    pub retry_strategy: Option<RetryStrategy>,
+    /// Replaces the definition's.
+    #[serde(default)]
+    pub timeout: Option<JobTimeout>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Whether the job takes its definition's tags.
+    #[serde(default)]
+    pub propagate_tags: Option<bool>,
+}
+
+/// What a submit answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmittedJob {
+    /// The new job's id.
+    pub job_id: String,
+    /// Its name.
+    pub job_name: String,
+    /// Its ARN.
+    pub job_arn: String,
+}
+
+/// ListJobs: exactly one of `job_queue` and `array_job_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListJobs {
+    /// Queue name or ARN.
+    #[serde(default)]
+    pub job_queue: Option<String>,
+    /// An array parent's id: list its children.
+    #[serde(default)]
+    pub array_job_id: Option<String>,
+    /// Only this status (RUNNING when neither it nor a filter is given).
+    #[serde(default)]
+    pub job_status: Option<JobStatus>,
+    /// At most one filter; it overrides `job_status`.
+    #[serde(default)]
+    pub filters: Vec<KeyValuesPair>,
+    /// Page size.
+    #[serde(default)]
+    pub max_results: Option<u32>,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+/// A ListJobs filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValuesPair {
+    /// JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT or AFTER_CREATED_AT.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// One value.
+    #[serde(default)]
+    pub values: Vec<String>,
+}

@@ -1,0 +1,182 @@
+//! The module store, our ECR: module bytes by content (`<data_dir>/modules/<sha256>.wasm`) and
+//! names pointing at the latest push of each (in redb). A job names its module as `name` (the
+//! latest push) or `name@sha256:<hex>` (pinned).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Digest;
+use crate::model::EpochMillis;
+use crate::store::{Record, Store, StoreError, Table};
+
+/// A named module as pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleInfo {
+    /// The name jobs use.
+    pub name: String,
+    /// `sha256:<hex>` of the latest push.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+    /// When it was pushed.
+    pub pushed_at: EpochMillis,
+    /// Every digest ever pushed under this name, oldest first (pinned references use them).
+    #[serde(default)]
+    pub history: Vec<String>,
+}
+
+pub(crate) struct ModuleStore {
+    dir: PathBuf,
+    store: Store,
+    names: Mutex<BTreeMap<String, ModuleInfo>>,
+}
+
+impl ModuleStore {
+    /// Blocking: reads the names from the store.
+    pub(crate) fn open(dir: PathBuf, store: Store) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let names = store
+            .load::<ModuleInfo>(Table::Modules)?
+            .into_iter()
+            .collect();
+        Ok(Self {
+            dir,
+            store,
+            names: Mutex::new(names),
+        })
+    }
+
+    pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(format!("{}.wasm", digest.hex()))
+    }
+
+    /// Saves `bytes` (already validated by the caller) under `name`. The file is written whole
+    /// before the name points at it.
+    pub(crate) async fn push(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        now: EpochMillis,
+    ) -> Result<ModuleInfo, StoreError> {
+        let digest = Digest::of(&bytes);
+        let path = self.path(&digest);
+        let size = bytes.len() as u64;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| StoreError::Write(e.to_string()))?
+            .map_err(|e| StoreError::Write(format!("saving module {digest}: {e}")))?;
+        let info = {
+            let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let mut history = names
+                .get(name)
+                .map(|m| m.history.clone())
+                .unwrap_or_default();
+            let digest = digest.to_string();
+            history.retain(|d| *d != digest);
+            history.push(digest.clone());
+            ModuleInfo {
+                name: name.to_string(),
+                digest,
+                size,
+                pushed_at: now,
+                history,
+            }
+        };
+        self.store
+            .write(vec![Record::put(Table::Modules, name, &info)])
+            .await?;
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), info.clone());
+        Ok(info)
+    }
+
+    pub(crate) fn list(&self) -> Vec<ModuleInfo> {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<ModuleInfo> {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Removes the name, and the files of its digests that no other name uses.
+    pub(crate) async fn delete(&self, name: &str) -> Result<Option<ModuleInfo>, StoreError> {
+        let Some(info) = self.get(name) else {
+            return Ok(None);
+        };
+        self.store
+            .write(vec![Record::Delete {
+                table: Table::Modules,
+                key: name.to_string(),
+            }])
+            .await?;
+        let orphans: Vec<PathBuf> = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            names.remove(name);
+            info.history
+                .iter()
+                .filter(|d| !names.values().any(|m| m.history.contains(d)))
+                .filter_map(|d| Digest::parse(d))
+                .map(|d| self.path(&d))
+                .collect()
+        };
+        tokio::task::spawn_blocking(move || {
+            for path in orphans {
+                let _ = std::fs::remove_file(path);
+            }
+        });
+        Ok(Some(info))
+    }
+
+    /// The digest a job's `image` refers to, or why it refers to nothing.
+    pub(crate) fn resolve(&self, image: &str) -> Result<Digest, String> {
+        match image.split_once('@') {
+            Some((name, pinned)) => {
+                let digest = Digest::parse(pinned).ok_or_else(|| {
+                    format!("module reference {image:?}: expected name@sha256:<64 hex digits>")
+                })?;
+                if self.path(&digest).exists() {
+                    Ok(digest)
+                } else {
+                    Err(format!(
+                        "module {name}@{digest} was not found in the module store"
+                    ))
+                }
+            }
+            None => {
+                let info = self
+                    .get(image)
+                    .ok_or_else(|| format!("module {image:?} was not found in the module store"))?;
+                Digest::parse(&info.digest)
+                    .ok_or_else(|| format!("module {image:?} has a damaged record"))
+            }
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,345 @@
+//! The scheduler: places RUNNABLE jobs on compute environments and runs their attempts.
+//!
+//! It is woken (never polled) when a job becomes runnable, capacity is freed or a queue or
+//! environment changes. A pass takes the ENABLED queues by descending priority and, within each,
+//! the jobs in submission order; each job goes to the first environment in the queue's order that
+//! is ENABLED, MANAGED and has the vCPUs and memory it asks for. A job that fits nowhere stops its
+//! queue's pass (FIFO). Each placed job's attempt runs as its own task; when it ends, its capacity
+//! is released, the retry decision made, and everything that follows from its end settled.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::batch::{Shared, name_of, now};
+use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
+use crate::model::params;
+use crate::model::retry::{self, FailedAttempt, RetryDecision};
+use crate::model::{Attempt, ComputeEnvironmentType, JobStatus, State as OnOff};
+
+/// vCPUs a job takes when its definition does not say.
+const DEFAULT_VCPUS: f64 = 1.0;
+
+/// The statusReason of an attempt whose guest exited by itself, as AWS words it.
+const EXITED: &str = "Essential container in task exited";
+
+/// Starts the scheduler task. It holds the service weakly and ends when the service is dropped.
+pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            for plan in place(&shared) {
+                tokio::spawn(run_attempt(shared.clone(), plan));
+            }
+        }
+    });
+}
+
+/// Everything an attempt needs, decided at placement under the state lock.
+struct AttemptPlan {
+    job_id: String,
+    environment: String,
+    vcpus: f64,
+    memory_mib: u64,
+    image: String,
+    spec: AttemptSpec,
+    log_stream_name: String,
+}
+
+/// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
+fn place(shared: &Shared) -> Vec<AttemptPlan> {
+    let mut plans = Vec::new();
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let mut queues: Vec<(i32, String)> = state
+        .queues
+        .values()
+        .filter(|q| q.queue.state == OnOff::Enabled)
+        .map(|q| (q.queue.priority, q.queue.job_queue_name.clone()))
+        .collect();
+    queues.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, queue_name) in queues {
+        loop {
+            let slot = &state.queues[&queue_name];
+            let Some((sequence, job_id)) = slot.runnable.first().cloned() else {
+                break;
+            };
+            let Some(job) = state.jobs.get(&job_id) else {
+                state
+                    .queues
+                    .get_mut(&queue_name)
+                    .expect("present")
+                    .runnable
+                    .remove(&(sequence, job_id));
+                continue;
+            };
+            let Some(definition) = state
+                .definitions
+                .get(
+                    name_of("job-definition", &job.job_definition)
+                        .rsplit_once(':')
+                        .map_or("", |(n, _)| n),
+                )
+                .and_then(|revisions| {
+                    revisions
+                        .iter()
+                        .find(|d| d.job_definition_arn == job.job_definition)
+                })
+            else {
+                break;
+            };
+            let container = definition.container_properties.clone().unwrap_or_default();
+            let mut resources = crate::model::validate::resources(
+                "resourceRequirements",
+                &container.resource_requirements,
+            )
+            .unwrap_or_default();
+            if let Some(overrides) = &job.container_overrides
+                && let Ok(over) = crate::model::validate::resources(
+                    "resourceRequirements",
+                    &overrides.resource_requirements,
+                )
+            {
+                resources.vcpus = over.vcpus.or(resources.vcpus);
+                resources.memory_mib = over.memory_mib.or(resources.memory_mib);
+                resources.fuel = over.fuel.or(resources.fuel);
+            }
+            let vcpus = resources.vcpus.unwrap_or(DEFAULT_VCPUS);
+            let memory_mib = resources
+                .memory_mib
+                .unwrap_or(Limits::DEFAULT_MEMORY_BYTES >> 20);
+            let environment = slot
+                .queue
+                .compute_environment_order
+                .iter()
+                .find_map(|order| {
+                    let name = name_of("compute-environment", &order.compute_environment);
+                    let env = state.envs.get(name)?;
+                    (env.env.state == OnOff::Enabled
+                        && env.env.kind == ComputeEnvironmentType::Managed
+                        && env.fits(vcpus, memory_mib))
+                    .then(|| name.to_string())
+                });
+            let Some(environment) = environment else {
+                break;
+            };
+
+            let env_slot = state.envs.get_mut(&environment).expect("found above");
+            env_slot.used_vcpus += vcpus;
+            env_slot.used_memory_mib += memory_mib;
+            state
+                .queues
+                .get_mut(&queue_name)
+                .expect("present")
+                .runnable
+                .remove(&(sequence, job_id.clone()));
+
+            let job = state.jobs.get_mut(&job_id).expect("present");
+            job.status = JobStatus::Starting;
+            let attempt = job.attempts.len() + 1;
+            let image = container.image.clone().unwrap_or_default();
+            let command = job
+                .container_overrides
+                .as_ref()
+                .and_then(|o| o.command.clone())
+                .unwrap_or_else(|| container.command.clone());
+            let program = image
+                .split_once('@')
+                .map_or(image.as_str(), |(name, _)| name)
+                .to_string();
+            let mut args = vec![program];
+            args.extend(params::substitute(
+                &command,
+                &definition.parameters,
+                &job.parameters,
+            ));
+            let mut env: Vec<(String, String)> = Vec::new();
+            let overrides = job
+                .container_overrides
+                .as_ref()
+                .map(|o| &o.environment[..])
+                .unwrap_or_default();
+            for pair in container.environment.iter().chain(overrides) {
+                if let (Some(name), Some(value)) = (&pair.name, &pair.value) {
+                    env.retain(|(k, _)| k != name);
+                    env.push((name.clone(), value.clone()));
+                }
+            }
+            env.push(("AWS_BATCH_JOB_ID".into(), job_id.clone()));
+            env.push(("AWS_BATCH_JOB_ATTEMPT".into(), attempt.to_string()));
+            env.push(("AWS_BATCH_JQ_NAME".into(), queue_name.clone()));
+            env.push(("AWS_BATCH_CE_NAME".into(), environment.clone()));
+            if let Some(index) = job.array_properties.and_then(|a| a.index) {
+                env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));
+            }
+            let timeout = job
+                .timeout
+                .and_then(|t| t.attempt_duration_seconds)
+                .map_or(Limits::DEFAULT_TIMEOUT, |s| {
+                    Duration::from_secs(u64::from(s))
+                });
+            let kill = KillSwitch::new();
+            let log_stream_name = format!(
+                "{}/default/{job_id}-{attempt}",
+                definition.job_definition_name
+            );
+            state.running.insert(job_id.clone(), kill.clone());
+            plans.push(AttemptPlan {
+                job_id,
+                environment,
+                vcpus,
+                memory_mib,
+                image,
+                spec: AttemptSpec {
+                    args,
+                    env,
+                    limits: Limits {
+                        memory_bytes: memory_mib << 20,
+                        fuel: resources.fuel,
+                        timeout,
+                    },
+                    kill: Some(kill),
+                    ..AttemptSpec::default()
+                },
+                log_stream_name,
+            });
+        }
+    }
+    plans
+}
+
+async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
+    let (started_at, outcome) = match module_for(&shared, &plan.image).await {
+        Err(reason) => (
+            None,
+            Outcome::not_started(
+                FailureKind::ModuleInvalid,
+                format!("CannotPullContainerError: {reason}"),
+            ),
+        ),
+        Ok(module) => {
+            let started_at = now();
+            {
+                let mut state = shared.lock();
+                if let Some(job) = state.jobs.get_mut(&plan.job_id) {
+                    job.status = JobStatus::Running;
+                    job.started_at = Some(started_at);
+                    // Not awaited: the attempt's end is written after this in any case, and a
+                    // crash before it is committed only loses a RUNNING that recovery would
+                    // turn into a retry anyway.
+                    let records = crate::batch::records(&state, std::slice::from_ref(&plan.job_id));
+                    shared.store.write_behind(records);
+                }
+            }
+            (
+                Some(started_at),
+                shared.executor.run(&module, plan.spec.clone()).await,
+            )
+        }
+    };
+    complete(&shared, &plan, started_at, &outcome);
+    shared.wake.notify_one();
+}
+
+/// The loaded module a job's `image` names, loading (and caching) it on first use.
+async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
+    let digest = shared.modules.resolve(image)?;
+    if let Some(module) = shared
+        .loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&digest)
+    {
+        return Ok(module.clone());
+    }
+    let path = shared.modules.path(&digest);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| format!("module {image} ({digest}) cannot be read: {e}"))?;
+    let module = shared
+        .executor
+        .load(bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    shared
+        .loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(digest, module.clone());
+    Ok(module)
+}
+
+/// Records the attempt, releases its capacity, and moves the job on.
+fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcome: &Outcome) {
+    let now = now();
+    let mut state = shared.lock();
+    if let Some(env) = state.envs.get_mut(&plan.environment) {
+        env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
+        env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
+    }
+    state.running.remove(&plan.job_id);
+    let Some(job) = state.jobs.get_mut(&plan.job_id) else {
+        return;
+    };
+    let (exit_code, reason, status_reason) = match &outcome.status {
+        ExitStatus::Exited(code) => (Some(*code), None, EXITED.to_string()),
+        ExitStatus::Failed(failure) => (
+            None,
+            Some(format!("{:?}", failure.kind)),
+            failure.reason.clone(),
+        ),
+    };
+    job.attempts.push(Attempt {
+        started_at,
+        stopped_at: Some(now),
+        exit_code,
+        reason: reason.clone(),
+        status_reason: Some(status_reason.clone()),
+        log_stream_name: Some(plan.log_stream_name.clone()),
+    });
+    let mut changed = vec![plan.job_id.clone()];
+    let mut ended = Vec::new();
+    if outcome.succeeded() {
+        job.status = JobStatus::Succeeded;
+        job.status_reason = Some(EXITED.into());
+        job.stopped_at = Some(now);
+        ended.push(plan.job_id.clone());
+    } else {
+        let timed_out = outcome
+            .failure()
+            .is_some_and(|f| f.kind == FailureKind::Timeout);
+        // AWS Batch retries neither a terminated job nor one that exceeded its timeout.
+        let decision = if job.is_terminated || timed_out {
+            RetryDecision::Exit
+        } else {
+            let failed = FailedAttempt {
+                exit_code,
+                reason: reason.as_deref(),
+                status_reason: &status_reason,
+            };
+            retry::decide(
+                job.retry_strategy.as_ref(),
+                job.attempts.len() as u32,
+                failed,
+            )
+        };
+        match decision {
+            RetryDecision::Retry => {
+                job.status_reason = Some(status_reason);
+                state.make_runnable(&plan.job_id, &mut changed);
+            }
+            RetryDecision::Exit => {
+                job.status = JobStatus::Failed;
+                job.status_reason = Some(status_reason);
+                job.stopped_at = Some(now);
+                ended.push(plan.job_id.clone());
+            }
+        }
+    }
+    state.settle(ended, now, &mut changed);
+    shared
+        .store
+        .write_behind(crate::batch::records(&state, &changed));
+}

@@ -1,0 +1,552 @@
+//! The embedded control plane end to end: environments, queues, definitions, modules and jobs
+//! through `Batch`, with real guests, as AWS Batch documents the behaviour.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wasmbatch_runtime::model::{
+    ArrayJobDependency, ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType,
+    ComputeResources, ContainerOverrides, CreateComputeEnvironment, CreateJobQueue, Job,
+    JobDependency, JobStatus, JobTimeout, RegisterJobDefinition, State, SubmitJob, UpdateJobQueue,
+};
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+async fn service() -> (Batch, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    setup(&batch).await;
+    (batch, dir)
+}
+
+/// A 4-vCPU environment, a queue on it, and the guest modules pushed.
+async fn setup(batch: &Batch) {
+    batch
+        .create_compute_environment(CreateComputeEnvironment {
+            compute_environment_name: "local".into(),
+            kind: ComputeEnvironmentType::Managed,
+            state: None,
+            compute_resources: Some(ComputeResources {
+                kind: "EC2".into(),
+                minv_cpus: None,
+                maxv_cpus: 4,
+                desiredv_cpus: None,
+                extra: Default::default(),
+            }),
+            memory_mib: Some(4096),
+            tags: Default::default(),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    batch
+        .create_job_queue(CreateJobQueue {
+            job_queue_name: "main".into(),
+            state: None,
+            priority: 1,
+            compute_environment_order: vec![ComputeEnvironmentOrder {
+                order: 1,
+                compute_environment: "local".into(),
+            }],
+            tags: Default::default(),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    for (name, path) in [
+        ("hello", guests::wasip1::HELLO),
+        ("exit-code", guests::wasip1::EXIT_CODE),
+        ("sleep", guests::wasip2::SLEEP),
+    ] {
+        batch.push_module(name, guests::bytes(path)).await.unwrap();
+    }
+}
+
+async fn define(
+    batch: &Batch,
+    name: &str,
+    image: &str,
+    command: &[&str],
+    extra: serde_json::Value,
+) -> String {
+    let mut request = json!({
+        "jobDefinitionName": name,
+        "type": "container",
+        "containerProperties": {
+            "image": image,
+            "command": command,
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]
+        }
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        request[k] = v.clone();
+    }
+    let request: RegisterJobDefinition = serde_json::from_value(request).unwrap();
+    batch
+        .register_job_definition(request)
+        .await
+        .unwrap()
+        .job_definition_arn
+}
+
+fn submit(name: &str, definition: &str) -> SubmitJob {
+    SubmitJob {
+        job_name: name.into(),
+        job_queue: "main".into(),
+        job_definition: definition.into(),
+        ..SubmitJob::default()
+    }
+}
+
+fn describe(batch: &Batch, id: &str) -> Job {
+    batch
+        .describe_jobs(&[id.to_string()])
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| panic!("job {id} is gone"))
+}
+
+/// Waits (bounded) until the job reaches SUCCEEDED or FAILED.
+async fn finished(batch: &Batch, id: &str) -> Job {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let job = describe(batch, id);
+            if job.status.is_terminal() {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_with_its_parameters_and_records_its_attempt() {
+    let (batch, _dir) = service().await;
+    let definition = define(
+        &batch,
+        "greet",
+        "hello",
+        &["Ref::who"],
+        json!({"parameters": {"who": "default"}}),
+    )
+    .await;
+    let mut request = submit("greeting", &definition);
+    request.parameters.insert("who".into(), "world".into());
+    let submitted = batch.submit_job(request).await.unwrap();
+    let job = finished(&batch, &submitted.job_id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(job.attempts.len(), 1);
+    let attempt = &job.attempts[0];
+    assert_eq!(attempt.exit_code, Some(0));
+    assert!(attempt.started_at.unwrap() <= attempt.stopped_at.unwrap());
+    assert!(job.created_at <= job.started_at.unwrap());
+    assert_eq!(
+        job.job_queue,
+        "arn:aws:batch:us-east-1:000000000000:job-queue/main"
+    );
+    assert_eq!(
+        job.job_definition,
+        "arn:aws:batch:us-east-1:000000000000:job-definition/greet:1"
+    );
+    assert!(
+        attempt
+            .log_stream_name
+            .as_deref()
+            .unwrap()
+            .starts_with("greet/default/")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_are_retried_as_the_strategy_says() {
+    let (batch, _dir) = service().await;
+    let retries = define(
+        &batch,
+        "fail3",
+        "exit-code",
+        &["3"],
+        json!({"retryStrategy": {"attempts": 3}}),
+    )
+    .await;
+    let job = finished(
+        &batch,
+        &batch
+            .submit_job(submit("retried", &retries))
+            .await
+            .unwrap()
+            .job_id,
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts.len(), 3);
+    assert!(job.attempts.iter().all(|a| a.exit_code == Some(3)));
+
+    let exit_on_3 = define(
+        &batch,
+        "fail3-exit",
+        "exit-code",
+        &["3"],
+        json!({"retryStrategy": {"attempts": 3, "evaluateOnExit": [{"onExitCode": "3", "action": "EXIT"}]}}),
+    )
+    .await;
+    let job = finished(
+        &batch,
+        &batch
+            .submit_job(submit("not-retried", &exit_on_3))
+            .await
+            .unwrap()
+            .job_id,
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_attempt_fails_the_job_without_retry() {
+    let (batch, _dir) = service().await;
+    let sleeper = define(
+        &batch,
+        "sleeper",
+        "sleep",
+        &[],
+        json!({"timeout": {"attemptDurationSeconds": 1}, "retryStrategy": {"attempts": 3}}),
+    )
+    .await;
+    let job = finished(
+        &batch,
+        &batch
+            .submit_job(submit("slow", &sleeper))
+            .await
+            .unwrap()
+            .job_id,
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts.len(), 1, "{job:?}");
+    assert!(
+        job.status_reason
+            .as_deref()
+            .unwrap()
+            .contains("exceeded timeout"),
+        "{job:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_wait_for_success_and_fail_with_their_dependency() {
+    let (batch, _dir) = service().await;
+    let ok = define(&batch, "ok", "exit-code", &["0"], json!({})).await;
+    let bad = define(&batch, "bad", "exit-code", &["1"], json!({})).await;
+    let first = batch.submit_job(submit("first", &ok)).await.unwrap().job_id;
+    let failing = batch
+        .submit_job(submit("failing", &bad))
+        .await
+        .unwrap()
+        .job_id;
+    let mut after_ok = submit("after-ok", &ok);
+    after_ok.depends_on = vec![JobDependency {
+        job_id: Some(first.clone()),
+        kind: None,
+    }];
+    let after_ok = batch.submit_job(after_ok).await.unwrap().job_id;
+    let mut after_bad = submit("after-bad", &ok);
+    after_bad.depends_on = vec![JobDependency {
+        job_id: Some(failing.clone()),
+        kind: None,
+    }];
+    let after_bad = batch.submit_job(after_bad).await.unwrap().job_id;
+    let mut transitively = submit("transitively", &ok);
+    transitively.depends_on = vec![JobDependency {
+        job_id: Some(after_bad.clone()),
+        kind: None,
+    }];
+    let transitively = batch.submit_job(transitively).await.unwrap().job_id;
+
+    let done = finished(&batch, &after_ok).await;
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert!(done.started_at.unwrap() >= describe(&batch, &first).stopped_at.unwrap());
+    for id in [&after_bad, &transitively] {
+        let job = finished(&batch, id).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(
+            job.attempts.is_empty(),
+            "a job whose dependency failed never runs"
+        );
+        assert!(
+            job.status_reason
+                .as_deref()
+                .unwrap()
+                .starts_with("Dependent Job failed"),
+            "{job:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn array_jobs_fan_out_and_sequential_children_run_in_order() {
+    let (batch, _dir) = service().await;
+    let hello = define(&batch, "hello", "hello", &[], json!({})).await;
+    let mut request = submit("fan", &hello);
+    request.array_properties = Some(ArrayProperties { size: Some(50) });
+    let parent = batch.submit_job(request).await.unwrap().job_id;
+    let job = finished(&batch, &parent).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let summary = batch.array_summary(&parent).unwrap();
+    assert_eq!(summary.get(&JobStatus::Succeeded), Some(&50));
+    let child = describe(&batch, &format!("{parent}:7"));
+    assert_eq!(child.array_properties.unwrap().index, Some(7));
+
+    let mut sequential = submit("chain", &hello);
+    sequential.array_properties = Some(ArrayProperties { size: Some(5) });
+    sequential.depends_on = vec![JobDependency {
+        job_id: None,
+        kind: Some(ArrayJobDependency::Sequential),
+    }];
+    let chain = batch.submit_job(sequential).await.unwrap().job_id;
+    assert_eq!(finished(&batch, &chain).await.status, JobStatus::Succeeded);
+    for i in 1..5 {
+        let before = describe(&batch, &format!("{chain}:{}", i - 1));
+        let after = describe(&batch, &format!("{chain}:{i}"));
+        assert!(
+            after.started_at.unwrap() >= before.stopped_at.unwrap(),
+            "child {i} started before {} ended",
+            i - 1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_waiting_jobs_and_terminate_kills_running_ones() {
+    let (batch, _dir) = service().await;
+    let sleeper = define(
+        &batch,
+        "sleeper",
+        "sleep",
+        &[],
+        json!({"retryStrategy": {"attempts": 5}}),
+    )
+    .await;
+    let running = batch
+        .submit_job(submit("long", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while describe(&batch, &running).status != JobStatus::Running {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // Cancel does not touch a running job, and still succeeds.
+    batch.cancel_job(&running, "too late").await.unwrap();
+    assert_eq!(describe(&batch, &running).status, JobStatus::Running);
+    batch
+        .terminate_job(&running, "stopped by the operator")
+        .await
+        .unwrap();
+    let job = finished(&batch, &running).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.is_terminated);
+    assert_eq!(job.attempts.len(), 1, "a terminated job is not retried");
+    assert_eq!(
+        job.status_reason.as_deref(),
+        Some("stopped by the operator")
+    );
+
+    batch
+        .update_job_queue(UpdateJobQueue {
+            job_queue: "main".into(),
+            state: Some(State::Disabled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let waiting = batch
+        .submit_job(submit("waiting", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        describe(&batch, &waiting).status,
+        JobStatus::Runnable,
+        "a DISABLED queue dispatches nothing"
+    );
+    batch.cancel_job(&waiting, "not needed").await.unwrap();
+    let job = describe(&batch, &waiting);
+    assert_eq!((job.status, job.is_cancelled), (JobStatus::Failed, true));
+    assert_eq!(job.status_reason.as_deref(), Some("not needed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_module_is_missing_fails_saying_so() {
+    let (batch, _dir) = service().await;
+    let ghost = define(&batch, "ghost", "no-such-module", &[], json!({})).await;
+    let job = finished(
+        &batch,
+        &batch
+            .submit_job(submit("ghost", &ghost))
+            .await
+            .unwrap()
+            .job_id,
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let reason = job.status_reason.unwrap();
+    assert!(
+        reason.contains("CannotPullContainerError") && reason.contains("no-such-module"),
+        "{reason}"
+    );
+
+    let hello = define(&batch, "hello", "hello", &[], json!({})).await;
+    batch.delete_module("hello").await.unwrap();
+    let job = finished(
+        &batch,
+        &batch
+            .submit_job(submit("after-delete", &hello))
+            .await
+            .unwrap()
+            .job_id,
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.status_reason
+            .unwrap()
+            .contains("\"hello\" was not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_name_the_field_and_change_nothing() {
+    let (batch, _dir) = service().await;
+    let hello = define(&batch, "hello", "hello", &[], json!({})).await;
+    let error = batch
+        .submit_job(submit("has space", &hello))
+        .await
+        .unwrap_err();
+    assert!(error.is_client_error());
+    assert!(error.to_string().starts_with("jobName:"), "{error}");
+
+    let mut unknown_queue = submit("x", &hello);
+    unknown_queue.job_queue = "nope".into();
+    assert!(
+        batch
+            .submit_job(unknown_queue)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("job queue nope does not exist")
+    );
+
+    let mut too_many = submit("deps", &hello);
+    too_many.depends_on = vec![
+        JobDependency {
+            job_id: Some("x".into()),
+            kind: None
+        };
+        21
+    ];
+    assert!(
+        batch
+            .submit_job(too_many)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("more than 20 dependencies")
+    );
+
+    let mut huge = submit("huge", &hello);
+    huge.array_properties = Some(ArrayProperties { size: Some(10_001) });
+    assert!(
+        batch
+            .submit_job(huge)
+            .await
+            .unwrap_err()
+            .to_string()
+            .starts_with("arrayProperties.size")
+    );
+
+    let mut unknown_dependency = submit("orphan", &hello);
+    unknown_dependency.depends_on = vec![JobDependency {
+        job_id: Some("no-such-job".into()),
+        kind: None,
+    }];
+    assert!(
+        batch
+            .submit_job(unknown_dependency)
+            .await
+            .unwrap_err()
+            .to_string()
+            .starts_with("dependsOn[0].jobId")
+    );
+
+    let mut fuel_typo = submit("typo", &hello);
+    fuel_typo.container_overrides = Some(
+        serde_json::from_value::<ContainerOverrides>(
+            json!({"resourceRequirements": [{"type": "FUEL", "value": "lots"}]}),
+        )
+        .unwrap(),
+    );
+    assert!(
+        batch
+            .submit_job(fuel_typo)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("FUEL")
+    );
+    let mut timeout = submit("zero", &hello);
+    timeout.timeout = Some(JobTimeout {
+        attempt_duration_seconds: Some(0),
+    });
+    assert!(batch.submit_job(timeout).await.is_err());
+
+    // None of these made a job.
+    let everything = wasmbatch_runtime::model::ListJobs {
+        job_queue: Some("main".into()),
+        filters: vec![wasmbatch_runtime::model::KeyValuesPair {
+            name: Some("JOB_NAME".into()),
+            values: vec!["*".into()],
+        }],
+        ..Default::default()
+    };
+    assert!(batch.list_jobs(&everything).unwrap().jobs.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_is_still_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (done, definition) = {
+        let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+        setup(&batch).await;
+        let definition = define(&batch, "hello", "hello", &[], json!({})).await;
+        let done = batch
+            .submit_job(submit("before", &definition))
+            .await
+            .unwrap()
+            .job_id;
+        finished(&batch, &done).await;
+        (done, definition)
+    };
+    let batch = loop {
+        match Batch::open(BatchConfig::new(dir.path())).await {
+            Ok(batch) => break batch,
+            // The old writer thread may still hold the database for a moment.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    assert_eq!(describe(&batch, &done).status, JobStatus::Succeeded);
+    assert_eq!(batch.describe_job_queues(&[]).len(), 1);
+    assert_eq!(batch.modules().len(), 3);
+    let again = batch
+        .submit_job(submit("after", &definition))
+        .await
+        .unwrap()
+        .job_id;
+    assert_eq!(finished(&batch, &again).await.status, JobStatus::Succeeded);
+}

@@ -198,6 +198,28 @@ impl Batch {
         Some(state.array_summary(parent))
     }
 
+    /// How many jobs of a queue (name or ARN) are in each status, array children included.
+    pub fn job_counts(&self, queue: &str) -> Result<BTreeMap<JobStatus, u64>, BatchError> {
+        let state = self.shared.lock();
+        let arn = state
+            .queues
+            .get(name_of("job-queue", queue))
+            .map(|q| q.queue.job_queue_arn.clone())
+            .ok_or_else(|| BatchError::NotFound {
+                what: "job queue",
+                name: queue.to_string(),
+            })?;
+        let mut counts = BTreeMap::new();
+        for job in state
+            .jobs
+            .values()
+            .filter(|j| j.job_queue == arn && !j.is_array_parent())
+        {
+            *counts.entry(job.status).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     /// ListJobs.
     pub fn list_jobs(&self, request: &ListJobs) -> Result<JobPage, BatchError> {
         let filter = match request.filters.as_slice() {

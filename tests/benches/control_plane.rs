@@ -1,0 +1,253 @@
+//! Prints the control plane's throughput and scale, embedded and durable, in one run:
+//! 20,000 hello jobs submitted and run to SUCCEEDED (jobs/s), a 10,000-child array to all
+//! SUCCEEDED, restart time with 100,000 stored jobs, and RAM per queued job. Baselines measured
+//! in the same run: `xargs -P <cores>` running the native hello 20,000 times (a process-per-job
+//! runner) and the executor alone running 20,000 hellos (the ceiling without a control plane).
+//!
+//! `cargo bench -p wasmbatch-tests --bench control_plane` (`-- --quick` for a short run).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
+use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+async fn open(dir: &std::path::Path) -> Batch {
+    let mut config = BatchConfig::new(dir);
+    config.default_environment_memory_mib = 1 << 20;
+    Batch::open(config).await.unwrap()
+}
+
+async fn setup(batch: &Batch, vcpus: u32) {
+    batch
+        .create_compute_environment(decode(json!({
+            "computeEnvironmentName": "local", "type": "MANAGED",
+            "computeResources": {"type": "EC2", "maxvCpus": vcpus}
+        })))
+        .await
+        .unwrap();
+    batch
+        .create_job_queue(decode(json!({
+            "jobQueueName": "main", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+        })))
+        .await
+        .unwrap();
+    batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    batch
+        .register_job_definition(decode(json!({
+            "jobDefinitionName": "hello", "type": "container",
+            "containerProperties": {"image": "hello", "command": ["bench"],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "16"}]}
+        })))
+        .await
+        .unwrap();
+}
+
+fn submit(name: &str) -> SubmitJob {
+    SubmitJob {
+        job_name: name.into(),
+        job_queue: "main".into(),
+        job_definition: "hello".into(),
+        ..SubmitJob::default()
+    }
+}
+
+async fn until(batch: &Batch, done: impl Fn(&BTreeMap<JobStatus, u64>) -> bool) {
+    loop {
+        if done(&batch.job_counts("main").unwrap()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let jobs = if quick { 2_000 } else { 20_000 };
+    let array = if quick { 1_000 } else { 10_000 };
+    let stored = if quick { 10_000 } else { 100_000 };
+    println!(
+        "# wasmbatch control-plane benchmark{}\n",
+        if quick { " (quick)" } else { "" }
+    );
+    println!("| scenario | result | baseline (same run) | ratio |\n|---|---|---|---|");
+
+    // Throughput: many clients submitting concurrently, then everything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let batch = open(dir.path()).await;
+    setup(&batch, 64).await;
+    let start = Instant::now();
+    let clients: Vec<_> = (0..64)
+        .map(|c| {
+            let batch = batch.clone();
+            tokio::spawn(async move {
+                for i in 0..jobs / 64 {
+                    batch
+                        .submit_job(submit(&format!("j{c}-{i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let submitted = start.elapsed();
+    let total = (jobs / 64 * 64) as u64;
+    until(&batch, |c| c.get(&JobStatus::Succeeded) == Some(&total)).await;
+    let elapsed = start.elapsed();
+    let rate = total as f64 / elapsed.as_secs_f64();
+
+    // Baselines: the executor alone, and a process per job.
+    let executor = batch.executor().clone();
+    let hello = executor
+        .load(guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let exec_start = Instant::now();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (executor, hello) = (executor.clone(), hello.clone());
+            tokio::spawn(async move {
+                for _ in 0..total / 2 {
+                    executor.run(&hello, AttemptSpec::default()).await;
+                }
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap();
+    }
+    let exec_rate = total as f64 / exec_start.elapsed().as_secs_f64();
+    let xargs_start = Instant::now();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "seq {total} | xargs -P {} -n 1 {} > /dev/null",
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            guests::native::HELLO
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let xargs_rate = total as f64 / xargs_start.elapsed().as_secs_f64();
+    println!(
+        "| {total} hello jobs, submit → all SUCCEEDED, durable (64 concurrent clients) | {rate:.0} jobs/s (submits done in {:.2} s) | xargs -P: {xargs_rate:.0} jobs/s | {:.1}× |",
+        submitted.as_secs_f64(),
+        rate / xargs_rate
+    );
+    println!(
+        "| same, ceiling: Executor::run alone, 2 tasks, not durable | {exec_rate:.0} runs/s | control plane: {rate:.0} jobs/s | {:.2}× |",
+        rate / exec_rate
+    );
+    drop(batch);
+
+    // Fan-out: one array job.
+    let dir = tempfile::tempdir().unwrap();
+    let batch = open(dir.path()).await;
+    setup(&batch, 64).await;
+    let start = Instant::now();
+    let mut request = submit("fan");
+    request.array_properties = Some(ArrayProperties { size: Some(array) });
+    let parent = batch.submit_job(request).await.unwrap().job_id;
+    let submit_time = start.elapsed();
+    loop {
+        let job = batch
+            .describe_jobs(&[parent.clone()])
+            .unwrap()
+            .pop()
+            .unwrap();
+        if job.status.is_terminal() {
+            assert_eq!(job.status, JobStatus::Succeeded);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!(
+        "| {array}-child array, submit → all SUCCEEDED | {:.2} s (submit {:.0} ms) | goal < 1 s | {:.2}× |",
+        start.elapsed().as_secs_f64(),
+        submit_time.as_secs_f64() * 1e3,
+        start.elapsed().as_secs_f64()
+    );
+    drop(batch);
+
+    // Scale of state: queued jobs (a DISABLED environment runs nothing), RAM, restart.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let batch = open(dir.path()).await;
+        setup(&batch, 64).await;
+        batch
+            .update_compute_environment(decode(
+                json!({"computeEnvironment": "local", "state": "DISABLED"}),
+            ))
+            .await
+            .unwrap();
+        let before = rss_kib();
+        let per_client = stored / 50;
+        let clients: Vec<_> = (0..50)
+            .map(|c| {
+                let batch = batch.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_client {
+                        batch
+                            .submit_job(submit(&format!("q{c}-{i}")))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+        let per_job = (rss_kib().saturating_sub(before)) as f64 * 1024.0 / stored as f64;
+        println!(
+            "| RAM per queued job ({stored} queued) | {per_job:.0} bytes | goal < 1024 bytes | {:.2}× |",
+            per_job / 1024.0
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let batch = loop {
+        let mut config = BatchConfig::new(dir.path());
+        config.default_environment_memory_mib = 1 << 20;
+        match Batch::open(config).await {
+            Ok(batch) => break batch,
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    let restart = start.elapsed();
+    let queued = batch
+        .job_counts("main")
+        .unwrap()
+        .get(&JobStatus::Runnable)
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(queued, stored as u64);
+    println!(
+        "| restart with {stored} stored jobs | {:.0} ms | goal < 1000 ms | {:.2}× |",
+        restart.as_secs_f64() * 1e3,
+        restart.as_secs_f64()
+    );
+}

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::batch::{Shared, name_of, now};
+use crate::batch::{Shared, State, name_of, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
 use crate::model::params;
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
@@ -30,7 +30,8 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            for plan in place(&shared) {
+            let plans = place(&mut shared.lock());
+            for plan in plans {
                 tokio::spawn(run_attempt(shared.clone(), plan));
             }
         }
@@ -49,10 +50,8 @@ struct AttemptPlan {
 }
 
 /// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
-fn place(shared: &Shared) -> Vec<AttemptPlan> {
+fn place(state: &mut State) -> Vec<AttemptPlan> {
     let mut plans = Vec::new();
-    let mut guard = shared.lock();
-    let state = &mut *guard;
     let mut queues: Vec<(i32, String)> = state
         .queues
         .values()
@@ -342,4 +341,182 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
     shared
         .store
         .write_behind(crate::batch::records(&state, &changed));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::batch::state::{EnvSlot, QueueSlot};
+    use crate::model::{ComputeEnvironment, Job, JobDefinition, JobQueue};
+
+    fn env(state: &mut State, name: &str, vcpus: u32, enabled: bool, managed: bool) {
+        let env: ComputeEnvironment = serde_json::from_value(json!({
+            "computeEnvironmentName": name,
+            "computeEnvironmentArn": format!("arn:aws:batch:r:a:compute-environment/{name}"),
+            "type": if managed { "MANAGED" } else { "UNMANAGED" },
+            "state": if enabled { "ENABLED" } else { "DISABLED" },
+            "status": "VALID",
+            "computeResources": {"type": "EC2", "maxvCpus": vcpus}
+        }))
+        .unwrap();
+        state.envs.insert(
+            name.into(),
+            EnvSlot {
+                env,
+                memory_mib: 1024,
+                used_vcpus: 0.0,
+                used_memory_mib: 0,
+            },
+        );
+    }
+
+    fn queue(state: &mut State, name: &str, priority: i32, envs: &[&str]) {
+        let order: Vec<_> = envs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({"order": i, "computeEnvironment": format!("arn:aws:batch:r:a:compute-environment/{e}")}))
+            .collect();
+        let queue: JobQueue = serde_json::from_value(json!({
+            "jobQueueName": name, "jobQueueArn": format!("arn:aws:batch:r:a:job-queue/{name}"),
+            "state": "ENABLED", "status": "VALID", "priority": priority, "computeEnvironmentOrder": order
+        }))
+        .unwrap();
+        state.queues.insert(
+            name.into(),
+            QueueSlot {
+                queue,
+                runnable: Default::default(),
+            },
+        );
+    }
+
+    fn definition(state: &mut State, vcpus: &str, memory: &str) {
+        let definition: JobDefinition = serde_json::from_value(json!({
+            "jobDefinitionName": "d", "jobDefinitionArn": "arn:aws:batch:r:a:job-definition/d:1",
+            "revision": 1, "status": "ACTIVE", "type": "container",
+            "parameters": {"who": "default"},
+            "containerProperties": {"image": "hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "command": ["hi", "Ref::who"],
+                "environment": [{"name": "COLOR", "value": "blue"}],
+                "resourceRequirements": [{"type": "VCPU", "value": vcpus}, {"type": "MEMORY", "value": memory}]}
+        }))
+        .unwrap();
+        state.definitions.insert("d".into(), vec![definition]);
+    }
+
+    fn job(state: &mut State, id: &str, queue: &str) {
+        let sequence = state.next_sequence;
+        state.next_sequence += 1;
+        let job: Job = serde_json::from_value(json!({
+            "jobId": id, "jobArn": id, "jobName": id,
+            "jobQueue": format!("arn:aws:batch:r:a:job-queue/{queue}"),
+            "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
+            "status": "SUBMITTED", "createdAt": 0, "sequence": sequence,
+            "parameters": {"who": id}
+        }))
+        .unwrap();
+        state.jobs.insert(id.into(), job);
+        state.make_runnable(id, &mut Vec::new());
+    }
+
+    fn placed(plans: &[AttemptPlan]) -> Vec<(&str, &str)> {
+        plans
+            .iter()
+            .map(|p| (p.job_id.as_str(), p.environment.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn higher_priority_queues_go_first_and_each_queue_is_fifo() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 2, true, true);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "low", 1, &["ce"]);
+        queue(&mut state, "high", 10, &["ce"]);
+        job(&mut state, "low-1", "low");
+        job(&mut state, "high-1", "high");
+        job(&mut state, "high-2", "high");
+        assert_eq!(
+            placed(&place(&mut state)),
+            [("high-1", "ce"), ("high-2", "ce")]
+        );
+        assert_eq!(
+            state.jobs["low-1"].status,
+            JobStatus::Runnable,
+            "no capacity was left for it"
+        );
+        assert_eq!(state.jobs["high-1"].status, JobStatus::Starting);
+    }
+
+    #[test]
+    fn a_job_goes_to_the_first_environment_in_order_with_room() {
+        let mut state = State::empty();
+        env(&mut state, "small", 1, true, true);
+        env(&mut state, "off", 8, false, true);
+        env(&mut state, "remote", 8, true, false);
+        env(&mut state, "big", 4, true, true);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["small", "off", "remote", "big"]);
+        for id in ["a", "b", "c"] {
+            job(&mut state, id, "q");
+        }
+        assert_eq!(
+            placed(&place(&mut state)),
+            [("a", "small"), ("b", "big"), ("c", "big")]
+        );
+        assert_eq!(state.envs["big"].used_vcpus, 2.0);
+        assert_eq!(state.envs["big"].used_memory_mib, 128);
+    }
+
+    #[test]
+    fn a_job_that_fits_nowhere_holds_its_queue() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 2, true, true);
+        definition(&mut state, "4", "64");
+        queue(&mut state, "q", 1, &["ce"]);
+        job(&mut state, "too-big", "q");
+        assert!(place(&mut state).is_empty());
+        assert_eq!(state.jobs["too-big"].status, JobStatus::Runnable);
+    }
+
+    #[test]
+    fn memory_is_capacity_too() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 64, true, true);
+        definition(&mut state, "1", "600");
+        queue(&mut state, "q", 1, &["ce"]);
+        job(&mut state, "a", "q");
+        job(&mut state, "b", "q");
+        assert_eq!(
+            placed(&place(&mut state)),
+            [("a", "ce")],
+            "1024 MiB holds one 600 MiB job"
+        );
+    }
+
+    #[test]
+    fn the_attempt_gets_its_command_parameters_environment_and_limits() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 2, true, true);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["ce"]);
+        job(&mut state, "j", "q");
+        let plans = place(&mut state);
+        let spec = &plans[0].spec;
+        assert_eq!(spec.args, ["hello", "hi", "j"]);
+        assert_eq!(spec.limits.memory_bytes, 64 << 20);
+        let env: std::collections::HashMap<_, _> = spec.env.iter().cloned().collect();
+        assert_eq!(env["COLOR"], "blue");
+        assert_eq!(env["AWS_BATCH_JOB_ID"], "j");
+        assert_eq!(env["AWS_BATCH_JOB_ATTEMPT"], "1");
+        assert_eq!(env["AWS_BATCH_JQ_NAME"], "q");
+        assert_eq!(env["AWS_BATCH_CE_NAME"], "ce");
+        assert!(!env.contains_key("AWS_BATCH_JOB_ARRAY_INDEX"));
+        assert_eq!(
+            plans[0].image,
+            "hello@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        );
+    }
 }

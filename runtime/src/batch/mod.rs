@@ -7,7 +7,7 @@
 mod jobs;
 mod recover;
 mod resources;
-mod state;
+pub(crate) mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,131 @@
+//! Scale the issue names, sized so the suite stays fast: a 10,000-child array runs to the end,
+//! and 100,000 queued jobs are accepted, counted and all still there after a restart.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+async fn open(dir: &std::path::Path) -> Batch {
+    let mut config = BatchConfig::new(dir);
+    config.default_environment_memory_mib = 1 << 20;
+    loop {
+        match Batch::open(config.clone()).await {
+            Ok(batch) => return batch,
+            // A previous handle's writer thread may still hold the database for a moment.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn setup(batch: &Batch, state: &str) {
+    batch
+        .create_compute_environment(decode(json!({
+            "computeEnvironmentName": "local", "type": "MANAGED", "state": state,
+            "computeResources": {"type": "EC2", "maxvCpus": 64}
+        })))
+        .await
+        .unwrap();
+    batch
+        .create_job_queue(decode(json!({
+            "jobQueueName": "main", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+        })))
+        .await
+        .unwrap();
+    batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    batch
+        .register_job_definition(decode(json!({
+            "jobDefinitionName": "hello", "type": "container",
+            "containerProperties": {"image": "hello",
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "16"}]}
+        })))
+        .await
+        .unwrap();
+}
+
+fn submit(name: &str) -> SubmitJob {
+    SubmitJob {
+        job_name: name.into(),
+        job_queue: "main".into(),
+        job_definition: "hello".into(),
+        ..SubmitJob::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_child_array_runs_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = open(dir.path()).await;
+    setup(&batch, "ENABLED").await;
+    let mut request = submit("fan");
+    request.array_properties = Some(ArrayProperties { size: Some(10_000) });
+    let parent = batch.submit_job(request).await.unwrap().job_id;
+    tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            let job = batch
+                .describe_jobs(&[parent.clone()])
+                .unwrap()
+                .pop()
+                .unwrap();
+            if job.status.is_terminal() {
+                assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the array did not finish");
+    let summary = batch.array_summary(&parent).unwrap();
+    assert_eq!(summary.get(&JobStatus::Succeeded), Some(&10_000));
+    let last = batch
+        .describe_jobs(&[format!("{parent}:9999")])
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.attempts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_queued_jobs_are_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let batch = open(dir.path()).await;
+        setup(&batch, "DISABLED").await;
+        let clients: Vec<_> = (0..50)
+            .map(|c| {
+                let batch = batch.clone();
+                tokio::spawn(async move {
+                    for i in 0..2_000 {
+                        batch
+                            .submit_job(submit(&format!("q{c}-{i}")))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+        let counts = batch.job_counts("main").unwrap();
+        assert_eq!(counts.get(&JobStatus::Runnable), Some(&100_000));
+    }
+    let batch = open(dir.path()).await;
+    let counts = batch.job_counts("main").unwrap();
+    assert_eq!(
+        counts.get(&JobStatus::Runnable),
+        Some(&100_000),
+        "{counts:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - `scheduler`: places runnable jobs on environments' capacity and runs their attempts.
 //! - `store`: redb tables and the group-committing writer thread.
 //! - `modules`: the content-addressed module store (our ECR).
+//! - `logs`: each attempt's output as log events, live for followers and stored in chunks.
 //! - [`model`]: the domain (compute environments, job queues, job definitions, jobs, attempts)
 //!   with AWS Batch's names, and the pure rules on it: retry decisions, `Ref::` parameters,
 //!   validation.
@@ -61,6 +62,7 @@
 
 mod batch;
 pub mod engine;
+mod logs;
 pub mod model;
 mod modules;
 mod scheduler;
@@ -72,5 +74,6 @@ pub use engine::{
     ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,
     ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
+pub use logs::{LOG_GROUP, LogEvent};
 pub use modules::ModuleInfo;
 pub use store::StoreError;

@@ -180,10 +180,8 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     Duration::from_secs(u64::from(s))
                 });
             let kill = KillSwitch::new();
-            let log_stream_name = format!(
-                "{}/default/{job_id}-{attempt}",
-                definition.job_definition_name
-            );
+            let log_stream_name =
+                crate::logs::stream_name(&definition.job_definition_name, &job_id, attempt);
             state.running.insert(job_id.clone(), kill.clone());
             plans.push(AttemptPlan {
                 job_id,
@@ -232,10 +230,13 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
                     shared.store.write_behind(records);
                 }
             }
-            (
-                Some(started_at),
-                shared.executor.run(&module, plan.spec.clone()).await,
-            )
+            let spec = AttemptSpec {
+                output: shared.logs.open(&plan.log_stream_name),
+                ..plan.spec.clone()
+            };
+            let outcome = shared.executor.run(&module, spec).await;
+            shared.logs.finish(&plan.log_stream_name).await;
+            (Some(started_at), outcome)
         }
     };
     complete(&shared, &plan, started_at, &outcome);

@@ -174,7 +174,7 @@ async fn main() {
     let submit_time = start.elapsed();
     loop {
         let job = batch
-            .describe_jobs(&[parent.clone()])
+            .describe_jobs(std::slice::from_ref(&parent))
             .unwrap()
             .pop()
             .unwrap();

@@ -150,13 +150,89 @@ async fn a_job_runs_with_its_parameters_and_records_its_attempt() {
         job.job_definition,
         "arn:aws:batch:us-east-1:000000000000:job-definition/greet:1"
     );
-    assert!(
-        attempt
-            .log_stream_name
-            .as_deref()
-            .unwrap()
-            .starts_with("greet/default/")
+    let stream = attempt.log_stream_name.clone().unwrap();
+    assert_eq!(stream, format!("greet/default/{}-1", job.job_id));
+    assert_eq!(
+        batch.log_stream(&job.job_id, None).as_deref(),
+        Some(stream.as_str())
     );
+    let lines: Vec<String> = batch
+        .log_events(&stream)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"hello from wasmbatch: args=["hello", "world"]"#.to_string(),
+            "AWS_BATCH_CE_NAME=local".into(),
+            "AWS_BATCH_JOB_ATTEMPT=1".into(),
+            format!("AWS_BATCH_JOB_ID={}", job.job_id),
+            "AWS_BATCH_JQ_NAME=main".into(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_can_be_followed_while_the_job_runs_and_are_kept_after() {
+    let (batch, dir) = service().await;
+    let sleeper = define(&batch, "sleeper", "sleep", &[], json!({})).await;
+    let id = batch
+        .submit_job(submit("long", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    let stream = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(stream) = batch.log_stream(&id, None) {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (events, more) =
+        tokio::time::timeout(Duration::from_secs(30), batch.follow_log(&stream, 0))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+        ["sleeping"]
+    );
+    assert!(more, "the attempt is still running");
+    let waiting = tokio::spawn({
+        let (batch, stream) = (batch.clone(), stream.clone());
+        async move { batch.follow_log(&stream, 1).await.unwrap() }
+    });
+    batch.terminate_job(&id, "enough").await.unwrap();
+    let (rest, more) = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rest.is_empty() && !more,
+        "the follower is told the attempt ended"
+    );
+
+    // Kept durably: a new process reads them back.
+    finished(&batch, &id).await;
+    drop(batch);
+    let reopened = loop {
+        match Batch::open(BatchConfig::new(dir.path())).await {
+            Ok(batch) => break batch,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let kept = reopened.log_events(&stream).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].message, "sleeping");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,7 @@ async fn a_ten_thousand_child_array_runs_to_the_end() {
     tokio::time::timeout(Duration::from_secs(300), async {
         loop {
             let job = batch
-                .describe_jobs(&[parent.clone()])
+                .describe_jobs(std::slice::from_ref(&parent))
                 .unwrap()
                 .pop()
                 .unwrap();

@@ -127,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Wakes the scheduler: a job became runnable, capacity was freed, a queue changed.
     pub(crate) wake: Arc<Notify>,
+    /// Attempts' output.
+    pub(crate) logs: Arc<crate::logs::Logs>,
     /// Loaded modules by digest, so a job start neither reads nor hashes the module again.
     pub(crate) loaded:
         Mutex<std::collections::HashMap<crate::engine::Digest, crate::engine::JobModule>>,
@@ -158,11 +160,12 @@ impl Batch {
         let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             config,
-            store,
+            store: store.clone(),
             executor,
             modules,
             state: Mutex::new(state),
             wake: wake.clone(),
+            logs: Arc::new(crate::logs::Logs::new(store.clone())),
             loaded: Mutex::default(),
         });
         crate::scheduler::start(Arc::downgrade(&shared), wake);
@@ -178,6 +181,47 @@ impl Batch {
     /// The configuration it was opened with.
     pub fn config(&self) -> &BatchConfig {
         &self.shared.config
+    }
+
+    /// The log stream of a job's attempt (from 1), or of its latest attempt; `None` for an
+    /// unknown job or an attempt that has not started.
+    pub fn log_stream(&self, job_id: &str, attempt: Option<usize>) -> Option<String> {
+        let state = self.shared.lock();
+        let job = state.jobs.get(job_id)?;
+        let running = matches!(
+            job.status,
+            crate::model::JobStatus::Starting | crate::model::JobStatus::Running
+        );
+        let started = job.attempts.len() + usize::from(running);
+        let attempt = attempt.unwrap_or(started);
+        if attempt == 0 || attempt > started {
+            return None;
+        }
+        let definition = name_of("job-definition", &job.job_definition)
+            .rsplit_once(':')?
+            .0;
+        Some(crate::logs::stream_name(definition, job_id, attempt))
+    }
+
+    /// Every event of a log stream so far.
+    pub async fn log_events(&self, stream: &str) -> Result<Vec<crate::logs::LogEvent>, BatchError> {
+        let shared = self.shared.clone();
+        let stream = stream.to_string();
+        Ok(
+            tokio::task::spawn_blocking(move || shared.logs.events(&stream))
+                .await
+                .map_err(|e| StoreError::Read(e.to_string()))??,
+        )
+    }
+
+    /// Events of a stream from index `from` on, waiting while the attempt runs and has written
+    /// nothing new; the flag says whether more may come (false once the attempt has ended).
+    pub async fn follow_log(
+        &self,
+        stream: &str,
+        from: usize,
+    ) -> Result<(Vec<crate::logs::LogEvent>, bool), BatchError> {
+        Ok(self.shared.logs.follow(stream, from).await?)
     }
 }
 

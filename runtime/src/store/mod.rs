@@ -25,15 +25,18 @@ pub(crate) enum Table {
     Jobs,
     /// Module name → its pushes (digest, size, time).
     Modules,
+    /// `<stream>\u{1}<chunk number>` → a chunk of an attempt's log events.
+    LogChunks,
 }
 
 impl Table {
-    const ALL: [Table; 5] = [
+    const ALL: [Table; 6] = [
         Table::ComputeEnvironments,
         Table::JobQueues,
         Table::JobDefinitions,
         Table::Jobs,
         Table::Modules,
+        Table::LogChunks,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -43,6 +46,7 @@ impl Table {
             Table::JobDefinitions => "job_definitions",
             Table::Jobs => "jobs",
             Table::Modules => "modules",
+            Table::LogChunks => "log_chunks",
         })
     }
 }
@@ -184,6 +188,28 @@ impl Store {
                 StoreError::Read(format!("record {:?} in {table:?}: {e}", key.value()))
             })?;
             out.push((key.value().to_string(), decoded));
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// The records of `table` whose keys start with `prefix`, in key order. Blocking.
+    pub(crate) fn load_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
+        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
+        let mut out = Vec::new();
+        for entry in opened.range(prefix..).map_err(|e| read(&e))? {
+            let (key, value) = entry.map_err(|e| read(&e))?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            out.push(serde_json::from_slice(value.value()).map_err(|e| read(&e))?);
         }
         Ok(out)
     }

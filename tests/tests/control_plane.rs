@@ -626,3 +626,29 @@ async fn everything_is_still_there_after_a_restart() {
         .job_id;
     assert_eq!(finished(&batch, &again).await.status, JobStatus::Succeeded);
 }
+
+/// The job's timeout, under tokio's paused clock: an hour-long attemptDurationSeconds ends the
+/// attempt without an hour passing, and the job fails without retry.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_duration_of_an_hour_times_out_on_a_paused_clock() {
+    let (batch, _dir) = service().await;
+    let sleeper = define(
+        &batch,
+        "hour",
+        "sleep",
+        &[],
+        json!({"timeout": {"attemptDurationSeconds": 3600}, "retryStrategy": {"attempts": 2}}),
+    )
+    .await;
+    let real = std::time::Instant::now();
+    let id = batch
+        .submit_job(submit("hour", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    let job = finished(&batch, &id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts.len(), 1);
+    assert!(job.status_reason.unwrap().contains("timeout of 3600s"));
+    assert!(real.elapsed() < Duration::from_secs(60));
+}

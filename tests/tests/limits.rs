@@ -247,3 +247,21 @@ async fn a_spec_beyond_the_executor_is_refused_before_it_runs() {
     assert_eq!(outcome.status, ExitStatus::Exited(0));
     assert_eq!(outcome.fuel_consumed, None);
 }
+
+/// With tokio's clock paused, an hour-long timeout of a guest blocked in a host call is reached
+/// without an hour passing: the deadline is a timer like any other, not a wall-clock poll.
+#[tokio::test(start_paused = true)]
+async fn an_hour_long_timeout_is_a_timer_not_a_wait() {
+    let (executor, _dir) = executor();
+    let sleep = load(&executor, guests::wasip1::SLEEP).await;
+    let limits = Limits {
+        timeout: Duration::from_secs(3600),
+        ..Limits::default()
+    };
+    let real = std::time::Instant::now();
+    let outcome = executor.run(&sleep, spec(&["sleep"], limits)).await;
+    let (kind, reason) = failure(&outcome);
+    assert_eq!(kind, FailureKind::Timeout);
+    assert!(reason.contains("timeout of 3600s"), "{reason}");
+    assert!(real.elapsed() < Duration::from_secs(60));
+}

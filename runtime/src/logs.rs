@@ -124,9 +124,9 @@ impl Logs {
         Some(record)
     }
 
-    /// The attempt has ended: writes the rest, tells followers, and once that is committed
-    /// serves the stream from the store.
-    pub(crate) async fn finish(&self, stream: &str) {
+    /// The attempt has ended: writes the rest and tells followers. The stream is served from
+    /// memory until that write is committed, then from the store; the attempt does not wait.
+    pub(crate) fn finish(self: &Arc<Self>, stream: &str) {
         let committed = {
             let mut live = self.lock();
             let Some(log) = live.get_mut(stream) else {
@@ -136,11 +136,15 @@ impl Logs {
             log.changed.notify_waiters();
             Self::chunk(stream, log).map(|record| self.store.send(vec![record]))
         };
-        if let Some(committed) = committed {
-            // A failed write is logged by the writer; the events are then lost with it.
-            let _ = committed.await;
-        }
-        self.lock().remove(stream);
+        let logs = self.clone();
+        let stream = stream.to_string();
+        tokio::spawn(async move {
+            if let Some(committed) = committed {
+                // A failed write is logged by the writer; the events are then lost with it.
+                let _ = committed.await;
+            }
+            logs.lock().remove(&stream);
+        });
     }
 
     /// Every event of a stream so far. Blocking when the stream is no longer live.
@@ -223,7 +227,10 @@ mod tests {
         }
         let live = logs.events("def/default/job-1").unwrap();
         assert_eq!(live.len(), CHUNK * 2 + 10);
-        logs.finish("def/default/job-1").await;
+        logs.finish("def/default/job-1");
+        while logs.lock().contains_key("def/default/job-1") {
+            tokio::task::yield_now().await;
+        }
         let stored = logs.events("def/default/job-1").unwrap();
         let messages: Vec<String> = stored.into_iter().map(|e| e.message).collect();
         let expected: Vec<String> = (0..(CHUNK * 2 + 10)).map(|i| format!("line {i}")).collect();

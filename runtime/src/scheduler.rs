@@ -235,7 +235,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
                 ..plan.spec.clone()
             };
             let outcome = shared.executor.run(&module, spec).await;
-            shared.logs.finish(&plan.log_stream_name).await;
+            shared.logs.finish(&plan.log_stream_name);
             (Some(started_at), outcome)
         }
     };

@@ -65,6 +65,14 @@ impl Logs {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The sink an attempt's output goes to, for a stream opened with [`Logs::open`].
+    pub(crate) fn sink(self: &Arc<Self>, stream: &str) -> Arc<dyn OutputSink> {
+        Arc::new(AttemptLog {
+            logs: self.clone(),
+            stream: stream.to_string(),
+        })
+    }
+
     /// Opens a stream for an attempt that is about to run, and the sink its output goes to.
     pub(crate) fn open(self: &Arc<Self>, stream: &str) -> Arc<dyn OutputSink> {
         self.lock().insert(

@@ -30,7 +30,16 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let plans = place(&mut shared.lock());
+            let plans = {
+                let mut state = shared.lock();
+                let plans = place(&mut state);
+                // Opened while the jobs' STARTING is visible only under this lock, so anyone
+                // who sees the job started finds its log stream.
+                for plan in &plans {
+                    shared.logs.open(&plan.log_stream_name);
+                }
+                plans
+            };
             for plan in plans {
                 tokio::spawn(run_attempt(shared.clone(), plan));
             }
@@ -231,7 +240,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
                 }
             }
             let spec = AttemptSpec {
-                output: shared.logs.open(&plan.log_stream_name),
+                output: shared.logs.sink(&plan.log_stream_name),
                 ..plan.spec.clone()
             };
             let outcome = shared.executor.run(&module, spec).await;
@@ -239,6 +248,9 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             (Some(started_at), outcome)
         }
     };
+    if started_at.is_none() {
+        shared.logs.finish(&plan.log_stream_name);
+    }
     complete(&shared, &plan, started_at, &outcome);
     shared.wake.notify_one();
 }

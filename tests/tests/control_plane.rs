@@ -7,7 +7,8 @@ use serde_json::json;
 use wasmbatch_runtime::model::{
     ArrayJobDependency, ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType,
     ComputeResources, ContainerOverrides, CreateComputeEnvironment, CreateJobQueue, Job,
-    JobDependency, JobStatus, JobTimeout, RegisterJobDefinition, State, SubmitJob, UpdateJobQueue,
+    JobDependency, JobStatus, JobTimeout, KeyValuesPair, ListJobs, RegisterJobDefinition, State,
+    SubmitJob, UpdateJobQueue,
 };
 use wasmbatch_runtime::{Batch, BatchConfig};
 use wasmbatch_tests::guests;
@@ -646,9 +647,177 @@ async fn an_attempt_duration_of_an_hour_times_out_on_a_paused_clock() {
         .await
         .unwrap()
         .job_id;
-    let job = finished(&batch, &id).await;
+    // Polled in virtual minutes: each sleep lets the paused clock jump, and the attempt's
+    // deadline is just another timer on the way.
+    let mut job = describe(&batch, &id);
+    for _ in 0..200 {
+        if job.status.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        job = describe(&batch, &id);
+    }
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.attempts.len(), 1);
     assert!(job.status_reason.unwrap().contains("timeout of 3600s"));
     assert!(real.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_jobs_filters_pages_newest_first_and_n_to_n_children_pair_up() {
+    let (batch, _dir) = service().await;
+    let hello = define(&batch, "hello", "hello", &[], json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let name = if i % 2 == 0 {
+            format!("even-{i}")
+        } else {
+            format!("Odd-{i}")
+        };
+        ids.push(
+            batch
+                .submit_job(submit(&name, &hello))
+                .await
+                .unwrap()
+                .job_id,
+        );
+    }
+    for id in &ids {
+        finished(&batch, id).await;
+    }
+    // Without a status or filter only RUNNING jobs are listed: none now.
+    let running = ListJobs {
+        job_queue: Some("main".into()),
+        ..Default::default()
+    };
+    assert!(batch.list_jobs(&running).unwrap().jobs.is_empty());
+    // SUCCEEDED, three per page, newest first, until the token runs out.
+    let mut request = ListJobs {
+        job_queue: Some("main".into()),
+        job_status: Some(JobStatus::Succeeded),
+        max_results: Some(3),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = batch.list_jobs(&request).unwrap();
+        assert!(page.jobs.len() <= 3);
+        seen.extend(page.jobs.into_iter().map(|j| j.job_id));
+        match page.next_token {
+            Some(token) => request.next_token = Some(token),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    // JOB_NAME is case-insensitive with a trailing * for a prefix, and overrides the status.
+    let by_name = ListJobs {
+        job_queue: Some("main".into()),
+        filters: vec![KeyValuesPair {
+            name: Some("JOB_NAME".into()),
+            values: vec!["odd*".into()],
+        }],
+        ..Default::default()
+    };
+    let names: Vec<String> = batch
+        .list_jobs(&by_name)
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.job_name)
+        .collect();
+    assert_eq!(names, ["Odd-5", "Odd-3", "Odd-1"]);
+    let bad = ListJobs {
+        max_results: Some(1001),
+        ..request.clone()
+    };
+    assert!(
+        batch
+            .list_jobs(&bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("maxResults")
+    );
+    let bad_token = ListJobs {
+        next_token: Some("garbage".into()),
+        ..request
+    };
+    assert!(
+        batch
+            .list_jobs(&bad_token)
+            .unwrap_err()
+            .to_string()
+            .starts_with("nextToken")
+    );
+
+    // N_TO_N: child i of the second array waits for child i of the first.
+    let mut first = submit("first", &hello);
+    first.array_properties = Some(ArrayProperties { size: Some(3) });
+    let first = batch.submit_job(first).await.unwrap().job_id;
+    let mut second = submit("second", &hello);
+    second.array_properties = Some(ArrayProperties { size: Some(3) });
+    second.depends_on = vec![JobDependency {
+        job_id: Some(first.clone()),
+        kind: Some(ArrayJobDependency::NToN),
+    }];
+    let second = batch.submit_job(second).await.unwrap().job_id;
+    assert_eq!(finished(&batch, &second).await.status, JobStatus::Succeeded);
+    for i in 0..3 {
+        let before = describe(&batch, &format!("{first}:{i}"));
+        let after = describe(&batch, &format!("{second}:{i}"));
+        assert!(after.started_at.unwrap() >= before.stopped_at.unwrap());
+    }
+    let mut mismatched = submit("mismatched", &hello);
+    mismatched.array_properties = Some(ArrayProperties { size: Some(4) });
+    mismatched.depends_on = vec![JobDependency {
+        job_id: Some(first),
+        kind: Some(ArrayJobDependency::NToN),
+    }];
+    assert!(
+        batch
+            .submit_job(mismatched)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("same size")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_in_use_cannot_be_deleted() {
+    let (batch, _dir) = service().await;
+    let sleeper = define(&batch, "sleeper", "sleep", &[], json!({})).await;
+    let busy = batch
+        .submit_job(submit("busy", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    let error = batch.delete_compute_environment("local").await.unwrap_err();
+    assert!(error.to_string().contains("must be DISABLED"), "{error}");
+    batch
+        .update_job_queue(UpdateJobQueue {
+            job_queue: "main".into(),
+            state: Some(State::Disabled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let error = batch.delete_job_queue("main").await.unwrap_err();
+    assert!(error.to_string().contains("still has 1 jobs"), "{error}");
+    batch.terminate_job(&busy, "cleanup").await.unwrap();
+    finished(&batch, &busy).await;
+    batch
+        .delete_job_queue("arn:aws:batch:us-east-1:000000000000:job-queue/main")
+        .await
+        .unwrap();
+    assert!(batch.describe_job_queues(&[]).is_empty());
+    batch
+        .update_compute_environment(
+            serde_json::from_value(json!({"computeEnvironment": "local", "state": "DISABLED"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    batch.delete_compute_environment("local").await.unwrap();
+    assert!(batch.describe_compute_environments(&[]).is_empty());
 }

@@ -14,6 +14,13 @@ use crate::engine::{OutputSink, StreamKind};
 use crate::model::EpochMillis;
 use crate::store::{Record, Store, StoreError, Table};
 
+/// The store's key of an attempt's log: the job's submission sequence and the attempt, so the
+/// chunks a burst of jobs writes sit together in the B-tree (a stream's name starts with its
+/// definition's name and holds a random job id). `Logs` names streams by this key.
+pub(crate) fn log_key(sequence: u64, attempt: usize) -> String {
+    format!("{sequence:020}-{attempt:04}-")
+}
+
 /// The stream of attempt `attempt` (from 1) of a job.
 pub(crate) fn stream_name(definition_name: &str, job_id: &str, attempt: usize) -> String {
     format!("{definition_name}/default/{job_id}-{attempt}")
@@ -66,17 +73,18 @@ impl Logs {
     }
 
     /// The sink an attempt's output goes to, for a stream opened with [`Logs::open`].
-    pub(crate) fn sink(self: &Arc<Self>, stream: &str) -> Arc<dyn OutputSink> {
+    pub(crate) fn sink(self: &Arc<Self>, key: &str) -> Arc<dyn OutputSink> {
         Arc::new(AttemptLog {
             logs: self.clone(),
-            stream: stream.to_string(),
+            key: key.to_string(),
         })
     }
 
-    /// Opens a stream for an attempt that is about to run, and the sink its output goes to.
-    pub(crate) fn open(self: &Arc<Self>, stream: &str) -> Arc<dyn OutputSink> {
+    /// Opens the log of an attempt that is about to run (by its [`log_key`]), and the sink its
+    /// output goes to.
+    pub(crate) fn open(self: &Arc<Self>, key: &str) -> Arc<dyn OutputSink> {
         self.lock().insert(
-            stream.to_string(),
+            key.to_string(),
             Live {
                 events: Vec::new(),
                 written: 0,
@@ -86,14 +94,14 @@ impl Logs {
         );
         Arc::new(AttemptLog {
             logs: self.clone(),
-            stream: stream.to_string(),
+            key: key.to_string(),
         })
     }
 
-    fn append(&self, stream: &str, message: &str) {
+    fn append(&self, key: &str, message: &str) {
         let now = crate::batch::now();
         let mut live = self.lock();
-        let Some(log) = live.get_mut(stream) else {
+        let Some(log) = live.get_mut(key) else {
             return;
         };
         log.events.push(LogEvent {
@@ -102,28 +110,28 @@ impl Logs {
             ingestion_time: now,
         });
         if log.events.len() - log.written >= CHUNK {
-            self.write_chunk(stream, log);
+            self.write_chunk(key, log);
         }
         log.changed.notify_waiters();
     }
 
     /// Hands the unwritten events to the store (not awaited: the store keeps the order).
-    fn write_chunk(&self, stream: &str, log: &mut Live) {
-        if let Some(record) = Self::chunk(stream, log) {
+    fn write_chunk(&self, key: &str, log: &mut Live) {
+        if let Some(record) = Self::chunk(key, log) {
             self.store.write_behind(vec![record]);
         }
     }
 
     /// The record of the events not yet written. A chunk is done once it is full; a partial
     /// one is written again, whole, when it fills or the attempt ends.
-    fn chunk(stream: &str, log: &mut Live) -> Option<Record> {
+    fn chunk(key: &str, log: &mut Live) -> Option<Record> {
         let chunk = &log.events[log.written..];
         if chunk.is_empty() {
             return None;
         }
         let record = Record::put(
             Table::LogChunks,
-            format!("{stream}\u{1}{:010}", log.written / CHUNK),
+            format!("{key}{:010}", log.written / CHUNK),
             &chunk,
         );
         if chunk.len() >= CHUNK {
@@ -134,35 +142,33 @@ impl Logs {
 
     /// The attempt has ended: writes the rest and tells followers. The stream is served from
     /// memory until that write is committed, then from the store; the attempt does not wait.
-    pub(crate) fn finish(self: &Arc<Self>, stream: &str) {
+    pub(crate) fn finish(self: &Arc<Self>, key: &str) {
         let committed = {
             let mut live = self.lock();
-            let Some(log) = live.get_mut(stream) else {
+            let Some(log) = live.get_mut(key) else {
                 return;
             };
             log.ended = true;
             log.changed.notify_waiters();
-            Self::chunk(stream, log).map(|record| self.store.send(vec![record]))
+            Self::chunk(key, log).map(|record| self.store.send(vec![record]))
         };
         let logs = self.clone();
-        let stream = stream.to_string();
+        let key = key.to_string();
         tokio::spawn(async move {
             if let Some(committed) = committed {
                 // A failed write is logged by the writer; the events are then lost with it.
                 let _ = committed.await;
             }
-            logs.lock().remove(&stream);
+            logs.lock().remove(&key);
         });
     }
 
     /// Every event of a stream so far. Blocking when the stream is no longer live.
-    pub(crate) fn events(&self, stream: &str) -> Result<Vec<LogEvent>, StoreError> {
-        if let Some(log) = self.lock().get(stream) {
+    pub(crate) fn events(&self, key: &str) -> Result<Vec<LogEvent>, StoreError> {
+        if let Some(log) = self.lock().get(key) {
             return Ok(log.events.clone());
         }
-        let chunks: Vec<Vec<LogEvent>> = self
-            .store
-            .load_prefix(Table::LogChunks, &format!("{stream}\u{1}"))?;
+        let chunks: Vec<Vec<LogEvent>> = self.store.load_prefix(Table::LogChunks, key)?;
         Ok(chunks.into_iter().flatten().collect())
     }
 
@@ -170,7 +176,7 @@ impl Logs {
     /// and has nothing new.
     pub(crate) async fn follow(
         &self,
-        stream: &str,
+        key: &str,
         from: usize,
     ) -> Result<(Vec<LogEvent>, bool), StoreError> {
         // Something new, or the end: the events from `from` on and whether more may come.
@@ -183,7 +189,7 @@ impl Logs {
         loop {
             let changed = {
                 let live = self.lock();
-                match live.get(stream) {
+                match live.get(key) {
                     Some(log) => match ready(log) {
                         Some(answer) => return Ok(answer),
                         None => log.changed.clone(),
@@ -195,15 +201,12 @@ impl Logs {
             tokio::pin!(notified);
             // Registered before looking again, so an append in between is not missed.
             notified.as_mut().enable();
-            let moved = self
-                .lock()
-                .get(stream)
-                .is_none_or(|log| ready(log).is_some());
+            let moved = self.lock().get(key).is_none_or(|log| ready(log).is_some());
             if !moved {
                 notified.await;
             }
         }
-        let all = self.events(stream)?;
+        let all = self.events(key)?;
         let new = all.get(from..).map(<[LogEvent]>::to_vec);
         Ok((new.unwrap_or_default(), false))
     }
@@ -212,12 +215,12 @@ impl Logs {
 /// The sink of one attempt's output.
 struct AttemptLog {
     logs: Arc<Logs>,
-    stream: String,
+    key: String,
 }
 
 impl OutputSink for AttemptLog {
     fn line(&self, _: StreamKind, line: &str) {
-        self.logs.append(&self.stream, line);
+        self.logs.append(&self.key, line);
     }
 }
 
@@ -229,22 +232,29 @@ mod tests {
     async fn events_are_kept_in_order_across_chunks_and_read_back_after_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let logs = Arc::new(Logs::new(Store::open(&dir.path().join("db")).unwrap()));
-        let sink = logs.open("def/default/job-1");
+        let sink = logs.open("00000000000000000001-0001-");
         for i in 0..(CHUNK * 2 + 10) {
             sink.line(StreamKind::Stdout, &format!("line {i}"));
         }
-        let live = logs.events("def/default/job-1").unwrap();
+        let live = logs.events("00000000000000000001-0001-").unwrap();
         assert_eq!(live.len(), CHUNK * 2 + 10);
-        logs.finish("def/default/job-1");
-        while logs.lock().contains_key("def/default/job-1") {
+        logs.finish("00000000000000000001-0001-");
+        while logs.lock().contains_key("00000000000000000001-0001-") {
             tokio::task::yield_now().await;
         }
-        let stored = logs.events("def/default/job-1").unwrap();
+        let stored = logs.events("00000000000000000001-0001-").unwrap();
         let messages: Vec<String> = stored.into_iter().map(|e| e.message).collect();
         let expected: Vec<String> = (0..(CHUNK * 2 + 10)).map(|i| format!("line {i}")).collect();
         assert_eq!(messages, expected);
-        assert!(logs.events("def/default/job-2").unwrap().is_empty());
-        let (rest, more) = logs.follow("def/default/job-1", CHUNK * 2).await.unwrap();
+        assert!(
+            logs.events("00000000000000000002-0001-")
+                .unwrap()
+                .is_empty()
+        );
+        let (rest, more) = logs
+            .follow("00000000000000000001-0001-", CHUNK * 2)
+            .await
+            .unwrap();
         assert_eq!((rest.len(), more), (10, false));
     }
 }

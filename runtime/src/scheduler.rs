@@ -36,7 +36,7 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 // Opened while the jobs' STARTING is visible only under this lock, so anyone
                 // who sees the job started finds its log stream.
                 for plan in &plans {
-                    shared.logs.open(&plan.log_stream_name);
+                    shared.logs.open(&plan.log_key);
                 }
                 plans
             };
@@ -56,6 +56,8 @@ struct AttemptPlan {
     image: String,
     spec: AttemptSpec,
     log_stream_name: String,
+    /// Where the attempt's log is kept (see `logs::log_key`).
+    log_key: String,
 }
 
 /// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
@@ -191,6 +193,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             let kill = KillSwitch::new();
             let log_stream_name =
                 crate::logs::stream_name(&definition.job_definition_name, &job_id, attempt);
+            let log_key = crate::logs::log_key(job.sequence, attempt);
             state.running.insert(job_id.clone(), kill.clone());
             plans.push(AttemptPlan {
                 job_id,
@@ -210,6 +213,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     ..AttemptSpec::default()
                 },
                 log_stream_name,
+                log_key,
             });
         }
     }
@@ -240,16 +244,16 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
                 }
             }
             let spec = AttemptSpec {
-                output: shared.logs.sink(&plan.log_stream_name),
+                output: shared.logs.sink(&plan.log_key),
                 ..plan.spec.clone()
             };
             let outcome = shared.executor.run(&module, spec).await;
-            shared.logs.finish(&plan.log_stream_name);
+            shared.logs.finish(&plan.log_key);
             (Some(started_at), outcome)
         }
     };
     if started_at.is_none() {
-        shared.logs.finish(&plan.log_stream_name);
+        shared.logs.finish(&plan.log_key);
     }
     complete(&shared, &plan, started_at, &outcome);
     shared.wake.notify_one();

@@ -546,6 +546,14 @@ pub(crate) fn job_resources(
     Ok(resources)
 }
 
+/// A job's key in the store: its submission sequence, zero-padded so keys sort as numbers.
+/// Jobs are only ever found by id in memory; on disk, keys in submission order put the
+/// records a burst of submits and completions touches on a few neighbouring B-tree pages,
+/// where random ids would dirty a page per job in every transaction.
+fn job_key(job: &Job) -> String {
+    format!("{:020}", job.sequence)
+}
+
 /// Store records for the changed jobs (each once).
 pub(crate) fn records(state: &State, changed: &[String]) -> Vec<Record> {
     let mut seen = std::collections::HashSet::new();
@@ -553,7 +561,7 @@ pub(crate) fn records(state: &State, changed: &[String]) -> Vec<Record> {
         .iter()
         .filter(|id| seen.insert(id.as_str()))
         .filter_map(|id| state.jobs.get(id))
-        .map(|job| Record::put(Table::Jobs, &job.job_id, job))
+        .map(|job| Record::put(Table::Jobs, job_key(job), job))
         .collect()
 }
 

@@ -203,12 +203,24 @@ impl Batch {
         Some(crate::logs::stream_name(definition, job_id, attempt))
     }
 
-    /// Every event of a log stream so far.
+    /// Where the log of a stream named `<definition>/default/<jobId>-<attempt>` is kept.
+    fn log_key(&self, stream: &str) -> Option<String> {
+        let (_, last) = stream.rsplit_once('/')?;
+        let (job_id, attempt) = last.rsplit_once('-')?;
+        let attempt: usize = attempt.parse().ok()?;
+        let state = self.shared.lock();
+        let job = state.jobs.get(job_id)?;
+        Some(crate::logs::log_key(job.sequence, attempt))
+    }
+
+    /// Every event of a log stream so far (none for a stream that does not exist).
     pub async fn log_events(&self, stream: &str) -> Result<Vec<crate::logs::LogEvent>, BatchError> {
+        let Some(key) = self.log_key(stream) else {
+            return Ok(Vec::new());
+        };
         let shared = self.shared.clone();
-        let stream = stream.to_string();
         Ok(
-            tokio::task::spawn_blocking(move || shared.logs.events(&stream))
+            tokio::task::spawn_blocking(move || shared.logs.events(&key))
                 .await
                 .map_err(|e| StoreError::Read(e.to_string()))??,
         )
@@ -221,7 +233,10 @@ impl Batch {
         stream: &str,
         from: usize,
     ) -> Result<(Vec<crate::logs::LogEvent>, bool), BatchError> {
-        Ok(self.shared.logs.follow(stream, from).await?)
+        let Some(key) = self.log_key(stream) else {
+            return Ok((Vec::new(), false));
+        };
+        Ok(self.shared.logs.follow(&key, from).await?)
     }
 }
 

@@ -22,6 +22,7 @@ pub(crate) enum Table {
     JobQueues,
     /// Keyed `name:revision`.
     JobDefinitions,
+    /// Keyed by submission sequence (see `batch::jobs::job_key`).
     Jobs,
     /// Module name → its pushes (digest, size, time).
     Modules,

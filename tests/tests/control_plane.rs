@@ -821,3 +821,14 @@ async fn what_is_in_use_cannot_be_deleted() {
     batch.delete_compute_environment("local").await.unwrap();
     assert!(batch.describe_compute_environments(&[]).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_service_on_the_same_data_dir_is_refused() {
+    let (_batch, dir) = service().await;
+    let error = Batch::open(BatchConfig::new(dir.path()))
+        .await
+        .err()
+        .expect("a second open must fail");
+    assert!(!error.is_client_error());
+    assert!(error.to_string().contains("wasmbatch.redb"), "{error}");
+}

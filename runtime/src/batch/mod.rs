@@ -145,8 +145,10 @@ impl Batch {
                 path: setup.data_dir.display().to_string(),
                 reason: e.to_string(),
             })?;
-            clear_stale_scratch(&setup.data_dir.join("scratch"));
+            // The database admits one process at a time, so once it is open the scratch
+            // directories left here are a dead process's.
             let store = Store::open(&setup.data_dir.join("wasmbatch.redb"))?;
+            clear_stale_scratch(&setup.data_dir.join("scratch"));
             let modules = ModuleStore::open(setup.data_dir.join("modules"), store.clone())?;
             let (state, recovered) = recover::load(&setup, &store, now())?;
             Ok::<_, BatchError>((store, modules, state, recovered))

@@ -14,6 +14,10 @@ use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
 use wasmbatch_tests::guests;
 
+/// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).unwrap()
 }

@@ -12,15 +12,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
-use wasmbatch_tests::guests;
+use wasmbatch_tests::{decode, guests, local_queue, module_and_definition};
 
 /// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).unwrap()
-}
 
 async fn open(dir: &std::path::Path) -> Batch {
     let mut config = BatchConfig::new(dir);
@@ -29,32 +25,16 @@ async fn open(dir: &std::path::Path) -> Batch {
 }
 
 async fn setup(batch: &Batch, vcpus: u32) {
-    batch
-        .create_compute_environment(decode(json!({
-            "computeEnvironmentName": "local", "type": "MANAGED",
-            "computeResources": {"type": "EC2", "maxvCpus": vcpus}
-        })))
-        .await
-        .unwrap();
-    batch
-        .create_job_queue(decode(json!({
-            "jobQueueName": "main", "priority": 1,
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
-        })))
-        .await
-        .unwrap();
-    batch
-        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
-        .await
-        .unwrap();
-    batch
-        .register_job_definition(decode(json!({
-            "jobDefinitionName": "hello", "type": "container",
-            "containerProperties": {"image": "hello", "command": ["bench"],
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "16"}]}
-        })))
-        .await
-        .unwrap();
+    local_queue(batch, vcpus, "ENABLED").await;
+    module_and_definition(
+        batch,
+        "hello",
+        guests::wasip1::HELLO,
+        &["bench"],
+        16,
+        json!({}),
+    )
+    .await;
 }
 
 fn submit(name: &str) -> SubmitJob {

@@ -75,3 +75,56 @@ pub fn executor_with(
 pub fn executor() -> (wasmbatch_runtime::Executor, tempfile::TempDir) {
     executor_with(|_| {})
 }
+
+/// Decodes AWS-shaped JSON into one of the request types, as the HTTP face will.
+pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).expect("a request the model accepts")
+}
+
+/// Creates the MANAGED compute environment `local` with `max_vcpus` (in `state`, ENABLED or
+/// DISABLED) and the job queue `main` on it.
+pub async fn local_queue(batch: &wasmbatch_runtime::Batch, max_vcpus: u32, state: &str) {
+    batch
+        .create_compute_environment(decode(serde_json::json!({
+            "computeEnvironmentName": "local", "type": "MANAGED", "state": state,
+            "computeResources": {"type": "EC2", "maxvCpus": max_vcpus}
+        })))
+        .await
+        .expect("creating the compute environment");
+    batch
+        .create_job_queue(decode(serde_json::json!({
+            "jobQueueName": "main", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+        })))
+        .await
+        .expect("creating the job queue");
+}
+
+/// Pushes the guest at `path` as module `name` and registers a definition of the same name that
+/// runs it with `command`, 1 vCPU and `memory_mib`, plus the members in `extra`.
+pub async fn module_and_definition(
+    batch: &wasmbatch_runtime::Batch,
+    name: &str,
+    path: &str,
+    command: &[&str],
+    memory_mib: u32,
+    extra: serde_json::Value,
+) {
+    batch
+        .push_module(name, guests::bytes(path))
+        .await
+        .expect("pushing the module");
+    let mut definition = serde_json::json!({
+        "jobDefinitionName": name, "type": "container",
+        "containerProperties": {"image": name, "command": command,
+            "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                     {"type": "MEMORY", "value": memory_mib.to_string()}]}
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        definition[key] = value.clone();
+    }
+    batch
+        .register_job_definition(decode(definition))
+        .await
+        .expect("registering the definition");
+}

@@ -6,11 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::guests;
-
-fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).unwrap()
-}
+use wasmbatch_tests::{guests, local_queue, module_and_definition};
 
 async fn open(dir: &std::path::Path) -> Batch {
     let mut config = BatchConfig::new(dir);
@@ -25,32 +21,8 @@ async fn open(dir: &std::path::Path) -> Batch {
 }
 
 async fn setup(batch: &Batch, state: &str) {
-    batch
-        .create_compute_environment(decode(json!({
-            "computeEnvironmentName": "local", "type": "MANAGED", "state": state,
-            "computeResources": {"type": "EC2", "maxvCpus": 64}
-        })))
-        .await
-        .unwrap();
-    batch
-        .create_job_queue(decode(json!({
-            "jobQueueName": "main", "priority": 1,
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
-        })))
-        .await
-        .unwrap();
-    batch
-        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
-        .await
-        .unwrap();
-    batch
-        .register_job_definition(decode(json!({
-            "jobDefinitionName": "hello", "type": "container",
-            "containerProperties": {"image": "hello",
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "16"}]}
-        })))
-        .await
-        .unwrap();
+    local_queue(batch, 64, state).await;
+    module_and_definition(batch, "hello", guests::wasip1::HELLO, &[], 16, json!({})).await;
 }
 
 fn submit(name: &str) -> SubmitJob {

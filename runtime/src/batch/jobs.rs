@@ -52,15 +52,7 @@ impl Batch {
 
         let (submitted, committed) = {
             let mut state = self.shared.lock();
-            let queue = name_of("job-queue", &request.job_queue);
-            let queue_arn = state
-                .queues
-                .get(queue)
-                .map(|q| q.queue.job_queue_arn.clone())
-                .ok_or_else(|| BatchError::NotFound {
-                    what: "job queue",
-                    name: request.job_queue.clone(),
-                })?;
+            let queue_arn = queue_arn(&state, &request.job_queue)?;
             let definition = resolve_definition(&state, &request.job_definition)?.clone();
             let resources = job_resources(&definition, &request)?;
             let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
@@ -201,14 +193,7 @@ impl Batch {
     /// How many jobs of a queue (name or ARN) are in each status, array children included.
     pub fn job_counts(&self, queue: &str) -> Result<BTreeMap<JobStatus, u64>, BatchError> {
         let state = self.shared.lock();
-        let arn = state
-            .queues
-            .get(name_of("job-queue", queue))
-            .map(|q| q.queue.job_queue_arn.clone())
-            .ok_or_else(|| BatchError::NotFound {
-                what: "job queue",
-                name: queue.to_string(),
-            })?;
+        let arn = queue_arn(&state, queue)?;
         let mut counts = BTreeMap::new();
         for job in state
             .jobs
@@ -253,14 +238,7 @@ impl Batch {
         let state = self.shared.lock();
         let mut jobs: Vec<&Job> = match (&request.job_queue, &request.array_job_id) {
             (Some(queue), None) => {
-                let arn = state
-                    .queues
-                    .get(name_of("job-queue", queue))
-                    .map(|q| q.queue.job_queue_arn.clone())
-                    .ok_or_else(|| BatchError::NotFound {
-                        what: "job queue",
-                        name: queue.clone(),
-                    })?;
+                let arn = queue_arn(&state, queue)?;
                 // Array children are listed through their parent, as in AWS.
                 let mut jobs: Vec<&Job> = state
                     .jobs
@@ -379,6 +357,18 @@ impl Batch {
         committed.await?;
         Ok(())
     }
+}
+
+/// The ARN of a queue given by name or ARN.
+fn queue_arn(state: &State, queue: &str) -> Result<String, BatchError> {
+    state
+        .queues
+        .get(name_of("job-queue", queue))
+        .map(|q| q.queue.job_queue_arn.clone())
+        .ok_or_else(|| BatchError::NotFound {
+            what: "job queue",
+            name: queue.to_string(),
+        })
 }
 
 fn take_sequence(state: &mut State) -> u64 {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use wasmbatch_runtime::model::{ListJobs, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::{local_queue, module_and_definition};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -26,33 +27,9 @@ async fn main() {
 }
 
 async fn submit(batch: &Batch, sleep_wasm: &str, count: usize, millis: &str) {
-    batch
-        .create_compute_environment(decode(json!({
-            "computeEnvironmentName": "local", "type": "MANAGED",
-            "computeResources": {"type": "EC2", "maxvCpus": 2}
-        })))
-        .await
-        .unwrap();
-    batch
-        .create_job_queue(decode(json!({
-            "jobQueueName": "main", "priority": 1,
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
-        })))
-        .await
-        .unwrap();
-    batch
-        .push_module("sleep", std::fs::read(sleep_wasm).unwrap())
-        .await
-        .unwrap();
-    batch
-        .register_job_definition(decode(json!({
-            "jobDefinitionName": "sleeper", "type": "container",
-            "retryStrategy": {"attempts": 2},
-            "containerProperties": {"image": "sleep", "command": [millis],
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
-        })))
-        .await
-        .unwrap();
+    local_queue(batch, 2, "ENABLED").await;
+    let retries = json!({"retryStrategy": {"attempts": 2}});
+    module_and_definition(batch, "sleeper", sleep_wasm, &[millis], 64, retries).await;
     for i in 0..count {
         let job = batch
             .submit_job(SubmitJob {
@@ -93,8 +70,4 @@ async fn drain(batch: &Batch) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).unwrap()
 }

@@ -189,50 +189,44 @@ pub fn resources(
                 format!("{} is given twice", requirement.kind),
             )
         };
+        // A positive number of type T, or an error saying what `kind` must be.
+        fn positive<T: std::str::FromStr + PartialOrd + Default>(
+            at: &str,
+            value: &str,
+            what: &str,
+        ) -> Result<T, ValidationError> {
+            match value.parse::<T>() {
+                Ok(n) if n > T::default() => Ok(n),
+                _ => invalid(at, format!("{what}, got {value:?}")),
+            }
+        }
         match requirement.kind.as_str() {
             "VCPU" => {
-                let vcpus: f64 = value
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| v.is_finite() && *v > 0.0)
-                    .map_or_else(
-                        || {
-                            invalid(
-                                &at,
-                                format!("VCPU must be a positive number, got {value:?}"),
-                            )
-                        },
-                        Ok,
-                    )?;
+                let vcpus: f64 = positive(&at, value, "VCPU must be a positive number")?;
+                if !vcpus.is_finite() {
+                    return invalid(&at, format!("VCPU must be a finite number, got {value:?}"));
+                }
                 if resources.vcpus.replace(vcpus).is_some() {
                     return repeated();
                 }
             }
             "MEMORY" => {
-                let mib: u64 = value.parse().ok().filter(|m| *m > 0).map_or_else(
-                    || {
-                        invalid(
-                            &at,
-                            format!("MEMORY must be a positive whole number of MiB, got {value:?}"),
-                        )
-                    },
-                    Ok,
-                )?;
-                if resources.memory_mib.replace(mib).is_some() {
+                let what = "MEMORY must be a positive whole number of MiB";
+                if resources
+                    .memory_mib
+                    .replace(positive(&at, value, what)?)
+                    .is_some()
+                {
                     return repeated();
                 }
             }
             "FUEL" => {
-                let fuel: u64 = value.parse().ok().filter(|f| *f > 0).map_or_else(
-                    || {
-                        invalid(
-                            &at,
-                            format!("FUEL must be a positive whole number, got {value:?}"),
-                        )
-                    },
-                    Ok,
-                )?;
-                if resources.fuel.replace(fuel).is_some() {
+                let what = "FUEL must be a positive whole number";
+                if resources
+                    .fuel
+                    .replace(positive(&at, value, what)?)
+                    .is_some()
+                {
                     return repeated();
                 }
             }

@@ -1,0 +1,52 @@
+//! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::json;
+use wasmbatch_runtime::Batch;
+
+use super::{MAX_BODY, Reply, decode};
+
+pub(crate) async fn create(State(batch): State<Batch>, body: Bytes) -> Reply {
+    let request = decode(&body, MAX_BODY, "CreateJobQueue")?;
+    let queue = batch.create_job_queue(request).await?;
+    Ok(Json(
+        json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Describe {
+    #[serde(default)]
+    job_queues: Vec<String>,
+}
+
+pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
+    let request: Describe = decode(&body, MAX_BODY, "DescribeJobQueues")?;
+    Ok(Json(
+        json!({ "jobQueues": batch.describe_job_queues(&request.job_queues) }),
+    ))
+}
+
+pub(crate) async fn update(State(batch): State<Batch>, body: Bytes) -> Reply {
+    let request = decode(&body, MAX_BODY, "UpdateJobQueue")?;
+    let queue = batch.update_job_queue(request).await?;
+    Ok(Json(
+        json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Delete {
+    job_queue: String,
+}
+
+pub(crate) async fn delete(State(batch): State<Batch>, body: Bytes) -> Reply {
+    let request: Delete = decode(&body, MAX_BODY, "DeleteJobQueue")?;
+    batch.delete_job_queue(&request.job_queue).await?;
+    Ok(Json(json!({})))
+}

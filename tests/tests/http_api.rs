@@ -1,0 +1,177 @@
+//! The AWS Batch REST-JSON face, driven in process through the router (`oneshot`, no socket):
+//! routes, member names as the AWS clients send and read them, and the error envelope.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+async fn call(
+    batch: &Batch,
+    operation: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, Option<String>, Value) {
+    let request = Request::post(format!("/v1/{operation}"))
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap();
+    let response = wasmbatch_api::app(batch.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_string());
+    if status != StatusCode::OK {
+        assert!(response.headers().contains_key("x-amzn-RequestId"));
+    }
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, kind, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn ok(batch: &Batch, operation: &str, body: Value) -> Value {
+    let (status, _, reply) = call(batch, operation, body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{operation}: {reply}");
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_quickstart_works_over_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    // What `aws batch create-compute-environment … --compute-resources type=EC2,…` sends.
+    let env = ok(&batch, "createcomputeenvironment", json!({
+        "computeEnvironmentName": "meu-ambiente-batch", "type": "MANAGED", "state": "ENABLED",
+        "computeResources": {"type": "EC2", "allocationStrategy": "BEST_FIT_PROGRESSIVE", "minvCpus": 0,
+            "maxvCpus": 16, "instanceTypes": ["m4.large"], "subnets": ["subnet-xxxxxx"],
+            "securityGroupIds": ["sg-xxxxxx"], "instanceRole": "ecsInstanceRole"}
+    }))
+    .await;
+    assert_eq!(
+        env["computeEnvironmentArn"],
+        "arn:aws:batch:us-east-1:000000000000:compute-environment/meu-ambiente-batch"
+    );
+    let described = ok(&batch, "describecomputeenvironments", json!({})).await;
+    let resources = &described["computeEnvironments"][0]["computeResources"];
+    assert_eq!(
+        resources["subnets"],
+        json!(["subnet-xxxxxx"]),
+        "unused members are echoed"
+    );
+    assert_eq!(resources["instanceRole"], "ecsInstanceRole");
+    ok(
+        &batch,
+        "createjobqueue",
+        json!({
+            "jobQueueName": "minha-fila-batch", "state": "ENABLED", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "meu-ambiente-batch"}]
+        }),
+    )
+    .await;
+    let definition = ok(&batch, "registerjobdefinition", json!({
+        "jobDefinitionName": "minha-definicao-job", "type": "container",
+        "containerProperties": {"image": "hello", "command": ["ola", "mundo"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
+    }))
+    .await;
+    assert_eq!(definition["revision"], 1);
+    let submitted = ok(&batch, "submitjob", json!({
+        "jobName": "meu-job", "jobQueue": "minha-fila-batch", "jobDefinition": "minha-definicao-job"
+    }))
+    .await;
+    let id = submitted["jobId"].as_str().unwrap().to_string();
+    let job = loop {
+        let reply = ok(&batch, "describejobs", json!({"jobs": [id]})).await;
+        let job = reply["jobs"][0].clone();
+        if job["status"] == "SUCCEEDED" || job["status"] == "FAILED" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["container"]["exitCode"], 0);
+    let stream = job["container"]["logStreamName"].as_str().unwrap();
+    assert_eq!(job["attempts"][0]["container"]["logStreamName"], stream);
+    let lines: Vec<String> = batch
+        .log_events(stream)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        lines[0],
+        r#"hello from wasmbatch: args=["hello", "ola", "mundo"]"#
+    );
+    let listed = ok(
+        &batch,
+        "listjobs",
+        json!({"jobQueue": "minha-fila-batch", "jobStatus": "SUCCEEDED"}),
+    )
+    .await;
+    assert_eq!(listed["jobSummaryList"][0]["jobId"], id.as_str());
+    assert_eq!(listed["jobSummaryList"][0]["container"]["exitCode"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_get_client_exceptions_that_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let (status, kind, reply) = call(&batch, "createjobqueue", "{not json").await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (StatusCode::BAD_REQUEST, Some("ClientException"))
+    );
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("CreateJobQueue: invalid request"),
+        "{reply}"
+    );
+
+    let (status, _, reply) = call(
+        &batch,
+        "createjobqueue",
+        json!({"jobQueueName": "q", "priority": "high"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply["message"].as_str().unwrap().contains("invalid type"),
+        "{reply}"
+    );
+
+    let (status, _, reply) = call(
+        &batch,
+        "submitjob",
+        json!({"jobName": "j", "jobQueue": "nope", "jobDefinition": "d"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply["message"], "job queue nope does not exist");
+
+    let huge = json!({"jobName": "j", "jobQueue": "q", "jobDefinition": "d", "parameters": {"x": "y".repeat(31 * 1024)}});
+    let (status, _, reply) = call(&batch, "submitjob", huge.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 30720"),
+        "{reply}"
+    );
+    assert!(
+        batch.describe_job_queues(&[]).is_empty(),
+        "nothing was created"
+    );
+}

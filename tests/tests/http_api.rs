@@ -175,3 +175,133 @@ async fn mistakes_get_client_exceptions_that_name_the_problem() {
         "nothing was created"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_are_pushed_over_http_and_logs_read_with_get_log_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let app = wasmbatch_api::app(batch.clone());
+    let push = |name: &str, bytes: Vec<u8>| {
+        Request::put(format!("/v1/modules/{name}"))
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let response = app
+        .clone()
+        .oneshot(push("writer", guests::bytes(guests::wasip1::WRITE_LOT)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(info["digest"].as_str().unwrap().starts_with("sha256:"));
+    let response = app
+        .clone()
+        .oneshot(push("junk", b"not wasm".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "invalid wasm is refused"
+    );
+    let listed = app
+        .clone()
+        .oneshot(Request::get("/v1/modules").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let listed: Value =
+        serde_json::from_slice(&listed.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(listed["modules"].as_array().unwrap().len(), 1);
+
+    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
+    ok(&batch, "registerjobdefinition", json!({
+        "jobDefinitionName": "writer", "type": "container",
+        "containerProperties": {"image": "writer", "command": ["25"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
+    }))
+    .await;
+    let id = ok(
+        &batch,
+        "submitjob",
+        json!({"jobName": "w", "jobQueue": "main", "jobDefinition": "writer"}),
+    )
+    .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stream = loop {
+        let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await["jobs"][0].clone();
+        if job["status"] == "SUCCEEDED" {
+            break job["container"]["logStreamName"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+        assert_ne!(job["status"], "FAILED", "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let get = |body: Value| {
+        Request::post("/")
+            .header("x-amz-target", "Logs_20140328.GetLogEvents")
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let read = |response: axum::response::Response| async move {
+        let status = response.status();
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        (status, body)
+    };
+    // Forward from the head, ten at a time, until the token repeats (as the AWS CLI pages).
+    let mut token: Option<String> = None;
+    let mut messages = Vec::new();
+    loop {
+        let mut body = json!({"logGroupName": "/aws/batch/job", "logStreamName": stream, "startFromHead": true, "limit": 10});
+        if let Some(token) = &token {
+            body["nextToken"] = json!(token);
+        }
+        let (status, page) = read(app.clone().oneshot(get(body)).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        messages.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["message"].as_str().unwrap().to_string()),
+        );
+        let next = page["nextForwardToken"].as_str().unwrap().to_string();
+        if token.as_deref() == Some(next.as_str()) {
+            break;
+        }
+        token = Some(next);
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("out line {i}")).collect();
+    assert_eq!(messages, expected);
+    // Without startFromHead the default page is the tail.
+    let (_, tail) = read(
+        app.clone()
+            .oneshot(get(json!({"logStreamName": stream, "limit": 3})))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let tail: Vec<&str> = tail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["out line 22", "out line 23", "out line 24"]);
+    let (status, missing) = read(
+        app.clone()
+            .oneshot(get(json!({"logStreamName": "writer/default/nope-1"})))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing["__type"], "ResourceNotFoundException");
+}

@@ -5,9 +5,11 @@ mod compute_environments;
 mod job_definitions;
 mod job_queues;
 mod jobs;
+mod logs;
+mod modules;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use wasmbatch_runtime::Batch;
 
 use crate::error::ApiError;
@@ -52,7 +54,19 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/listjobs", post(jobs::list))
         .route("/v1/canceljob", post(jobs::cancel))
         .route("/v1/terminatejob", post(jobs::terminate))
+        .route("/", post(logs::dispatch))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .merge(
+            Router::new()
+                .route("/v1/modules", get(modules::list))
+                .route(
+                    "/v1/modules/{name}",
+                    put(modules::push)
+                        .get(modules::describe)
+                        .delete(modules::delete),
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(modules::MAX_MODULE)),
+        )
 }
 
 /// Decodes a request body, refusing one over `limit` bytes, with messages that say what was

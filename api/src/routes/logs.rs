@@ -1,0 +1,131 @@
+//! CloudWatch Logs' GetLogEvents on the same port (JSON 1.1: `POST /` with `X-Amz-Target:
+//! Logs_20140328.GetLogEvents`), so `aws logs get-log-events --log-group-name /aws/batch/job
+//! --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use wasmbatch_runtime::{Batch, LOG_GROUP};
+
+/// Events per call when the caller does not say (CloudWatch's default).
+const DEFAULT_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetLogEvents {
+    log_group_name: Option<String>,
+    log_stream_name: String,
+    #[serde(default)]
+    start_from_head: Option<bool>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+/// An error in the JSON 1.1 protocol's shape: `{"__type": …, "message": …}`.
+fn logs_error(kind: &str, message: String) -> Response {
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "__type": kind, "message": message })),
+    )
+        .into_response();
+    if let Ok(kind) = HeaderValue::from_str(kind) {
+        response.headers_mut().insert("x-amzn-ErrorType", kind);
+    }
+    response
+}
+
+pub(crate) async fn dispatch(
+    State(batch): State<Batch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target != "Logs_20140328.GetLogEvents" {
+        return logs_error(
+            "UnknownOperationException",
+            format!("operation {target:?} is not supported"),
+        );
+    }
+    let request: GetLogEvents = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return logs_error("InvalidParameterException", format!("invalid request: {e}")),
+    };
+    if request
+        .log_group_name
+        .as_deref()
+        .is_some_and(|g| g != LOG_GROUP)
+    {
+        return logs_error(
+            "ResourceNotFoundException",
+            format!("The specified log group does not exist: jobs log to {LOG_GROUP}"),
+        );
+    }
+    if !stream_exists(&batch, &request.log_stream_name) {
+        return logs_error(
+            "ResourceNotFoundException",
+            "The specified log stream does not exist.".into(),
+        );
+    }
+    let events = match batch.log_events(&request.log_stream_name).await {
+        Ok(events) => events,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let limit = request
+        .limit
+        .unwrap_or(DEFAULT_LIMIT)
+        .clamp(1, DEFAULT_LIMIT);
+    let position = |token: &str| -> Option<(bool, usize)> {
+        let (direction, index) = token.split_once('/')?;
+        Some((direction == "f", index.parse().ok()?))
+    };
+    // A forward page starts at its token, a backward page ends at it; without a token the
+    // first page is the head or, by default as in CloudWatch, the tail.
+    let (from, to) = match request.next_token.as_deref().map(position) {
+        Some(Some((true, i))) => (i.min(events.len()), (i + limit).min(events.len())),
+        Some(Some((false, i))) => (
+            i.min(events.len()).saturating_sub(limit),
+            i.min(events.len()),
+        ),
+        Some(None) => {
+            return logs_error(
+                "InvalidParameterException",
+                "The specified nextToken is invalid.".into(),
+            );
+        }
+        None if request.start_from_head.unwrap_or(false) => (0, limit.min(events.len())),
+        None => (events.len().saturating_sub(limit), events.len()),
+    };
+    let page: Vec<_> = events[from..to]
+        .iter()
+        .map(|e| json!({ "timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingestion_time }))
+        .collect();
+    Json(json!({
+        "events": page,
+        "nextForwardToken": format!("f/{to}"),
+        "nextBackwardToken": format!("b/{from}"),
+    }))
+    .into_response()
+}
+
+/// Whether a stream name belongs to an attempt that has started.
+fn stream_exists(batch: &Batch, stream: &str) -> bool {
+    let Some((_, last)) = stream.rsplit_once('/') else {
+        return false;
+    };
+    let Some((job_id, attempt)) = last.rsplit_once('-') else {
+        return false;
+    };
+    let Ok(attempt) = attempt.parse::<usize>() else {
+        return false;
+    };
+    batch.log_stream(job_id, Some(attempt)).as_deref() == Some(stream)
+}

@@ -23,7 +23,57 @@ pub use error::ApiError;
 
 /// The router of every operation, over `batch`.
 pub fn app(batch: Batch) -> Router {
-    routes::router().with_state(batch)
+    routes::router()
+        .with_state(batch)
+        .layer(axum::middleware::from_fn(identify))
+}
+
+/// Gives every response a request id and logs who called what. Requests are SigV4-signed by
+/// the AWS clients; the signature is not checked yet (a later issue), but the access key id is
+/// read from the `Authorization` header so each request's caller is known in the log.
+async fn identify(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let caller = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(access_key_id)
+        .unwrap_or("anonymous")
+        .to_string();
+    let operation = format!("{} {}", request.method(), request.uri().path());
+    let mut response = next.run(request).await;
+    let id = match response.headers().get("x-amzn-RequestId") {
+        Some(id) => id.to_str().unwrap_or_default().to_string(),
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-amzn-RequestId", value);
+            }
+            id
+        }
+    };
+    tracing::debug!(request_id = %id, %caller, %operation, status = response.status().as_u16(), "request");
+    response
+}
+
+/// The access key id of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, …`).
+fn access_key_id(authorization: &str) -> Option<&str> {
+    let credential = authorization.split("Credential=").nth(1)?;
+    credential.split('/').next().filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_access_key_id_is_read_from_a_sigv4_header() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/batch/aws4_request, \
+                      SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(super::access_key_id(header), Some("AKIDEXAMPLE"));
+        assert_eq!(super::access_key_id("Bearer xyz"), None);
+    }
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves.

@@ -305,3 +305,40 @@ async fn modules_are_pushed_over_http_and_logs_read_with_get_log_events() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(missing["__type"], "ResourceNotFoundException");
 }
+
+/// The same service over a real socket on port 0, spoken to as plain HTTP/1.1 by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_on_a_loopback_socket_and_stops_on_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(wasmbatch_api::serve(listener, batch, async {
+        let _ = stopped.await;
+    }));
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = r#"{"jobQueues": []}"#;
+    let request = format!(
+        "POST /v1/describejobqueues HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20261127/us-east-1/batch/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("x-amzn-requestid:"),
+        "{response}"
+    );
+    assert!(response.ends_with(r#"{"jobQueues":[]}"#), "{response}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

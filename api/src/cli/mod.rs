@@ -1,6 +1,7 @@
 //! The commands of the `wasmbatch` binary, one file each, and the enum that dispatches to them.
 
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,12 +17,14 @@ pub struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     Run(run::Run),
+    Serve(serve::Serve),
 }
 
 impl Cli {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Run(run) => run.execute().await,
+            Command::Serve(serve) => serve.execute().await,
         }
     }
 }

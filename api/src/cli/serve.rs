@@ -1,0 +1,98 @@
+//! `wasmbatch serve`: the AWS Batch–compatible server on this host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wasmbatch_runtime::{Batch, BatchConfig};
+
+/// Run the server: AWS Batch's API (and CloudWatch Logs' GetLogEvents) on one port.
+///
+/// On its first start over a data dir it creates a compute environment `default` (as many vCPUs
+/// as this host has cores) and a job queue `default`, so a job can be submitted at once.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  wasmbatch serve --listen 127.0.0.1:8080\n  aws batch describe-job-queues --endpoint-url http://127.0.0.1:8080"
+)]
+pub struct Serve {
+    /// Address to listen on. Loopback by default: nothing checks signatures yet.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where state, modules, compiled modules and scratch directories live.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl Serve {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        if !self.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "--listen {}: only loopback addresses are allowed until request signatures are verified",
+                self.listen
+            );
+        }
+        let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
+        let batch = Batch::open(BatchConfig::new(&data_dir))
+            .await
+            .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+        let created = defaults(&batch).await?;
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        eprintln!(
+            "wasmbatch: serving on http://{} (data dir {}){}",
+            listener.local_addr()?,
+            data_dir.display(),
+            if created {
+                "; created compute environment and job queue `default`"
+            } else {
+                ""
+            }
+        );
+        wasmbatch_api::serve(listener, batch, shutdown_signal()).await?;
+        eprintln!(
+            "wasmbatch: stopped; attempts that were running are recorded as interrupted at the next start"
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Creates `default` environment and queue when the service has none.
+async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
+    if !batch.describe_job_queues(&[]).is_empty()
+        || !batch.describe_compute_environments(&[]).is_empty()
+    {
+        return Ok(false);
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    batch
+        .create_compute_environment(serde_json::from_value(serde_json::json!({
+            "computeEnvironmentName": "default", "type": "MANAGED",
+            "computeResources": {"type": "EC2", "maxvCpus": cores}
+        }))?)
+        .await?;
+    batch
+        .create_job_queue(serde_json::from_value(serde_json::json!({
+            "jobQueueName": "default", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "default"}]
+        }))?)
+        .await?;
+    Ok(true)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

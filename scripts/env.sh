@@ -15,3 +15,15 @@ ensure_wasm_targets() {
         fi
     done
 }
+
+# The AWS CLI (v1, from PyPI) for the end-to-end test, in a private venv beside the build cache.
+AWS_CLI_VERSION=1.46.3
+ensure_aws_cli() {
+    local venv="$HOME/.cache/wasmbatch/awscli-venv"
+    if ! "$venv/bin/aws" --version 2>&1 | grep -q "aws-cli/$AWS_CLI_VERSION "; then
+        echo "== installing the AWS CLI $AWS_CLI_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet "awscli==$AWS_CLI_VERSION"
+    fi
+    export WASMBATCH_AWS_CLI="$venv/bin/aws"
+}

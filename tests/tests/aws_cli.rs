@@ -1,0 +1,158 @@
+//! The real AWS CLI (v1, from PyPI, installed by scripts/test into a private venv) against a
+//! server on port 0: the quickstart's commands verbatim but for `--endpoint-url`, fake
+//! credentials and region from the environment, and an image naming a pushed module.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+struct Cli {
+    program: String,
+    endpoint: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Result<Value, String> {
+        let output = Command::new(&self.program)
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .map_err(|e| format!("running {}: {e}", self.program))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        Ok(if stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&stdout).unwrap()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
+    let program = std::env::var("WASMBATCH_AWS_CLI").expect(
+        "WASMBATCH_AWS_CLI is not set: run the suite with scripts/test, which installs the AWS CLI",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wasmbatch_api::serve(
+        listener,
+        batch,
+        std::future::pending(),
+    ));
+    let cli = Cli { program, endpoint };
+
+    // The CLI blocks; run it off the async workers so the server keeps answering.
+    let steps = tokio::task::spawn_blocking(move || {
+        cli.run(&[
+            "batch", "create-compute-environment", "--compute-environment-name", "meu-ambiente-batch",
+            "--type", "MANAGED", "--state", "ENABLED", "--compute-resources",
+            "type=EC2,allocationStrategy=BEST_FIT_PROGRESSIVE,minvCpus=0,maxvCpus=16,instanceTypes=m4.large,subnets=subnet-xxxxxx,securityGroupIds=sg-xxxxxx,instanceRole=ecsInstanceRole",
+        ])?;
+        cli.run(&[
+            "batch",
+            "create-job-queue",
+            "--job-queue-name",
+            "minha-fila-batch",
+            "--state",
+            "ENABLED",
+            "--priority",
+            "1",
+            "--compute-environment-order",
+            "order=1,computeEnvironment=meu-ambiente-batch",
+        ])?;
+        cli.run(&[
+            "batch", "register-job-definition", "--job-definition-name", "minha-definicao-job",
+            "--type", "container", "--container-properties",
+            r#"{"image":"hello","command":["ola","mundo"],"resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"64"}]}"#,
+        ])?;
+        let submitted = cli.run(&[
+            "batch",
+            "submit-job",
+            "--job-name",
+            "meu-job",
+            "--job-queue",
+            "minha-fila-batch",
+            "--job-definition",
+            "minha-definicao-job",
+        ])?;
+        let id = submitted["jobId"].as_str().unwrap().to_string();
+        let mut job = Value::Null;
+        for _ in 0..300 {
+            job = cli.run(&["batch", "describe-jobs", "--jobs", &id])?["jobs"][0].clone();
+            if job["status"] == "SUCCEEDED" || job["status"] == "FAILED" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stream = job["container"]["logStreamName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let logs = cli.run(&[
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/batch/job",
+            "--log-stream-name",
+            &stream,
+        ])?;
+        let error = cli
+            .run(&[
+                "batch",
+                "submit-job",
+                "--job-name",
+                "x",
+                "--job-queue",
+                "nope",
+                "--job-definition",
+                "minha-definicao-job",
+            ])
+            .unwrap_err();
+        Ok::<_, String>((id, job, logs, error))
+    });
+    let (id, job, logs, error) = tokio::time::timeout(Duration::from_secs(240), steps)
+        .await
+        .expect("the CLI steps took too long")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["jobId"], id.as_str());
+    let messages: Vec<&str> = logs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages[0],
+        r#"hello from wasmbatch: args=["hello", "ola", "mundo"]"#
+    );
+    assert!(
+        messages.contains(&"AWS_BATCH_JQ_NAME=minha-fila-batch"),
+        "{messages:?}"
+    );
+    assert!(
+        error.contains("(ClientException)") && error.contains("job queue nope does not exist"),
+        "{error}"
+    );
+}

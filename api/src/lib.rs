@@ -65,17 +65,6 @@ fn access_key_id(authorization: &str) -> Option<&str> {
     credential.split('/').next().filter(|k| !k.is_empty())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_access_key_id_is_read_from_a_sigv4_header() {
-        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/batch/aws4_request, \
-                      SignedHeaders=host;x-amz-date, Signature=abc";
-        assert_eq!(super::access_key_id(header), Some("AKIDEXAMPLE"));
-        assert_eq!(super::access_key_id("Bearer xyz"), None);
-    }
-}
-
 /// Serves [`app`] on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -85,4 +74,15 @@ pub async fn serve(
     axum::serve(listener, app(batch))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_access_key_id_is_read_from_a_sigv4_header() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/batch/aws4_request, \
+                      SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(super::access_key_id(header), Some("AKIDEXAMPLE"));
+        assert_eq!(super::access_key_id("Bearer xyz"), None);
+    }
 }

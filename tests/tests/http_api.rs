@@ -342,3 +342,54 @@ async fn the_server_answers_on_a_loopback_socket_and_stops_on_request() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_are_tagged_untagged_and_listed_by_arn() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    wasmbatch_tests::local_queue(&batch, 2, "DISABLED").await;
+    let arn = "arn:aws:batch:us-east-1:000000000000:job-queue/main";
+    // The AWS clients percent-encode the ARN into one path segment.
+    let path = format!("/v1/tags/{}", arn.replace(':', "%3A").replace('/', "%2F"));
+    let send = |request: Request<Body>| async {
+        let response = wasmbatch_api::app(batch.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        (status, body)
+    };
+    let tag = Request::post(&path)
+        .body(Body::from(r#"{"tags": {"team": "render", "cost": "42"}}"#))
+        .unwrap();
+    assert_eq!(send(tag).await.0, StatusCode::OK);
+    let untag = Request::delete(format!("{path}?tagKeys=cost"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(untag).await.0, StatusCode::OK);
+    let (status, listed) = send(Request::get(&path).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["tags"], json!({"team": "render"}));
+    assert_eq!(
+        batch.describe_job_queues(&[]).pop().unwrap().tags.len(),
+        1,
+        "stored on the queue"
+    );
+    let (status, error) = send(
+        Request::get("/v1/tags/not-an-arn")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("resourceArn"),
+        "{error}"
+    );
+}

@@ -7,6 +7,7 @@ mod job_queues;
 mod jobs;
 mod logs;
 mod modules;
+mod tags;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -55,6 +56,10 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/canceljob", post(jobs::cancel))
         .route("/v1/terminatejob", post(jobs::terminate))
         .route("/", post(logs::dispatch))
+        .route(
+            "/v1/tags/{arn}",
+            post(tags::tag).delete(tags::untag).get(tags::list),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .merge(
             Router::new()

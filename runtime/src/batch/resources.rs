@@ -664,3 +664,148 @@ pub(crate) fn parse_revision(definition: &str) -> Option<(String, u32)> {
     let revision: u32 = revision.parse().ok().filter(|r| *r > 0)?;
     Some((name.to_string(), revision))
 }
+
+/// Most tags on one resource (AWS's limit).
+const MAX_TAGS: usize = 50;
+
+/// What an ARN of this service names.
+enum Tagged {
+    Environment(String),
+    Queue(String),
+    Definition(String, u32),
+    Job(String),
+}
+
+fn tagged(arn: &str) -> Result<Tagged, BatchError> {
+    let unknown = || {
+        BatchError::invalid(
+            "resourceArn",
+            format!(
+                "{arn:?} is not the ARN of a compute environment, job queue, job definition or job"
+            ),
+        )
+    };
+    let resource = arn
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.splitn(5, ':').nth(4))
+        .ok_or_else(unknown)?;
+    let (kind, name) = resource.split_once('/').ok_or_else(unknown)?;
+    match kind {
+        "compute-environment" => Ok(Tagged::Environment(name.to_string())),
+        "job-queue" => Ok(Tagged::Queue(name.to_string())),
+        "job-definition" => parse_revision(name)
+            .map(|(n, r)| Tagged::Definition(n, r))
+            .ok_or_else(unknown),
+        "job" => Ok(Tagged::Job(name.to_string())),
+        _ => Err(unknown()),
+    }
+}
+
+impl Batch {
+    /// The tags of a resource (by ARN).
+    pub fn list_tags(
+        &self,
+        arn: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, BatchError> {
+        let state = self.shared.lock();
+        let not_found = || BatchError::NotFound {
+            what: "resource",
+            name: arn.to_string(),
+        };
+        Ok(match tagged(arn)? {
+            Tagged::Environment(name) => state.envs.get(&name).map(|s| s.env.tags.clone()),
+            Tagged::Queue(name) => state.queues.get(&name).map(|q| q.queue.tags.clone()),
+            Tagged::Definition(name, revision) => state
+                .definitions
+                .get(&name)
+                .and_then(|r| r.get(revision as usize - 1))
+                .map(|d| d.tags.clone()),
+            Tagged::Job(id) => state.jobs.get(&id).map(|j| j.tags.clone()),
+        }
+        .ok_or_else(not_found)?)
+    }
+
+    /// TagResource (`add`) and UntagResource (`remove`), applied and persisted together.
+    pub async fn tag_resource(
+        &self,
+        arn: &str,
+        add: std::collections::BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), BatchError> {
+        for (key, value) in &add {
+            if key.is_empty() || key.chars().count() > 128 || key.starts_with("aws:") {
+                return Err(BatchError::invalid(
+                    "tags",
+                    format!("key {key:?} must be 1 to 128 characters and not start with aws:"),
+                ));
+            }
+            if value.chars().count() > 256 {
+                return Err(BatchError::invalid(
+                    "tags",
+                    format!("the value of {key:?} is longer than 256 characters"),
+                ));
+            }
+        }
+        let target = tagged(arn)?;
+        let committed = {
+            let mut state = self.shared.lock();
+            let not_found = || BatchError::NotFound {
+                what: "resource",
+                name: arn.to_string(),
+            };
+            let apply =
+                |tags: &mut std::collections::BTreeMap<String, String>| -> Result<(), BatchError> {
+                    let mut next = tags.clone();
+                    for key in remove {
+                        next.remove(key);
+                    }
+                    next.extend(add.clone());
+                    if next.len() > MAX_TAGS {
+                        return Err(BatchError::invalid(
+                            "tags",
+                            format!(
+                                "at most {MAX_TAGS} tags per resource, would be {}",
+                                next.len()
+                            ),
+                        ));
+                    }
+                    *tags = next;
+                    Ok(())
+                };
+            // Sent under the lock, so the store sees this change in order with the others.
+            let records = match target {
+                Tagged::Environment(name) => {
+                    let slot = state.envs.get_mut(&name).ok_or_else(not_found)?;
+                    apply(&mut slot.env.tags)?;
+                    vec![Record::put(Table::ComputeEnvironments, &name, &slot.env)]
+                }
+                Tagged::Queue(name) => {
+                    let slot = state.queues.get_mut(&name).ok_or_else(not_found)?;
+                    apply(&mut slot.queue.tags)?;
+                    vec![Record::put(Table::JobQueues, &name, &slot.queue)]
+                }
+                Tagged::Definition(name, revision) => {
+                    let definition = state
+                        .definitions
+                        .get_mut(&name)
+                        .and_then(|r| r.get_mut(revision as usize - 1))
+                        .ok_or_else(not_found)?;
+                    apply(&mut definition.tags)?;
+                    vec![Record::put(
+                        Table::JobDefinitions,
+                        format!("{name}:{revision}"),
+                        &*definition,
+                    )]
+                }
+                Tagged::Job(id) => {
+                    let job = state.jobs.get_mut(&id).ok_or_else(not_found)?;
+                    apply(&mut job.tags)?;
+                    super::records(&state, &[id])
+                }
+            };
+            self.shared.store.send(records)
+        };
+        committed.await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! TagResource (`POST /v1/tags/{resourceArn}`), UntagResource (`DELETE …?tagKeys=…`) and
+//! ListTagsForResource (`GET …`), for environments, queues, definitions and jobs.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use serde::Deserialize;
+use serde_json::json;
+use wasmbatch_runtime::Batch;
+
+use super::{MAX_BODY, Reply, decode};
+
+#[derive(Deserialize)]
+struct Tag {
+    tags: BTreeMap<String, String>,
+}
+
+pub(crate) async fn tag(State(batch): State<Batch>, Path(arn): Path<String>, body: Bytes) -> Reply {
+    let request: Tag = decode(&body, MAX_BODY, "TagResource")?;
+    batch.tag_resource(&arn, request.tags, &[]).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn untag(
+    State(batch): State<Batch>,
+    Path(arn): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    // `tagKeys` repeats, once per key, as the AWS clients send it.
+    let keys: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "tagKeys")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    batch.tag_resource(&arn, BTreeMap::new(), &keys).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn list(State(batch): State<Batch>, Path(arn): Path<String>) -> Reply {
+    Ok(Json(json!({ "tags": batch.list_tags(&arn)? })))
+}

@@ -712,7 +712,7 @@ impl Batch {
             what: "resource",
             name: arn.to_string(),
         };
-        Ok(match tagged(arn)? {
+        match tagged(arn)? {
             Tagged::Environment(name) => state.envs.get(&name).map(|s| s.env.tags.clone()),
             Tagged::Queue(name) => state.queues.get(&name).map(|q| q.queue.tags.clone()),
             Tagged::Definition(name, revision) => state
@@ -722,7 +722,7 @@ impl Batch {
                 .map(|d| d.tags.clone()),
             Tagged::Job(id) => state.jobs.get(&id).map(|j| j.tags.clone()),
         }
-        .ok_or_else(not_found)?)
+        .ok_or_else(not_found)
     }
 
     /// TagResource (`add`) and UntagResource (`remove`), applied and persisted together.

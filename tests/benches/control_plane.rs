@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
-use wasmbatch_tests::{decode, guests, local_queue, module_and_definition};
+use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
 
 /// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships.
 #[global_allocator]
@@ -81,22 +81,7 @@ async fn main() {
     let batch = open(dir.path()).await;
     setup(&batch, 64).await;
     let start = Instant::now();
-    let clients: Vec<_> = (0..64)
-        .map(|c| {
-            let batch = batch.clone();
-            tokio::spawn(async move {
-                for i in 0..jobs / 64 {
-                    batch
-                        .submit_job(submit(&format!("j{c}-{i}")))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.await.unwrap();
-    }
+    submit_concurrently(&batch, "hello", 64, jobs / 64).await;
     let submitted = start.elapsed();
     let total = (jobs / 64 * 64) as u64;
     until(&batch, |c| c.get(&JobStatus::Succeeded) == Some(&total)).await;
@@ -193,23 +178,7 @@ async fn main() {
             .await
             .unwrap();
         let before = rss_kib();
-        let per_client = stored / 50;
-        let clients: Vec<_> = (0..50)
-            .map(|c| {
-                let batch = batch.clone();
-                tokio::spawn(async move {
-                    for i in 0..per_client {
-                        batch
-                            .submit_job(submit(&format!("q{c}-{i}")))
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for client in clients {
-            client.await.unwrap();
-        }
+        submit_concurrently(&batch, "hello", 50, stored / 50).await;
         let per_job = (rss_kib().saturating_sub(before)) as f64 * 1024.0 / stored as f64;
         println!(
             "| RAM per queued job ({stored} queued) | {per_job:.0} bytes | goal < 1024 bytes | {:.2}× |",

@@ -128,3 +128,32 @@ pub async fn module_and_definition(
         .await
         .expect("registering the definition");
 }
+
+/// Submits `clients × per_client` jobs of definition `definition` to queue `main` from
+/// `clients` concurrent tasks, as many callers would; returns once every submit is acknowledged.
+pub async fn submit_concurrently(
+    batch: &wasmbatch_runtime::Batch,
+    definition: &str,
+    clients: usize,
+    per_client: usize,
+) {
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let (batch, definition) = (batch.clone(), definition.to_string());
+            tokio::spawn(async move {
+                for i in 0..per_client {
+                    let request = wasmbatch_runtime::model::SubmitJob {
+                        job_name: format!("c{client}-{i}"),
+                        job_queue: "main".into(),
+                        job_definition: definition.clone(),
+                        ..Default::default()
+                    };
+                    batch.submit_job(request).await.expect("submitting a job");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a submitting task panicked");
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::{guests, local_queue, module_and_definition};
+use wasmbatch_tests::{guests, local_queue, module_and_definition, submit_concurrently};
 
 async fn open(dir: &std::path::Path) -> Batch {
     let mut config = BatchConfig::new(dir);
@@ -74,22 +74,7 @@ async fn a_hundred_thousand_queued_jobs_are_kept_across_a_restart() {
     {
         let batch = open(dir.path()).await;
         setup(&batch, "DISABLED").await;
-        let clients: Vec<_> = (0..50)
-            .map(|c| {
-                let batch = batch.clone();
-                tokio::spawn(async move {
-                    for i in 0..2_000 {
-                        batch
-                            .submit_job(submit(&format!("q{c}-{i}")))
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for client in clients {
-            client.await.unwrap();
-        }
+        submit_concurrently(&batch, "hello", 50, 2_000).await;
         let counts = batch.job_counts("main").unwrap();
         assert_eq!(counts.get(&JobStatus::Runnable), Some(&100_000));
     }

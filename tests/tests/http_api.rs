@@ -393,3 +393,125 @@ async fn resources_are_tagged_untagged_and_listed_by_arn() {
         "{error}"
     );
 }
+
+/// `GET /v1/jobs/{id}/logs?follow=true` reads the body piece by piece: the first line arrives
+/// while the guest is still sleeping, and the response ends when the job does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_grows_while_the_job_runs_and_ends_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
+    wasmbatch_tests::module_and_definition(
+        &batch,
+        "sleep",
+        guests::wasip1::SLEEP,
+        &["1500"],
+        64,
+        json!({}),
+    )
+    .await;
+    let id = ok(
+        &batch,
+        "submitjob",
+        json!({"jobName": "s", "jobQueue": "main", "jobDefinition": "sleep"}),
+    )
+    .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Asked for at once, before the job has started: the follower waits for the attempt.
+    let response = wasmbatch_api::app(batch.clone())
+        .oneshot(
+            Request::get(format!("/v1/jobs/{id}/logs?follow=true"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"sleeping\n");
+    let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await;
+    assert_eq!(
+        job["jobs"][0]["status"], "RUNNING",
+        "the first line came while the guest slept"
+    );
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"woke up\n");
+    let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await;
+    assert_eq!(job["jobs"][0]["status"], "SUCCEEDED");
+}
+
+/// Without `attempt`, a followed log goes through every retry until the job ends; with one, it
+/// is that attempt's alone; without `follow`, it is what was written so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_logs_follow_retries_or_one_attempt_and_refuse_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
+    wasmbatch_tests::module_and_definition(
+        &batch,
+        "exit-code",
+        guests::wasip1::EXIT_CODE,
+        &["3"],
+        64,
+        json!({"retryStrategy": {"attempts": 3}}),
+    )
+    .await;
+    let id = ok(
+        &batch,
+        "submitjob",
+        json!({"jobName": "x", "jobQueue": "main", "jobDefinition": "exit-code"}),
+    )
+    .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |query: String| {
+        let app = wasmbatch_api::app(batch.clone());
+        async move {
+            let response = app
+                .oneshot(Request::get(query).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let kind = response
+                .headers()
+                .get("x-amzn-ErrorType")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, kind, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (status, _, whole) = get(format!("/v1/jobs/{id}/logs?follow=true")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The stdout and stderr line of each of the three attempts, in order.
+    let attempt = "exiting with 3\nexit-code: about to exit with 3\n";
+    assert_eq!(whole, attempt.repeat(3));
+    let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await;
+    assert_eq!(job["jobs"][0]["status"], "FAILED");
+    assert_eq!(job["jobs"][0]["attempts"].as_array().unwrap().len(), 3);
+
+    let (_, _, second) = get(format!("/v1/jobs/{id}/logs?attempt=2&follow=true")).await;
+    assert_eq!(second, attempt);
+    let (_, _, latest) = get(format!("/v1/jobs/{id}/logs")).await;
+    assert_eq!(latest, attempt, "without follow, the latest attempt so far");
+
+    for (query, named) in [
+        (format!("/v1/jobs/{id}/logs?attempt=zero"), "attempt"),
+        (format!("/v1/jobs/{id}/logs?attempt=0"), "attempt"),
+        (format!("/v1/jobs/{id}/logs?follow=maybe"), "follow"),
+        (format!("/v1/jobs/{id}/logs?tail=1"), "tail"),
+        ("/v1/jobs/no-such-job/logs".to_string(), "no-such-job"),
+    ] {
+        let (status, kind, message) = get(query.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(kind.as_deref(), Some("ClientException"), "{query}");
+        assert!(message.contains(named), "{query}: {message}");
+    }
+}

@@ -1,15 +1,23 @@
-//! CloudWatch Logs' GetLogEvents on the same port (JSON 1.1: `POST /` with `X-Amz-Target:
-//! Logs_20140328.GetLogEvents`), so `aws logs get-log-events --log-group-name /aws/batch/job
-//! --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`.
+//! A job's output over HTTP, two ways:
+//! - CloudWatch Logs' GetLogEvents on the same port (JSON 1.1: `POST /` with `X-Amz-Target:
+//!   Logs_20140328.GetLogEvents`), so `aws logs get-log-events --log-group-name /aws/batch/job
+//!   --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`.
+//! - For people and our CLI, `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`: plain text, one
+//!   line per event; with `follow`, a chunked response that grows as the guest writes and ends
+//!   with the attempt (or, without `attempt`, with the job).
 
 use axum::Json;
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use wasmbatch_runtime::{Batch, LOG_GROUP};
+use wasmbatch_runtime::{Batch, LOG_GROUP, LogEvent, LogFollower};
+
+use crate::error::ApiError;
 
 /// Events per call when the caller does not say (CloudWatch's default).
 const DEFAULT_LIMIT: usize = 10_000;
@@ -128,4 +136,78 @@ fn stream_exists(batch: &Batch, stream: &str) -> bool {
         return false;
     };
     batch.log_stream(job_id, Some(attempt)).as_deref() == Some(stream)
+}
+
+/// `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`.
+pub(crate) async fn job_log(
+    State(batch): State<Batch>,
+    Path(job_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut attempt = None;
+    let mut follow = false;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*key {
+            "attempt" => {
+                attempt = Some(value.parse::<usize>().map_err(|_| {
+                    ApiError::Client(format!(
+                        "attempt: expected a positive number, got {value:?}"
+                    ))
+                })?);
+            }
+            "follow" => {
+                follow = match &*value {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::Client(format!(
+                            "follow: expected true or false, got {value:?}"
+                        )));
+                    }
+                };
+            }
+            other => {
+                return Err(ApiError::Client(format!(
+                    "unknown query parameter {other:?}; expected attempt or follow"
+                )));
+            }
+        }
+    }
+    let follower = batch.follow_job(&job_id, attempt)?;
+    let body = if follow {
+        Body::from_stream(futures_util::stream::try_unfold(follower, next_lines))
+    } else {
+        let events = match batch.log_stream(&job_id, Some(follower.attempt())) {
+            Some(stream) => batch.log_events(&stream).await?,
+            None => Vec::new(),
+        };
+        Body::from(lines(&events))
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// The next piece of a followed log, as text.
+async fn next_lines(
+    mut follower: LogFollower,
+) -> Result<Option<(Bytes, LogFollower)>, wasmbatch_runtime::BatchError> {
+    Ok(follower
+        .next()
+        .await?
+        .map(|events| (Bytes::from(lines(&events)), follower)))
+}
+
+fn lines(events: &[LogEvent]) -> String {
+    let mut text = String::with_capacity(events.iter().map(|e| e.message.len() + 1).sum());
+    for event in events {
+        text.push_str(&event.message);
+        text.push('\n');
+    }
+    text
 }

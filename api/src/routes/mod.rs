@@ -56,6 +56,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/canceljob", post(jobs::cancel))
         .route("/v1/terminatejob", post(jobs::terminate))
         .route("/", post(logs::dispatch))
+        .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
         .route(
             "/v1/tags/{arn}",
             post(tags::tag).delete(tags::untag).get(tags::list),

@@ -4,6 +4,7 @@
 //! act on: `resources` (environments, queues, definitions, modules) and `jobs` (submit, describe,
 //! list, cancel, terminate). Recovery after a crash is `recover`.
 
+mod follow;
 mod jobs;
 mod recover;
 mod resources;
@@ -20,6 +21,7 @@ use crate::model::validate::ValidationError;
 use crate::modules::ModuleStore;
 use crate::store::{Store, StoreError};
 
+pub use follow::LogFollower;
 pub use jobs::JobPage;
 pub(crate) use jobs::records;
 pub(crate) use state::State;

@@ -1,0 +1,124 @@
+//! Following a job's output as it is written: one attempt's lines, or every attempt's in turn
+//! until the job ends, for `GET /v1/jobs/{id}/logs?follow=true` and for embedders.
+
+use std::time::Duration;
+
+use super::{Batch, BatchError, name_of};
+use crate::logs::LogEvent;
+use crate::model::JobStatus;
+
+/// How often a follower looks whether the attempt it waits for has started. Lines are pushed to
+/// followers as they are written; only the start of an attempt is looked for, because it happens
+/// once per attempt and a wake-up per job state change would tax every job for the rare follower.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// Reads a job's log as it grows. Made by [`Batch::follow_job`].
+pub struct LogFollower {
+    batch: Batch,
+    job_id: String,
+    attempt: usize,
+    /// Follow only `attempt`, not the ones after it.
+    only: bool,
+    /// Events of `attempt` already handed out.
+    from: usize,
+}
+
+/// Where a job stands with one of its attempts.
+enum AttemptState {
+    Started { stream: String },
+    NotStarted { job_over: bool },
+}
+
+impl Batch {
+    /// A follower of job `job_id`'s output: of attempt `attempt` (from 1) only, or, when `None`,
+    /// of its latest attempt (the first, if none has started) and each retry after it until the
+    /// job is SUCCEEDED or FAILED.
+    pub fn follow_job(
+        &self,
+        job_id: &str,
+        attempt: Option<usize>,
+    ) -> Result<LogFollower, BatchError> {
+        if attempt == Some(0) {
+            return Err(BatchError::invalid(
+                "attempt",
+                "attempts are counted from 1",
+            ));
+        }
+        let latest = {
+            let state = self.shared.lock();
+            let job = state.jobs.get(job_id).ok_or_else(|| BatchError::NotFound {
+                what: "job",
+                name: job_id.to_string(),
+            })?;
+            let running = matches!(job.status, JobStatus::Starting | JobStatus::Running);
+            (job.attempts.len() + usize::from(running)).max(1)
+        };
+        Ok(LogFollower {
+            batch: self.clone(),
+            job_id: job_id.to_string(),
+            attempt: attempt.unwrap_or(latest),
+            only: attempt.is_some(),
+            from: 0,
+        })
+    }
+
+    fn attempt_state(&self, job_id: &str, attempt: usize) -> Option<AttemptState> {
+        let state = self.shared.lock();
+        let job = state.jobs.get(job_id)?;
+        let running = matches!(job.status, JobStatus::Starting | JobStatus::Running);
+        let started = job.attempts.len() + usize::from(running);
+        if attempt > started {
+            return Some(AttemptState::NotStarted {
+                job_over: job.status.is_terminal(),
+            });
+        }
+        let definition = name_of("job-definition", &job.job_definition)
+            .rsplit_once(':')?
+            .0;
+        Some(AttemptState::Started {
+            stream: crate::logs::stream_name(definition, job_id, attempt),
+        })
+    }
+}
+
+impl LogFollower {
+    /// The attempt being followed now (from 1).
+    pub fn attempt(&self) -> usize {
+        self.attempt
+    }
+
+    /// The next events, waiting until there are some; `None` once the followed attempt (or,
+    /// following the whole job, the job) has ended and everything it wrote was returned. An
+    /// attempt that never starts (the job was cancelled, or failed before) ends the log.
+    pub async fn next(&mut self) -> Result<Option<Vec<LogEvent>>, BatchError> {
+        loop {
+            let state = self
+                .batch
+                .attempt_state(&self.job_id, self.attempt)
+                .ok_or_else(|| BatchError::NotFound {
+                    what: "job",
+                    name: self.job_id.clone(),
+                })?;
+            match state {
+                AttemptState::NotStarted { job_over: true } => return Ok(None),
+                AttemptState::NotStarted { job_over: false } => {
+                    tokio::time::sleep(START_POLL).await;
+                }
+                AttemptState::Started { stream } => {
+                    let (events, more) = self.batch.follow_log(&stream, self.from).await?;
+                    self.from += events.len();
+                    if !events.is_empty() {
+                        return Ok(Some(events));
+                    }
+                    if !more {
+                        if self.only {
+                            return Ok(None);
+                        }
+                        self.attempt += 1;
+                        self.from = 0;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -68,7 +68,7 @@ mod modules;
 mod scheduler;
 mod store;
 
-pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower};
+pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower, ModuleUpload};
 pub use engine::{
     Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
     ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,

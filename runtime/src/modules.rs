@@ -42,6 +42,7 @@ impl ModuleStore {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;
+        remove_leftovers(&dir);
         let names = store
             .load::<ModuleInfo>(Table::Modules)?
             .into_iter()
@@ -55,6 +56,13 @@ impl ModuleStore {
 
     pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
         self.dir.join(format!("{}.wasm", digest.hex()))
+    }
+
+    /// A new file name for an upload in progress. Uploads are staged beside the modules so
+    /// that adopting one is a rename; a crash leaves `.part` files, which `open` removes.
+    pub(crate) fn staging_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("upload-{}.{PART}", uuid::Uuid::new_v4().simple()))
     }
 
     /// Saves `bytes` (already validated by the caller) under `name`. The file is written whole
@@ -72,6 +80,41 @@ impl ModuleStore {
             .await
             .map_err(|e| StoreError::Write(e.to_string()))?
             .map_err(|e| StoreError::Write(format!("saving module {digest}: {e}")))?;
+        self.point(name, digest, size, now).await
+    }
+
+    /// Makes the staged upload at `staged` (synced, validated, of digest `digest`) the module
+    /// `name`.
+    pub(crate) async fn adopt(
+        &self,
+        name: &str,
+        staged: PathBuf,
+        digest: Digest,
+        size: u64,
+        now: EpochMillis,
+    ) -> Result<ModuleInfo, StoreError> {
+        let path = self.path(&digest);
+        tokio::task::spawn_blocking(move || {
+            if path.exists() {
+                std::fs::remove_file(&staged)
+            } else {
+                std::fs::rename(&staged, &path)
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Write(e.to_string()))?
+        .map_err(|e| StoreError::Write(format!("saving module {digest}: {e}")))?;
+        self.point(name, digest, size, now).await
+    }
+
+    /// Points `name` at the stored module `digest`, durably.
+    async fn point(
+        &self,
+        name: &str,
+        digest: Digest,
+        size: u64,
+        now: EpochMillis,
+    ) -> Result<ModuleInfo, StoreError> {
         let info = {
             let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let mut history = names
@@ -167,6 +210,26 @@ impl ModuleStore {
                 Digest::parse(&info.digest)
                     .ok_or_else(|| format!("module {image:?} has a damaged record"))
             }
+        }
+    }
+}
+
+/// The extension of an upload in progress.
+const PART: &str = "part";
+
+/// Removes what a crashed process left half-written: staged uploads and temporary files.
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let unfinished = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == PART || e.starts_with("tmp"));
+        if unfinished {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -515,3 +515,181 @@ async fn job_logs_follow_retries_or_one_attempt_and_refuse_bad_queries() {
         assert!(message.contains(named), "{query}: {message}");
     }
 }
+
+/// A runnable module of about `size` bytes: a command whose data segment fills it out.
+fn padded_module(size: usize) -> Vec<u8> {
+    let wat = format!(
+        r#"(module (memory 64) (data (i32.const 0) "{}") (func (export "_start")))"#,
+        "x".repeat(size)
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+/// Files in the module store that are not stored modules: uploads in progress or left over.
+fn staged_files(data_dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    std::fs::read_dir(data_dir.join("modules"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_none_or(|x| x != "wasm"))
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect()
+}
+
+/// An upload reaches the disk while it is still arriving, is refused past the configured size
+/// limit, and leaves nothing behind when it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_uploads_stream_to_disk_within_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BatchConfig::new(dir.path());
+    config.max_module_bytes = 4 << 20;
+    let batch = Batch::open(config).await.unwrap();
+    let app = wasmbatch_api::app(batch.clone());
+    type Piece = Result<Vec<u8>, std::io::Error>;
+    let upload = |name: &str| {
+        let (send, receive) = tokio::sync::mpsc::channel::<Piece>(4);
+        let body = Body::from_stream(futures_util::stream::unfold(receive, |mut r| async {
+            r.recv().await.map(|piece| (piece, r))
+        }));
+        let request = Request::put(format!("/v1/modules/{name}"))
+            .body(body)
+            .unwrap();
+        let response = tokio::spawn(app.clone().oneshot(request));
+        (send, response)
+    };
+    let status_and_body = |response: axum::response::Response| async move {
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            kind,
+            serde_json::from_slice::<Value>(&body).unwrap(),
+        )
+    };
+
+    // 3 MiB sent as 2 MiB, a pause, then the rest: during the pause most of it is on disk.
+    let module = padded_module(3 << 20);
+    let (send, response) = upload("big");
+    let (head, tail) = module.split_at(2 << 20);
+    for piece in head.chunks(64 << 10) {
+        send.send(Ok(piece.to_vec())).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while staged_files(dir.path())
+        .iter()
+        .map(|(_, len)| len)
+        .sum::<u64>()
+        < 1 << 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload's first 2 MiB never reached the disk"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(!response.is_finished(), "the request is still arriving");
+    send.send(Ok(tail.to_vec())).await.unwrap();
+    drop(send);
+    let (status, _, info) = status_and_body(response.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["size"], module.len());
+    let digest = wasmbatch_runtime::Digest::of(&module).to_string();
+    assert_eq!(info["digest"], digest.as_str());
+    assert!(
+        staged_files(dir.path()).is_empty(),
+        "the staged file became the module"
+    );
+    // And it runs.
+    wasmbatch_tests::local_queue(&batch, 1, "ENABLED").await;
+    ok(&batch, "registerjobdefinition", json!({
+        "jobDefinitionName": "big", "type": "container",
+        "containerProperties": {"image": format!("big@{digest}"),
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
+    }))
+    .await;
+    let id = ok(
+        &batch,
+        "submitjob",
+        json!({"jobName": "b", "jobQueue": "main", "jobDefinition": "big"}),
+    )
+    .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    loop {
+        let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await["jobs"][0].clone();
+        if job["status"] == "SUCCEEDED" {
+            break;
+        }
+        assert_ne!(job["status"], "FAILED", "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // Past the limit while streaming: refused, nothing kept.
+    let (send, response) = upload("huge");
+    let huge = padded_module(5 << 20);
+    for piece in huge.chunks(256 << 10) {
+        if send.send(Ok(piece.to_vec())).await.is_err() {
+            break; // the server stopped reading, as it should
+        }
+    }
+    drop(send);
+    let (status, kind, error) = status_and_body(response.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(kind.as_deref(), Some("ClientException"));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("limit of 4194304 bytes"), "{message}");
+
+    // Announced past the limit: refused before reading.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::put("/v1/modules/huge")
+                .header("content-length", huge.len())
+                .body(Body::from(huge.clone()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (status, _, error) = status_and_body(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("limit"));
+
+    // A client that breaks off mid-upload, and one that sends a truncated module.
+    let (send, response) = upload("broken");
+    send.send(Ok(module[..1 << 20].to_vec())).await.unwrap();
+    send.send(Err(std::io::Error::other("connection reset")))
+        .await
+        .unwrap();
+    let (status, _, _) = status_and_body(response.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (send, response) = upload("truncated");
+    send.send(Ok(module[..1 << 20].to_vec())).await.unwrap();
+    drop(send);
+    let (status, _, error) = status_and_body(response.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["message"].as_str().unwrap().starts_with("module:"),
+        "{error}"
+    );
+
+    let listed = batch.modules();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the good upload is a module: {listed:?}"
+    );
+    // Removal of a failed upload's file happens off the request; give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !staged_files(dir.path()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failed uploads left files: {:?}",
+            staged_files(dir.path())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

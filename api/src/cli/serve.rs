@@ -22,6 +22,9 @@ pub struct Serve {
     /// Where state, modules, compiled modules and scratch directories live.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Largest module `PUT /v1/modules/{name}` accepts.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    max_module_mib: u64,
 }
 
 impl Serve {
@@ -33,7 +36,9 @@ impl Serve {
             );
         }
         let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
-        let batch = Batch::open(BatchConfig::new(&data_dir))
+        let mut config = BatchConfig::new(&data_dir);
+        config.max_module_bytes = self.max_module_mib << 20;
+        let batch = Batch::open(config)
             .await
             .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
         let created = defaults(&batch).await?;

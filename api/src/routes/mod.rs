@@ -71,7 +71,8 @@ pub(crate) fn router() -> Router<Batch> {
                         .get(modules::describe)
                         .delete(modules::delete),
                 )
-                .layer(axum::extract::DefaultBodyLimit::max(modules::MAX_MODULE)),
+                // The upload is read as a stream, limited by the service's own setting.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
 }
 

@@ -2,23 +2,42 @@
 //! bytes, `GET /v1/modules`, `GET /v1/modules/{name}`, `DELETE /v1/modules/{name}`.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use futures_util::StreamExt;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
 use super::Reply;
 use crate::error::ApiError;
 
-/// Largest module accepted by default.
-pub(crate) const MAX_MODULE: usize = 64 << 20;
-
+/// `PUT /v1/modules/{name}`: the body goes to disk as it arrives; a body that announces or
+/// reaches more than the size limit is refused without reading the rest.
 pub(crate) async fn push(
     State(batch): State<Batch>,
     Path(name): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Reply {
-    let info = batch.push_module(&name, body.to_vec()).await?;
+    let limit = batch.config().max_module_bytes;
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = announced.filter(|&length| length > limit) {
+        return Err(ApiError::Client(format!(
+            "module: {length} bytes is larger than the limit of {limit} bytes"
+        )));
+    }
+    let mut upload = batch.upload_module(&name).await?;
+    let mut body = body.into_data_stream();
+    while let Some(piece) = body.next().await {
+        let piece =
+            piece.map_err(|e| ApiError::Client(format!("module: reading the upload: {e}")))?;
+        upload.write(&piece).await?;
+    }
+    let info = upload.finish().await?;
     Ok(Json(
         json!({ "name": info.name, "digest": info.digest, "size": info.size }),
     ))

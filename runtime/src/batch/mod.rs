@@ -9,6 +9,7 @@ mod jobs;
 mod recover;
 mod resources;
 pub(crate) mod state;
+mod upload;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ pub use follow::LogFollower;
 pub use jobs::JobPage;
 pub(crate) use jobs::records;
 pub(crate) use state::State;
+pub use upload::ModuleUpload;
 
 /// How a [`Batch`] is set up.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct BatchConfig {
     /// Memory capacity of a MANAGED environment that does not give one, in MiB. Defaults to
     /// half of this host's RAM.
     pub default_environment_memory_mib: u64,
+    /// The largest module that may be pushed, in bytes (64 MiB by default).
+    pub max_module_bytes: u64,
     /// The executor's settings; its `data_dir` is the same as ours.
     pub executor: ExecutorConfig,
 }
@@ -52,6 +56,7 @@ impl BatchConfig {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             default_environment_memory_mib: host_memory_mib().map_or(4096, |m| m / 2),
+            max_module_bytes: 64 << 20,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::modules::ModuleInfo;
 use crate::store::{Record, Table};
 
 use super::state::{EnvSlot, QueueSlot};
-use super::{Batch, BatchError, name_of, now};
+use super::{Batch, BatchError, name_of};
 
 /// Most compute environments and queues (AWS's quotas).
 const MAX_ENVIRONMENTS: usize = 50;
@@ -513,25 +513,6 @@ impl Batch {
             .write(vec![Record::put(Table::JobDefinitions, key, &updated)])
             .await?;
         Ok(())
-    }
-
-    /// Pushes a module: checks that it is a runnable WASI program (compiling it, so its first
-    /// job starts warm), saves it by content and points `name` at it.
-    pub async fn push_module(&self, name: &str, bytes: Vec<u8>) -> Result<ModuleInfo, BatchError> {
-        validate::name("name", name)?;
-        let module = self
-            .shared
-            .executor
-            .load(bytes.clone())
-            .await
-            .map_err(|e| BatchError::invalid("module", e.to_string()))?;
-        let info = self.shared.modules.push(name, bytes, now()).await?;
-        self.shared
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(module.digest(), module);
-        Ok(info)
     }
 
     /// Every named module.

@@ -27,6 +27,11 @@ impl Digest {
         Self(Sha256::digest(bytes).into())
     }
 
+    /// The digest a hasher fed the whole module arrives at.
+    pub(crate) fn from_hasher(hasher: Sha256) -> Self {
+        Self(hasher.finalize().into())
+    }
+
     /// Parses `sha256:<64 hex digits>`.
     pub fn parse(text: &str) -> Option<Self> {
         let hex_digits = text.strip_prefix("sha256:")?;

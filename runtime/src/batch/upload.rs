@@ -1,0 +1,171 @@
+//! Pushing a module, whole ([`Batch::push_module`]) or as its bytes arrive
+//! ([`Batch::upload_module`]). Either way the bytes must be a runnable WASI program (they are
+//! compiled, so the module's first job starts warm), are stored by content, and only then does
+//! the name point at them. An upload goes to a file as it arrives, hashed on the way, so a
+//! server receiving many large modules holds none of them in memory; the one whole copy is the
+//! compiler's, after the last byte.
+
+use std::path::PathBuf;
+
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::{Batch, BatchError, now};
+use crate::engine::Digest;
+use crate::model::validate;
+use crate::modules::ModuleInfo;
+use crate::store::StoreError;
+
+/// A module being uploaded; made by [`Batch::upload_module`]. Dropped unfinished, it leaves
+/// nothing behind.
+pub struct ModuleUpload {
+    batch: Batch,
+    name: String,
+    staged: Option<Staged>,
+}
+
+struct Staged {
+    path: PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Batch {
+    /// Pushes a module held in memory: see [`Batch::upload_module`] for one that arrives in
+    /// pieces.
+    pub async fn push_module(&self, name: &str, bytes: Vec<u8>) -> Result<ModuleInfo, BatchError> {
+        validate::name("name", name)?;
+        self.check_module_size(bytes.len() as u64)?;
+        let module = self
+            .shared
+            .executor
+            .load(bytes.clone())
+            .await
+            .map_err(|e| BatchError::invalid("module", e.to_string()))?;
+        let info = self.shared.modules.push(name, bytes, now()).await?;
+        self.remember(module);
+        Ok(info)
+    }
+
+    /// Starts pushing module `name`, whose bytes are then given to [`ModuleUpload::write`] as
+    /// they arrive; [`ModuleUpload::finish`] checks and stores it.
+    pub async fn upload_module(&self, name: &str) -> Result<ModuleUpload, BatchError> {
+        validate::name("name", name)?;
+        let path = self.shared.modules.staging_path();
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| StoreError::Write(format!("staging an upload: {e}")))?;
+        Ok(ModuleUpload {
+            batch: self.clone(),
+            name: name.to_string(),
+            staged: Some(Staged {
+                path,
+                file: tokio::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: Sha256::new(),
+                size: 0,
+            }),
+        })
+    }
+
+    fn check_module_size(&self, size: u64) -> Result<(), BatchError> {
+        let limit = self.shared.config.max_module_bytes;
+        if size > limit {
+            return Err(BatchError::invalid(
+                "module",
+                format!("larger than the limit of {limit} bytes (at least {size} bytes)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, module: crate::engine::JobModule) {
+        self.shared
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(module.digest(), module);
+    }
+}
+
+impl ModuleUpload {
+    /// Adds the next piece of the module. Fails, and the upload with it, once the module passes
+    /// the size limit ([`crate::BatchConfig::max_module_bytes`]).
+    pub async fn write(&mut self, piece: &[u8]) -> Result<(), BatchError> {
+        let staged = self
+            .staged
+            .as_mut()
+            .expect("an upload is staged until it is finished");
+        self.batch
+            .check_module_size(staged.size + piece.len() as u64)?;
+        staged.hasher.update(piece);
+        staged.size += piece.len() as u64;
+        staged
+            .file
+            .write_all(piece)
+            .await
+            .map_err(|e| StoreError::Write(format!("staging an upload: {e}")).into())
+    }
+
+    /// Checks that the bytes written are a runnable WASI program, stores them and points the
+    /// name at them.
+    pub async fn finish(mut self) -> Result<ModuleInfo, BatchError> {
+        let Staged {
+            path,
+            mut file,
+            hasher,
+            size,
+        } = self.staged.take().expect("an upload is finished once");
+        let result = async {
+            file.flush()
+                .await
+                .and(file.get_ref().sync_all().await)
+                .map_err(|e| StoreError::Write(format!("staging an upload: {e}")))?;
+            drop(file);
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| StoreError::Read(format!("reading a staged upload: {e}")))?;
+            let module = self
+                .batch
+                .shared
+                .executor
+                .load(bytes)
+                .await
+                .map_err(|e| BatchError::invalid("module", e.to_string()))?;
+            let digest = Digest::from_hasher(hasher);
+            debug_assert_eq!(module.digest(), digest);
+            let info = self
+                .batch
+                .shared
+                .modules
+                .adopt(&self.name, path.clone(), digest, size, now())
+                .await?;
+            self.batch.remember(module);
+            Ok(info)
+        }
+        .await;
+        if result.is_err() {
+            discard(path);
+        }
+        result
+    }
+}
+
+impl Drop for ModuleUpload {
+    fn drop(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            discard(staged.path);
+        }
+    }
+}
+
+/// Removes a staged file that will not be used, off the async workers when there are some.
+fn discard(path: PathBuf) {
+    let remove = move || {
+        let _ = std::fs::remove_file(path);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+        Err(_) => remove(),
+    }
+}

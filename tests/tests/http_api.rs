@@ -135,7 +135,7 @@ async fn mistakes_get_client_exceptions_that_name_the_problem() {
         reply["message"]
             .as_str()
             .unwrap()
-            .contains("CreateJobQueue: invalid request"),
+            .contains("CreateJobQueue: the body is not valid JSON"),
         "{reply}"
     );
 
@@ -146,10 +146,76 @@ async fn mistakes_get_client_exceptions_that_name_the_problem() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = reply["message"].as_str().unwrap();
     assert!(
-        reply["message"].as_str().unwrap().contains("invalid type"),
-        "{reply}"
+        message.starts_with("CreateJobQueue: priority: invalid type"),
+        "the field is named: {message}"
     );
+    // Deep inside: the path names the list element.
+    let (status, _, reply) = call(
+        &batch,
+        "submitjob",
+        json!({"jobName": "j", "jobQueue": "q", "jobDefinition": "d",
+               "containerOverrides": {"command": ["ok", 7]}})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("SubmitJob: containerOverrides.command[1]: invalid type"),
+        "{message}"
+    );
+
+    // Members the AWS model does not define are refused by their path, not ignored: a
+    // misspelt `attempts` would otherwise silently mean no retries.
+    for (operation, body, unknown) in [
+        (
+            "submitjob",
+            json!({"jobName": "j", "jobQueue": "q", "jobDefinition": "d", "retryStrategy": {"attempt": 3}}),
+            "retryStrategy.attempt",
+        ),
+        (
+            "submitjob",
+            json!({"jobName": "j", "jobQueue": "q", "jobDefinition": "d", "jobQeue": "q"}),
+            "jobQeue",
+        ),
+        (
+            "registerjobdefinition",
+            json!({"jobDefinitionName": "d", "type": "container",
+                   "containerProperties": {"image": "x", "environment": [{"name": "A", "valu": "1"}]}}),
+            "containerProperties.environment[0].valu",
+        ),
+        (
+            "createcomputeenvironment",
+            json!({"computeEnvironmentName": "e", "type": "MANAGED",
+                   "computeResources": {"type": "EC2", "maxvCpus": 4, "subnetz": []}}),
+            "computeResources.subnetz",
+        ),
+        (
+            "listjobs",
+            json!({"jobQueue": "q", "maxResult": 5}),
+            "maxResult",
+        ),
+    ] {
+        let (status, kind, reply) = call(&batch, operation, body.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{operation}: {reply}");
+        assert_eq!(kind.as_deref(), Some("ClientException"));
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("unknown member \"{unknown}\"")),
+            "{operation}: {message}"
+        );
+    }
+    // Members the model defines but wasmbatch does not use, and our own memoryMib, pass.
+    ok(
+        &batch,
+        "createcomputeenvironment",
+        json!({"computeEnvironmentName": "e", "type": "MANAGED", "memoryMib": 512,
+               "serviceRole": "arn:aws:iam::000000000000:role/batch",
+               "computeResources": {"type": "EC2", "maxvCpus": 4, "subnets": ["subnet-1"]}}),
+    )
+    .await;
 
     let (status, _, reply) = call(
         &batch,

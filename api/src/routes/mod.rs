@@ -6,6 +6,7 @@ mod job_definitions;
 mod job_queues;
 mod jobs;
 mod logs;
+mod members;
 mod modules;
 mod tags;
 
@@ -77,7 +78,8 @@ pub(crate) fn router() -> Router<Batch> {
 }
 
 /// Decodes a request body, refusing one over `limit` bytes, with messages that say what was
-/// wrong and where.
+/// wrong and where: malformed JSON, a member the AWS model does not define for `operation`
+/// (a misspelling would otherwise be ignored, and its intent lost), a wrong type.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     body: &[u8],
     limit: usize,
@@ -94,8 +96,66 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::Client(format!("{operation}: invalid request: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Client(format!("{operation}: the body is not valid JSON: {e}")))?;
+    let mut path = String::new();
+    if let Some(unknown) = unknown_member(&format!("{operation}Request"), &value, &mut path) {
+        return Err(ApiError::Client(format!(
+            "{operation}: unknown member {unknown:?}; see the AWS Batch API reference for {operation}"
+        )));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let problem = e.into_inner();
+        ApiError::Client(if field == "." {
+            format!("{operation}: {problem}")
+        } else {
+            format!("{operation}: {field}: {problem}")
+        })
+    })
+}
+
+/// The path of the first member of `value` that shape `shape` does not define, walking into
+/// nested structures, lists and maps. `path` is where `value` is.
+fn unknown_member(shape: &str, value: &serde_json::Value, path: &mut String) -> Option<String> {
+    let members = members::SHAPES
+        .binary_search_by(|(name, _)| name.cmp(&shape))
+        .map(|i| members::SHAPES[i].1)
+        .ok()?;
+    match value {
+        serde_json::Value::Object(object) => {
+            for (key, inner) in object {
+                let before = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match members.iter().find(|(member, _)| member == key) {
+                    None => return Some(path.clone()),
+                    Some((_, Some(holds))) => {
+                        if let Some(unknown) = unknown_member(holds, inner, path) {
+                            return Some(unknown);
+                        }
+                    }
+                    Some((_, None)) => {}
+                }
+                path.truncate(before);
+            }
+            None
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let before = path.len();
+                path.push_str(&format!("[{i}]"));
+                if let Some(unknown) = unknown_member(shape, item, path) {
+                    return Some(unknown);
+                }
+                path.truncate(before);
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 /// A JSON response.

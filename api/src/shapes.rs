@@ -4,10 +4,16 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+use wasmbatch_runtime::model::container::JobContainer;
 use wasmbatch_runtime::model::{Job, JobStatus};
 
-/// `JobDetail`: the job, its latest attempt's container, its attempts, its array summary.
-pub(crate) fn job_detail(job: &Job, summary: Option<BTreeMap<JobStatus, u32>>) -> Value {
+/// `JobDetail`: the job, its container (what it runs, and its latest attempt's end), its
+/// attempts, its array summary.
+pub(crate) fn job_detail(
+    job: &Job,
+    resolved: Option<JobContainer>,
+    summary: Option<BTreeMap<JobStatus, u32>>,
+) -> Value {
     let mut detail = serde_json::to_value(job).unwrap_or_else(|_| json!({}));
     let object = detail.as_object_mut().expect("a job is an object");
     object.remove("sequence");
@@ -30,10 +36,16 @@ pub(crate) fn job_detail(job: &Job, summary: Option<BTreeMap<JobStatus, u32>>) -
         "reason": last.and_then(|a| a.reason.clone()),
         "logStreamName": last.and_then(|a| a.log_stream_name.clone()),
     });
-    if let Some(overrides) = &job.container_overrides
-        && let Some(command) = &overrides.command
-    {
-        container["command"] = json!(command);
+    if let Some(resolved) = resolved {
+        let environment: Vec<Value> = resolved
+            .environment
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        container["image"] = json!(resolved.image);
+        container["command"] = json!(resolved.command);
+        container["environment"] = json!(environment);
+        container["resourceRequirements"] = json!(resolved.resource_requirements);
     }
     object.insert("container".into(), container);
     if let Some(array) = job.array_properties {

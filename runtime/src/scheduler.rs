@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use crate::batch::{Shared, State, name_of, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
-use crate::model::params;
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{Attempt, ComputeEnvironmentType, JobStatus, State as OnOff};
 
@@ -85,37 +84,12 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     .remove(&(sequence, job_id));
                 continue;
             };
-            let Some(definition) = state
-                .definitions
-                .get(
-                    name_of("job-definition", &job.job_definition)
-                        .rsplit_once(':')
-                        .map_or("", |(n, _)| n),
-                )
-                .and_then(|revisions| {
-                    revisions
-                        .iter()
-                        .find(|d| d.job_definition_arn == job.job_definition)
-                })
-            else {
+            let Some(definition) = state.definition(&job.job_definition) else {
                 break;
             };
-            let container = definition.container_properties.clone().unwrap_or_default();
-            let mut resources = crate::model::validate::resources(
-                "resourceRequirements",
-                &container.resource_requirements,
-            )
-            .unwrap_or_default();
-            if let Some(overrides) = &job.container_overrides
-                && let Ok(over) = crate::model::validate::resources(
-                    "resourceRequirements",
-                    &overrides.resource_requirements,
-                )
-            {
-                resources.vcpus = over.vcpus.or(resources.vcpus);
-                resources.memory_mib = over.memory_mib.or(resources.memory_mib);
-                resources.fuel = over.fuel.or(resources.fuel);
-            }
+            let container = crate::model::container::resolve(definition, job);
+            let definition_name = definition.job_definition_name.clone();
+            let resources = container.resources;
             let vcpus = resources.vcpus.unwrap_or(DEFAULT_VCPUS);
             let memory_mib = resources
                 .memory_mib
@@ -149,34 +123,14 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             let job = state.jobs.get_mut(&job_id).expect("present");
             job.status = JobStatus::Starting;
             let attempt = job.attempts.len() + 1;
-            let image = container.image.clone().unwrap_or_default();
-            let command = job
-                .container_overrides
-                .as_ref()
-                .and_then(|o| o.command.clone())
-                .unwrap_or_else(|| container.command.clone());
+            let image = container.image;
             let program = image
                 .split_once('@')
                 .map_or(image.as_str(), |(name, _)| name)
                 .to_string();
             let mut args = vec![program];
-            args.extend(params::substitute(
-                &command,
-                &definition.parameters,
-                &job.parameters,
-            ));
-            let mut env: Vec<(String, String)> = Vec::new();
-            let overrides = job
-                .container_overrides
-                .as_ref()
-                .map(|o| &o.environment[..])
-                .unwrap_or_default();
-            for pair in container.environment.iter().chain(overrides) {
-                if let (Some(name), Some(value)) = (&pair.name, &pair.value) {
-                    env.retain(|(k, _)| k != name);
-                    env.push((name.clone(), value.clone()));
-                }
-            }
+            args.extend(container.command);
+            let mut env = container.environment;
             env.push(("AWS_BATCH_JOB_ID".into(), job_id.clone()));
             env.push(("AWS_BATCH_JOB_ATTEMPT".into(), attempt.to_string()));
             env.push(("AWS_BATCH_JQ_NAME".into(), queue_name.clone()));
@@ -191,8 +145,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     Duration::from_secs(u64::from(s))
                 });
             let kill = KillSwitch::new();
-            let log_stream_name =
-                crate::logs::stream_name(&definition.job_definition_name, &job_id, attempt);
+            let log_stream_name = crate::logs::stream_name(&definition_name, &job_id, attempt);
             let log_key = crate::logs::log_key(job.sequence, attempt);
             state.running.insert(job_id.clone(), kill.clone());
             plans.push(AttemptPlan {

@@ -32,7 +32,13 @@ pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
     let jobs = batch.describe_jobs(&request.jobs)?;
     let details: Vec<_> = jobs
         .iter()
-        .map(|job| job_detail(job, batch.array_summary(&job.job_id)))
+        .map(|job| {
+            job_detail(
+                job,
+                batch.job_container(job),
+                batch.array_summary(&job.job_id),
+            )
+        })
         .collect();
     Ok(Json(json!({ "jobs": details })))
 }

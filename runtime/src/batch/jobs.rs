@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::container::JobContainer;
 use crate::model::validate::{self, Resources};
 use crate::model::{
     ArrayJob, ArrayJobDependency, Job, JobDefinition, JobDependency, JobStatus, ListJobs,
@@ -181,6 +182,17 @@ impl Batch {
             .iter()
             .filter_map(|id| state.jobs.get(id).cloned())
             .collect())
+    }
+
+    /// What `job` runs (or ran): its definition's container with its overrides and parameters
+    /// applied. `None` for an array parent, which runs nothing itself.
+    pub fn job_container(&self, job: &Job) -> Option<JobContainer> {
+        if job.is_array_parent() {
+            return None;
+        }
+        let state = self.shared.lock();
+        let definition = state.definition(&job.job_definition)?;
+        Some(crate::model::container::resolve(definition, job))
     }
 
     /// How many children of an array job are in each status (its `statusSummary`).

@@ -54,6 +54,17 @@ pub(crate) struct QueueSlot {
 }
 
 impl State {
+    /// The definition revision with ARN `arn`.
+    pub(crate) fn definition(&self, arn: &str) -> Option<&JobDefinition> {
+        let name = name_of("job-definition", arn)
+            .rsplit_once(':')
+            .map_or("", |(name, _)| name);
+        self.definitions
+            .get(name)?
+            .iter()
+            .find(|d| d.job_definition_arn == arn)
+    }
+
     pub(crate) fn empty() -> Self {
         Self {
             envs: BTreeMap::new(),

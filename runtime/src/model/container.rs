@@ -1,0 +1,57 @@
+//! What a job runs: its definition's container with the submit's overrides and `Ref::`
+//! parameters applied. The scheduler starts each attempt from it and DescribeJobs reports it,
+//! so what a caller reads is what ran.
+
+use super::validate::{self, Resources};
+use super::{Job, JobDefinition, ResourceRequirement, params};
+
+/// A job's container, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobContainer {
+    /// The module reference: `name` or `name@sha256:<hex>`.
+    pub image: String,
+    /// The arguments after argv[0], parameters substituted.
+    pub command: Vec<String>,
+    /// The definition's variables, then the overrides' (which win), in order.
+    pub environment: Vec<(String, String)>,
+    /// The definition's requirements with the overrides' replacing those of the same type.
+    pub resource_requirements: Vec<ResourceRequirement>,
+    /// What those requirements ask for.
+    pub resources: Resources,
+}
+
+/// Resolves `job`'s container from `definition`, the revision it was submitted with.
+pub fn resolve(definition: &JobDefinition, job: &Job) -> JobContainer {
+    let properties = definition.container_properties.clone().unwrap_or_default();
+    let overrides = job.container_overrides.as_ref();
+    let command = overrides
+        .and_then(|o| o.command.as_ref())
+        .unwrap_or(&properties.command);
+    let command = params::substitute(command, &definition.parameters, &job.parameters);
+    let mut environment: Vec<(String, String)> = Vec::new();
+    let extra = overrides.map(|o| &o.environment[..]).unwrap_or_default();
+    for pair in properties.environment.iter().chain(extra) {
+        if let (Some(name), Some(value)) = (&pair.name, &pair.value) {
+            environment.retain(|(k, _)| k != name);
+            environment.push((name.clone(), value.clone()));
+        }
+    }
+    let mut resource_requirements = properties.resource_requirements.clone();
+    for over in overrides
+        .map(|o| &o.resource_requirements[..])
+        .unwrap_or_default()
+    {
+        resource_requirements.retain(|r| r.kind != over.kind);
+        resource_requirements.push(over.clone());
+    }
+    // Both lists were checked when they were given; a mix of the two cannot be invalid.
+    let resources =
+        validate::resources("resourceRequirements", &resource_requirements).unwrap_or_default();
+    JobContainer {
+        image: properties.image.clone().unwrap_or_default(),
+        command,
+        environment,
+        resource_requirements,
+        resources,
+    }
+}

@@ -1,0 +1,995 @@
+//! wasmbatch driven by aws-sdk-rust, unchanged but for the endpoint: aws-sdk-batch for the
+//! service and aws-sdk-cloudwatchlogs for the output, against a server on a loopback port.
+//! What an SDK cannot send (malformed JSON, wrong types, unknown members) is covered in
+//! http_api.rs.
+
+use std::time::Duration;
+
+use aws_sdk_batch::error::ProvideErrorMetadata;
+use aws_sdk_batch::types::{
+    ArrayJobDependency, ArrayProperties, CeState, CeType, ComputeEnvironmentOrder, ComputeResource,
+    ComputeResourceUpdate, ContainerOverrides, ContainerProperties, CrType, EvaluateOnExit,
+    JobDependency, JobDetail, JobStatus, JobTimeout, JqState, KeyValuePair, KeyValuesPair,
+    ResourceRequirement, ResourceType, RetryAction, RetryStrategy,
+};
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::guests;
+
+/// A server on port 0 over a fresh data dir, with SDK clients pointed at it.
+struct Server {
+    batch: Batch,
+    client: aws_sdk_batch::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(wasmbatch_api::serve(listener, batch.clone(), async {
+            let _ = stopped.await;
+        }));
+        // What an SDK user writes, but for the plain-HTTP client: TLS is not needed on
+        // loopback and would add a C crypto library to the build.
+        let http = aws_smithy_http_client::Builder::new().build_http();
+        let credentials =
+            aws_sdk_batch::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
+        let client = aws_sdk_batch::Client::from_conf(
+            aws_sdk_batch::Config::builder()
+                .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
+                .region(aws_sdk_batch::config::Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url(&endpoint)
+                .http_client(http.clone())
+                .build(),
+        );
+        let logs = aws_sdk_cloudwatchlogs::Client::from_conf(
+            aws_sdk_cloudwatchlogs::Config::builder()
+                .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+                .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .endpoint_url(&endpoint)
+                .http_client(http)
+                .build(),
+        );
+        Self {
+            batch,
+            client,
+            logs,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    /// An environment `env` of `vcpus` and a queue `queue` on it, made through the SDK.
+    async fn queue(&self, env: &str, queue: &str, vcpus: i32) {
+        self.client
+            .create_compute_environment()
+            .compute_environment_name(env)
+            .r#type(CeType::Managed)
+            .state(CeState::Enabled)
+            .compute_resources(
+                ComputeResource::builder()
+                    .r#type(CrType::Ec2)
+                    .maxv_cpus(vcpus)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        self.client
+            .create_job_queue()
+            .job_queue_name(queue)
+            .priority(1)
+            .compute_environment_order(
+                ComputeEnvironmentOrder::builder()
+                    .order(1)
+                    .compute_environment(env)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Pushes `path` as module `name` and registers definition `name` running it.
+    async fn definition(&self, name: &str, path: &str, command: &[&str]) {
+        self.batch
+            .push_module(name, guests::bytes(path))
+            .await
+            .unwrap();
+        self.client
+            .register_job_definition()
+            .job_definition_name(name)
+            .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+            .container_properties(container(name, command))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn submit(&self, name: &str, queue: &str, definition: &str) -> String {
+        self.client
+            .submit_job()
+            .job_name(name)
+            .job_queue(queue)
+            .job_definition(definition)
+            .send()
+            .await
+            .unwrap()
+            .job_id
+            .unwrap()
+    }
+
+    async fn describe(&self, id: &str) -> JobDetail {
+        let mut jobs = self
+            .client
+            .describe_jobs()
+            .jobs(id)
+            .send()
+            .await
+            .unwrap()
+            .jobs
+            .unwrap_or_default();
+        assert_eq!(jobs.len(), 1, "job {id}");
+        jobs.remove(0)
+    }
+
+    /// Describes `id` until it is SUCCEEDED or FAILED.
+    async fn wait(&self, id: &str) -> JobDetail {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let job = self.describe(id).await;
+                if matches!(job.status, Some(JobStatus::Succeeded | JobStatus::Failed)) {
+                    return job;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("job {id} did not end"))
+    }
+
+    async fn wait_for(&self, id: &str, status: JobStatus) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while self.describe(id).await.status.as_ref() != Some(&status) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("job {id} never became {status}"));
+    }
+
+    /// Every message of a log stream, read with GetLogEvents from the head, page by page.
+    async fn log(&self, stream: &str) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .logs
+                .get_log_events()
+                .log_group_name("/aws/batch/job")
+                .log_stream_name(stream)
+                .start_from_head(true)
+                .limit(2)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .unwrap();
+            messages.extend(
+                page.events
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|e| e.message),
+            );
+            if page.next_forward_token == token {
+                return messages;
+            }
+            token = page.next_forward_token;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn container(image: &str, command: &[&str]) -> ContainerProperties {
+    ContainerProperties::builder()
+        .image(image)
+        .set_command(Some(command.iter().map(|c| c.to_string()).collect()))
+        .resource_requirements(requirement(ResourceType::Vcpu, "1"))
+        .resource_requirements(requirement(ResourceType::Memory, "64"))
+        .build()
+}
+
+fn requirement(kind: ResourceType, value: &str) -> ResourceRequirement {
+    ResourceRequirement::builder()
+        .r#type(kind)
+        .value(value)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_lifecycle_through_aws_sdk_batch_and_cloudwatchlogs() {
+    let server = Server::start().await;
+    let client = &server.client;
+    let created = client
+        .create_compute_environment()
+        .compute_environment_name("env")
+        .r#type(CeType::Managed)
+        .state(CeState::Enabled)
+        .compute_resources(
+            ComputeResource::builder()
+                .r#type(CrType::Ec2)
+                .allocation_strategy(aws_sdk_batch::types::CrAllocationStrategy::BestFitProgressive)
+                .minv_cpus(0)
+                .maxv_cpus(4)
+                .instance_types("m4.large")
+                .subnets("subnet-xxxxxx")
+                .security_group_ids("sg-xxxxxx")
+                .instance_role("ecsInstanceRole")
+                .build(),
+        )
+        .tags("team", "research")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.compute_environment_arn.as_deref(),
+        Some("arn:aws:batch:us-east-1:000000000000:compute-environment/env")
+    );
+    client
+        .update_compute_environment()
+        .compute_environment("env")
+        .compute_resources(ComputeResourceUpdate::builder().maxv_cpus(8).build())
+        .send()
+        .await
+        .unwrap();
+    let envs = client
+        .describe_compute_environments()
+        .compute_environments(created.compute_environment_arn.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .compute_environments
+        .unwrap();
+    let resources = envs[0].compute_resources.as_ref().unwrap();
+    assert_eq!(resources.maxv_cpus, Some(8), "the update took");
+    assert_eq!(
+        resources.subnets.as_deref(),
+        Some(&["subnet-xxxxxx".to_string()][..]),
+        "members wasmbatch does not use are echoed"
+    );
+    assert_eq!(resources.instance_role.as_deref(), Some("ecsInstanceRole"));
+    assert_eq!(envs[0].state, Some(CeState::Enabled));
+
+    client
+        .create_job_queue()
+        .job_queue_name("queue")
+        .priority(10)
+        .compute_environment_order(
+            ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment("env")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_job_queue()
+        .job_queue("arn:aws:batch:us-east-1:000000000000:job-queue/queue")
+        .priority(20)
+        .send()
+        .await
+        .unwrap();
+    let queues = client
+        .describe_job_queues()
+        .job_queues("queue")
+        .send()
+        .await
+        .unwrap()
+        .job_queues
+        .unwrap();
+    assert_eq!(queues[0].priority, Some(20));
+    assert_eq!(queues[0].state, Some(JqState::Enabled));
+
+    server
+        .batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let registered = client
+        .register_job_definition()
+        .job_definition_name("greet")
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .container_properties(
+            ContainerProperties::builder()
+                .image("hello")
+                .command("ola")
+                .command("Ref::who")
+                .environment(KeyValuePair::builder().name("GREETING").value("oi").build())
+                .resource_requirements(requirement(ResourceType::Vcpu, "1"))
+                .resource_requirements(requirement(ResourceType::Memory, "64"))
+                .build(),
+        )
+        .parameters("who", "mundo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.revision, Some(1));
+    let id = client
+        .submit_job()
+        .job_name("first")
+        .job_queue("queue")
+        .job_definition("greet:1")
+        .parameters("who", "todos")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = server.wait(&id).await;
+    assert_eq!(job.status, Some(JobStatus::Succeeded), "{job:?}");
+    assert_eq!(
+        job.job_queue.as_deref(),
+        Some("arn:aws:batch:us-east-1:000000000000:job-queue/queue")
+    );
+    let container = job.container.as_ref().unwrap();
+    assert_eq!(container.exit_code, Some(0));
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&["ola".to_string(), "todos".to_string()][..]),
+        "the submit's parameter replaced the definition's default"
+    );
+    assert_eq!(container.image.as_deref(), Some("hello"));
+    let environment: Vec<(String, String)> = container
+        .environment
+        .iter()
+        .flatten()
+        .filter_map(|pair| Some((pair.name.clone()?, pair.value.clone()?)))
+        .collect();
+    assert_eq!(environment, [("GREETING".to_string(), "oi".to_string())]);
+    assert_eq!(
+        container.resource_requirements.as_ref().map(Vec::len),
+        Some(2)
+    );
+    let attempts = job.attempts.as_deref().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(job.started_at.unwrap() <= job.stopped_at.unwrap());
+    let stream = container.log_stream_name.clone().unwrap();
+    assert_eq!(stream, format!("greet/default/{id}-1"));
+    let log = server.log(&stream).await;
+    assert_eq!(
+        log[0],
+        r#"hello from wasmbatch: args=["hello", "ola", "todos"]"#
+    );
+    assert!(log.contains(&format!("AWS_BATCH_JOB_ID={id}")), "{log:?}");
+    assert!(log.len() > 2, "paged two at a time: {log:?}");
+
+    let listed = client
+        .list_jobs()
+        .job_queue("queue")
+        .job_status(JobStatus::Succeeded)
+        .send()
+        .await
+        .unwrap()
+        .job_summary_list
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job_id.as_deref(), Some(id.as_str()));
+
+    // Tags, by ARN.
+    let arn = job.job_arn.clone().unwrap();
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("owner", "ana")
+        .send()
+        .await
+        .unwrap();
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap();
+    assert_eq!(tags.get("owner").map(String::as_str), Some("ana"));
+    client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("owner")
+        .send()
+        .await
+        .unwrap();
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert!(tags.is_empty(), "{tags:?}");
+
+    // Tearing down, in the order AWS requires.
+    client
+        .deregister_job_definition()
+        .job_definition("greet:1")
+        .send()
+        .await
+        .unwrap();
+    let definitions = client
+        .describe_job_definitions()
+        .job_definition_name("greet")
+        .send()
+        .await
+        .unwrap()
+        .job_definitions
+        .unwrap();
+    assert_eq!(definitions[0].status.as_deref(), Some("INACTIVE"));
+    client
+        .update_job_queue()
+        .job_queue("queue")
+        .state(JqState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_job_queue()
+        .job_queue("queue")
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_compute_environment()
+        .compute_environment("env")
+        .state(CeState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_compute_environment()
+        .compute_environment("env")
+        .send()
+        .await
+        .unwrap();
+    let left = client
+        .describe_compute_environments()
+        .send()
+        .await
+        .unwrap()
+        .compute_environments
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_and_dependencies_through_the_sdk() {
+    let server = Server::start().await;
+    let client = &server.client;
+    server.queue("env", "queue", 4).await;
+    server.definition("hello", guests::wasip1::HELLO, &[]).await;
+    let array = |size: i32| ArrayProperties::builder().size(size).build();
+
+    let parent = client
+        .submit_job()
+        .job_name("fan-out")
+        .job_queue("queue")
+        .job_definition("hello")
+        .array_properties(array(5))
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    // Each child of a second array waits for the same index of the first.
+    let paired = client
+        .submit_job()
+        .job_name("paired")
+        .job_queue("queue")
+        .job_definition("hello")
+        .array_properties(array(5))
+        .depends_on(
+            JobDependency::builder()
+                .job_id(&parent)
+                .r#type(ArrayJobDependency::NToN)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let sequential = client
+        .submit_job()
+        .job_name("one-by-one")
+        .job_queue("queue")
+        .job_definition("hello")
+        .array_properties(array(3))
+        .depends_on(
+            JobDependency::builder()
+                .r#type(ArrayJobDependency::Sequential)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let after = client
+        .submit_job()
+        .job_name("aggregate")
+        .job_queue("queue")
+        .job_definition("hello")
+        .depends_on(JobDependency::builder().job_id(&parent).build())
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+
+    let parent_job = server.wait(&parent).await;
+    assert_eq!(parent_job.status, Some(JobStatus::Succeeded));
+    let summary = parent_job.array_properties.unwrap();
+    assert_eq!(summary.size, Some(5));
+    assert_eq!(
+        summary.status_summary.unwrap().get("SUCCEEDED"),
+        Some(&5),
+        "every child succeeded"
+    );
+    let after_job = server.wait(&after).await;
+    assert_eq!(after_job.status, Some(JobStatus::Succeeded));
+    assert!(
+        after_job.started_at.unwrap() >= parent_job.stopped_at.unwrap(),
+        "the dependent job started after the array ended"
+    );
+    assert_eq!(
+        server.wait(&paired).await.status,
+        Some(JobStatus::Succeeded)
+    );
+    for i in 0..5 {
+        let first = server.describe(&format!("{parent}:{i}")).await;
+        let second = server.describe(&format!("{paired}:{i}")).await;
+        assert_eq!(
+            second.array_properties.unwrap().index,
+            Some(i),
+            "children are addressed as <parent>:<index>"
+        );
+        assert!(
+            second.started_at.unwrap() >= first.stopped_at.unwrap(),
+            "N_TO_N pair {i}"
+        );
+        let stream = first.container.unwrap().log_stream_name.unwrap();
+        let log = server.log(&stream).await;
+        assert!(
+            log.contains(&format!("AWS_BATCH_JOB_ARRAY_INDEX={i}")),
+            "{log:?}"
+        );
+    }
+    assert_eq!(
+        server.wait(&sequential).await.status,
+        Some(JobStatus::Succeeded)
+    );
+    for i in 1..3 {
+        let before = server.describe(&format!("{sequential}:{}", i - 1)).await;
+        let child = server.describe(&format!("{sequential}:{i}")).await;
+        assert!(
+            child.started_at.unwrap() >= before.stopped_at.unwrap(),
+            "SEQUENTIAL {i}"
+        );
+    }
+    // The children are listed by their parent.
+    let children = client
+        .list_jobs()
+        .array_job_id(&parent)
+        .job_status(JobStatus::Succeeded)
+        .send()
+        .await
+        .unwrap()
+        .job_summary_list
+        .unwrap_or_default();
+    assert_eq!(children.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_timeouts_cancel_and_terminate_through_the_sdk() {
+    let server = Server::start().await;
+    let client = &server.client;
+    server.queue("env", "queue", 4).await;
+    server
+        .definition("exit", guests::wasip1::EXIT_CODE, &["3"])
+        .await;
+    server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
+
+    // Retried until the attempts run out, each attempt recorded with its exit code.
+    let retried = client
+        .submit_job()
+        .job_name("flaky")
+        .job_queue("queue")
+        .job_definition("exit")
+        .retry_strategy(RetryStrategy::builder().attempts(3).build())
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    // Not retried: evaluateOnExit says EXIT for this code.
+    let exits = client
+        .submit_job()
+        .job_name("no-retry")
+        .job_queue("queue")
+        .job_definition("exit")
+        .retry_strategy(
+            RetryStrategy::builder()
+                .attempts(3)
+                .evaluate_on_exit(
+                    EvaluateOnExit::builder()
+                        .on_exit_code("3")
+                        .action(RetryAction::Exit)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    // Succeeds on override: the command says exit 0.
+    let overridden = client
+        .submit_job()
+        .job_name("fixed")
+        .job_queue("queue")
+        .job_definition("exit")
+        .container_overrides(ContainerOverrides::builder().command("0").build())
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = server.wait(&retried).await;
+    assert_eq!(job.status, Some(JobStatus::Failed));
+    let attempts = job.attempts.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.container.as_ref().unwrap().exit_code == Some(3))
+    );
+    assert_eq!(server.wait(&exits).await.attempts.unwrap().len(), 1);
+    assert_eq!(
+        server.wait(&overridden).await.status,
+        Some(JobStatus::Succeeded)
+    );
+
+    // A timeout ends the attempt and is not retried.
+    let slow = client
+        .submit_job()
+        .job_name("slow")
+        .job_queue("queue")
+        .job_definition("sleep")
+        .timeout(JobTimeout::builder().attempt_duration_seconds(1).build())
+        .retry_strategy(RetryStrategy::builder().attempts(2).build())
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = server.wait(&slow).await;
+    assert_eq!(job.status, Some(JobStatus::Failed));
+    assert_eq!(job.attempts.unwrap().len(), 1);
+    let reason = job.status_reason.unwrap();
+    assert!(reason.contains("exceeded timeout"), "{reason}");
+
+    // Terminate stops a running job; cancel stops a waiting one.
+    let running = server.submit("forever", "queue", "sleep").await;
+    server.wait_for(&running, JobStatus::Running).await;
+    client
+        .update_job_queue()
+        .job_queue("queue")
+        .state(JqState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    let waiting = server.submit("waiting", "queue", "sleep").await;
+    server.wait_for(&waiting, JobStatus::Runnable).await;
+    client
+        .cancel_job()
+        .job_id(&waiting)
+        .reason("not needed")
+        .send()
+        .await
+        .unwrap();
+    client
+        .terminate_job()
+        .job_id(&running)
+        .reason("stopped by the operator")
+        .send()
+        .await
+        .unwrap();
+    let cancelled = server.wait(&waiting).await;
+    assert_eq!(cancelled.status, Some(JobStatus::Failed));
+    assert_eq!(cancelled.status_reason.as_deref(), Some("not needed"));
+    assert_eq!(cancelled.is_cancelled, Some(true));
+    let terminated = server.wait(&running).await;
+    assert_eq!(terminated.status, Some(JobStatus::Failed));
+    assert_eq!(terminated.is_terminated, Some(true));
+    assert_eq!(
+        terminated.status_reason.as_deref(),
+        Some("stopped by the operator")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_jobs_pages_through_everything_with_the_sdk_paginator() {
+    let server = Server::start().await;
+    server.queue("env", "queue", 1).await;
+    server.definition("hello", guests::wasip1::HELLO, &[]).await;
+    // A disabled environment keeps them RUNNABLE, so the listing is of a stable set.
+    server
+        .client
+        .update_compute_environment()
+        .compute_environment("env")
+        .state(CeState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    let mut submitted = Vec::new();
+    for i in 0..23 {
+        submitted.push(server.submit(&format!("job-{i}"), "queue", "hello").await);
+    }
+    let pages: Vec<_> = server
+        .client
+        .list_jobs()
+        .job_queue("queue")
+        .job_status(JobStatus::Runnable)
+        .max_results(5)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 5, "23 jobs, 5 a page");
+    let mut listed: Vec<String> = pages
+        .into_iter()
+        .flat_map(|p| p.job_summary_list.unwrap_or_default())
+        .filter_map(|s| s.job_id)
+        .collect();
+    listed.sort();
+    submitted.sort();
+    assert_eq!(listed, submitted, "every job exactly once");
+    // A filter by name, as `aws batch list-jobs --filters name=JOB_NAME,values=…`.
+    let named = server
+        .client
+        .list_jobs()
+        .job_queue("queue")
+        .filters(
+            KeyValuesPair::builder()
+                .name("JOB_NAME")
+                .values("job-1*")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .job_summary_list
+        .unwrap_or_default();
+    let mut names: Vec<String> = named.into_iter().filter_map(|s| s.job_name).collect();
+    names.sort();
+    let mut expected: Vec<String> = std::iter::once("job-1".to_string())
+        .chain((10..20).map(|i| format!("job-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+/// Each mistake comes back as the SDK's typed ClientException with a message naming the
+/// problem, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_come_back_as_typed_client_exceptions_and_change_nothing() {
+    use aws_sdk_batch::operation::submit_job::SubmitJobError;
+    let server = Server::start().await;
+    let client = &server.client;
+    server.queue("env", "queue", 1).await;
+    server.definition("hello", guests::wasip1::HELLO, &[]).await;
+
+    let error = server
+        .client
+        .submit_job()
+        .job_name("j")
+        .job_queue("nope")
+        .job_definition("hello")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(error, SubmitJobError::ClientException(_)),
+        "{error:?}"
+    );
+    assert_eq!(error.message(), Some("job queue nope does not exist"));
+
+    let messages = [
+        // Over AWS's 30 KiB SubmitJob limit.
+        client
+            .submit_job()
+            .job_name("j")
+            .job_queue("queue")
+            .job_definition("hello")
+            .parameters("big", "x".repeat(31 * 1024))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        // Over the 24 KiB job definition limit.
+        client
+            .register_job_definition()
+            .job_definition_name("big")
+            .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+            .container_properties(container("hello", &[&"x".repeat(25 * 1024)]))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        client
+            .submit_job()
+            .job_name("j")
+            .job_queue("queue")
+            .job_definition("missing")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        client
+            .submit_job()
+            .job_name("j")
+            .job_queue("queue")
+            .job_definition("hello")
+            .array_properties(ArrayProperties::builder().size(10_001).build())
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        client
+            .create_job_queue()
+            .job_queue_name("queue")
+            .priority(1)
+            .compute_environment_order(
+                ComputeEnvironmentOrder::builder()
+                    .order(1)
+                    .compute_environment("env")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        client
+            .create_job_queue()
+            .job_queue_name("other")
+            .priority(5000)
+            .compute_environment_order(
+                ComputeEnvironmentOrder::builder()
+                    .order(1)
+                    .compute_environment("env")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+        client
+            .delete_compute_environment()
+            .compute_environment("env")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .message()
+            .map(str::to_string),
+    ];
+    let expected = [
+        "the limit is 30720",
+        "the limit is 24576",
+        "missing",
+        "10001",
+        "queue",
+        "priority",
+        "env",
+    ];
+    for (message, expected) in messages.iter().zip(expected) {
+        let message = message.as_deref().unwrap_or_default();
+        assert!(
+            message.contains(expected),
+            "{message:?} should name {expected:?}"
+        );
+    }
+
+    // Unknown ids are left out of DescribeJobs, as AWS does.
+    let described = client
+        .describe_jobs()
+        .jobs("no-such-job")
+        .send()
+        .await
+        .unwrap()
+        .jobs
+        .unwrap_or_default();
+    assert!(described.is_empty());
+    let error = server
+        .logs
+        .get_log_events()
+        .log_group_name("/aws/batch/job")
+        .log_stream_name("hello/default/no-such-job-1")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(error.is_resource_not_found_exception(), "{error:?}");
+
+    // Nothing above changed anything.
+    let queues = client
+        .describe_job_queues()
+        .send()
+        .await
+        .unwrap()
+        .job_queues
+        .unwrap_or_default();
+    assert_eq!(queues.len(), 1);
+    assert_eq!(queues[0].priority, Some(1));
+    let definitions = client
+        .describe_job_definitions()
+        .send()
+        .await
+        .unwrap()
+        .job_definitions
+        .unwrap_or_default();
+    assert_eq!(definitions.len(), 1);
+    let jobs = client
+        .list_jobs()
+        .job_queue("queue")
+        .filters(
+            KeyValuesPair::builder()
+                .name("JOB_NAME")
+                .values("*")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .job_summary_list
+        .unwrap_or_default();
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let envs = client
+        .describe_compute_environments()
+        .send()
+        .await
+        .unwrap()
+        .compute_environments
+        .unwrap_or_default();
+    assert_eq!(envs.len(), 1);
+}

@@ -2,8 +2,12 @@
 //! For each request shape: its body members, and the structure each holds (directly or
 //! through lists and maps), if any. Plus wasmbatch's extensions (see EXTENSIONS there).
 
+/// A shape's members: each name, and the structure it holds if any.
+pub(super) type Members = &'static [(&'static str, Option<&'static str>)];
+
+/// Every request shape's members, sorted by shape name.
 #[rustfmt::skip]
-pub(super) static SHAPES: &[(&str, &[(&str, Option<&str>)])] = &[
+pub(super) static SHAPES: &[(&str, Members)] = &[
     ("ArrayProperties", &[
         ("size", None),
     ]),

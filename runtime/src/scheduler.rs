@@ -39,6 +39,9 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 }
                 plans
             };
+            if !plans.is_empty() {
+                shared.jobs_moved.notify_waiters();
+            }
             for plan in plans {
                 tokio::spawn(run_attempt(shared.clone(), plan));
             }
@@ -311,6 +314,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
     shared
         .store
         .write_behind(crate::batch::records(&state, &changed));
+    shared.jobs_moved.notify_waiters();
 }
 
 #[cfg(test)]

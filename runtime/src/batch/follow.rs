@@ -7,10 +7,9 @@ use super::{Batch, BatchError, name_of};
 use crate::logs::LogEvent;
 use crate::model::JobStatus;
 
-/// How often a follower looks whether the attempt it waits for has started. Lines are pushed to
-/// followers as they are written; only the start of an attempt is looked for, because it happens
-/// once per attempt and a wake-up per job state change would tax every job for the rare follower.
-const START_POLL: Duration = Duration::from_millis(20);
+/// How long a follower waiting for an attempt to start sleeps before looking again even when
+/// nothing said jobs moved: a safety net, not the way starts are noticed.
+const START_RECHECK: Duration = Duration::from_secs(1);
 
 /// Reads a job's log as it grows. Made by [`Batch::follow_job`].
 pub struct LogFollower {
@@ -92,6 +91,10 @@ impl LogFollower {
     /// attempt that never starts (the job was cancelled, or failed before) ends the log.
     pub async fn next(&mut self) -> Result<Option<Vec<LogEvent>>, BatchError> {
         loop {
+            // Registered before looking, so a start between the look and the wait is not missed.
+            let moved = self.batch.shared.jobs_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
             let state = self
                 .batch
                 .attempt_state(&self.job_id, self.attempt)
@@ -102,7 +105,7 @@ impl LogFollower {
             match state {
                 AttemptState::NotStarted { job_over: true } => return Ok(None),
                 AttemptState::NotStarted { job_over: false } => {
-                    tokio::time::sleep(START_POLL).await;
+                    let _ = tokio::time::timeout(START_RECHECK, moved).await;
                 }
                 AttemptState::Started { stream } => {
                     let (events, more) = self.batch.follow_log(&stream, self.from).await?;

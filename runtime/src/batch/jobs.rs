@@ -365,6 +365,7 @@ impl Batch {
             state.settle(ended, now, &mut changed);
             self.shared.store.send(records(&state, &changed))
         };
+        self.shared.jobs_moved.notify_waiters();
         self.shared.wake.notify_one();
         committed.await?;
         Ok(())

@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Wakes the scheduler: a job became runnable, capacity was freed, a queue changed.
     pub(crate) wake: Arc<Notify>,
+    /// Tells followers that jobs started or ended (waiters only: no cost when nobody waits).
+    pub(crate) jobs_moved: Notify,
     /// Attempts' output.
     pub(crate) logs: Arc<crate::logs::Logs>,
     /// Loaded modules by digest, so a job start neither reads nor hashes the module again.
@@ -174,6 +176,7 @@ impl Batch {
             modules,
             state: Mutex::new(state),
             wake: wake.clone(),
+            jobs_moved: Notify::new(),
             logs: Arc::new(crate::logs::Logs::new(store.clone())),
             loaded: Mutex::default(),
         });

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmbatch_runtime::{AttemptSpec, Executor, ExecutorConfig, ExitStatus, KillSwitch, Limits};
+use wasmbatch_tests::stats::{Sample, table};
 use wasmbatch_tests::{CollectedOutput, guests};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
@@ -22,61 +23,6 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::SinkOutputStream;
-
-struct Sample {
-    name: &'static str,
-    times: Vec<Duration>,
-}
-
-impl Sample {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.times.clone();
-        sorted.sort();
-        let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-        sorted[index]
-    }
-    fn median(&self) -> Duration {
-        self.percentile(0.5)
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let micros = d.as_secs_f64() * 1e6;
-    if micros < 1000.0 {
-        format!("{micros:.1} µs")
-    } else {
-        format!("{:.2} ms", micros / 1000.0)
-    }
-}
-
-fn table(title: &str, samples: &[Sample], baselines: &[(&str, usize)]) {
-    println!("\n## {title}\n");
-    print!("| scenario | n | p50 | p99 | min | max |");
-    for (label, _) in baselines {
-        print!(" p50 vs {label} |");
-    }
-    println!();
-    println!(
-        "|---|---|---|---|---|---|{}",
-        "---|".repeat(baselines.len())
-    );
-    for s in samples {
-        print!(
-            "| {} | {} | {} | {} | {} | {} |",
-            s.name,
-            s.times.len(),
-            fmt(s.median()),
-            fmt(s.percentile(0.99)),
-            fmt(s.percentile(0.0)),
-            fmt(s.percentile(1.0))
-        );
-        for (_, index) in baselines {
-            let ratio = s.median().as_secs_f64() / samples[*index].median().as_secs_f64();
-            print!(" {ratio:.2}× |");
-        }
-        println!();
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Allocator {

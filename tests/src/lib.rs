@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
 /// Paths of the guest examples, built for each target by `build.rs`.
+pub mod stats;
+
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 

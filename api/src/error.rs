@@ -59,9 +59,8 @@ mod tests {
 
     #[tokio::test]
     async fn our_faults_answer_500_server_exception_without_their_details() {
-        let response =
-            ApiError::Server("redb: cannot write /var/lib/secret/wasmbatch.redb".into())
-                .into_response();
+        let response = ApiError::Server("redb: cannot write /var/lib/secret/wasmbatch.redb".into())
+            .into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()["x-amzn-ErrorType"], "ServerException");
         let id = response.headers()["x-amzn-RequestId"]
@@ -74,13 +73,16 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let message = body["message"].as_str().unwrap();
         assert!(!message.contains("secret"), "{message}");
-        assert!(message.contains(&id), "the caller can quote the request id: {message}");
+        assert!(
+            message.contains(&id),
+            "the caller can quote the request id: {message}"
+        );
     }
 
     #[tokio::test]
     async fn mistakes_answer_400_client_exception_with_the_message() {
-        let response = ApiError::Client("priority: must be between 0 and 1000".into())
-            .into_response();
+        let response =
+            ApiError::Client("priority: must be between 0 and 1000".into()).into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()["x-amzn-ErrorType"], "ClientException");
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)

@@ -116,6 +116,36 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
             "--log-stream-name",
             &stream,
         ])?;
+        // Four more, then list-jobs two to a page: the CLI follows nextToken to the end.
+        let mut ids = vec![id.clone()];
+        for i in 0..4 {
+            let name = format!("meu-job-{i}");
+            ids.push(
+                cli.run(&[
+                    "batch",
+                    "submit-job",
+                    "--job-name",
+                    &name,
+                    "--job-queue",
+                    "minha-fila-batch",
+                    "--job-definition",
+                    "minha-definicao-job",
+                ])?["jobId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let listed = cli.run(&[
+            "batch",
+            "list-jobs",
+            "--job-queue",
+            "minha-fila-batch",
+            "--filters",
+            "name=JOB_NAME,values=meu-job*",
+            "--page-size",
+            "2",
+        ])?;
         let error = cli
             .run(&[
                 "batch",
@@ -128,13 +158,14 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
                 "minha-definicao-job",
             ])
             .unwrap_err();
-        Ok::<_, String>((id, job, logs, error))
+        Ok::<_, String>((id, job, logs, error, ids, listed))
     });
-    let (id, job, logs, error) = tokio::time::timeout(Duration::from_secs(240), steps)
-        .await
-        .expect("the CLI steps took too long")
-        .unwrap()
-        .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
+    let (id, job, logs, error, mut ids, listed) =
+        tokio::time::timeout(Duration::from_secs(240), steps)
+            .await
+            .expect("the CLI steps took too long")
+            .unwrap()
+            .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
     assert_eq!(job["status"], "SUCCEEDED", "{job}");
     assert_eq!(job["jobId"], id.as_str());
     let messages: Vec<&str> = logs["events"]
@@ -151,6 +182,15 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
         messages.contains(&"AWS_BATCH_JQ_NAME=minha-fila-batch"),
         "{messages:?}"
     );
+    let mut listed: Vec<String> = listed["jobSummaryList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids, "list-jobs paged through every job");
     assert!(
         error.contains("(ClientException)") && error.contains("job queue nope does not exist"),
         "{error}"

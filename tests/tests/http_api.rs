@@ -563,6 +563,9 @@ async fn job_logs_follow_retries_or_one_attempt_and_refuse_bad_queries() {
     assert_eq!(job["jobs"][0]["status"], "FAILED");
     assert_eq!(job["jobs"][0]["attempts"].as_array().unwrap().len(), 3);
 
+    // Followed after the job ended: still every attempt, from the first.
+    let (_, _, again) = get(format!("/v1/jobs/{id}/logs?follow=true")).await;
+    assert_eq!(again, attempt.repeat(3));
     let (_, _, second) = get(format!("/v1/jobs/{id}/logs?attempt=2&follow=true")).await;
     assert_eq!(second, attempt);
     let (_, _, latest) = get(format!("/v1/jobs/{id}/logs")).await;

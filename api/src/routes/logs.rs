@@ -4,7 +4,8 @@
 //!   --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`.
 //! - For people and our CLI, `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`: plain text, one
 //!   line per event; with `follow`, a chunked response that grows as the guest writes and ends
-//!   with the attempt (or, without `attempt`, with the job).
+//!   with the attempt (or, without `attempt`, goes through every attempt from the first and ends
+//!   with the job). Without `follow`, the latest attempt's lines so far.
 
 use axum::Json;
 use axum::body::Body;
@@ -177,7 +178,7 @@ pub(crate) async fn job_log(
     let body = if follow {
         Body::from_stream(futures_util::stream::try_unfold(follower, next_lines))
     } else {
-        let events = match batch.log_stream(&job_id, Some(follower.attempt())) {
+        let events = match batch.log_stream(&job_id, attempt) {
             Some(stream) => batch.log_events(&stream).await?,
             None => Vec::new(),
         };

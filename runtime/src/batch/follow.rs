@@ -30,8 +30,9 @@ enum AttemptState {
 
 impl Batch {
     /// A follower of job `job_id`'s output: of attempt `attempt` (from 1) only, or, when `None`,
-    /// of its latest attempt (the first, if none has started) and each retry after it until the
-    /// job is SUCCEEDED or FAILED.
+    /// of every attempt in turn from the first until the job is SUCCEEDED or FAILED. (Starting
+    /// from the latest attempt instead would race with a job that retries before the follower
+    /// looks, and skip the attempts that explain why.)
     pub fn follow_job(
         &self,
         job_id: &str,
@@ -43,19 +44,16 @@ impl Batch {
                 "attempts are counted from 1",
             ));
         }
-        let latest = {
-            let state = self.shared.lock();
-            let job = state.jobs.get(job_id).ok_or_else(|| BatchError::NotFound {
+        if !self.shared.lock().jobs.contains_key(job_id) {
+            return Err(BatchError::NotFound {
                 what: "job",
                 name: job_id.to_string(),
-            })?;
-            let running = matches!(job.status, JobStatus::Starting | JobStatus::Running);
-            (job.attempts.len() + usize::from(running)).max(1)
-        };
+            });
+        }
         Ok(LogFollower {
             batch: self.clone(),
             job_id: job_id.to_string(),
-            attempt: attempt.unwrap_or(latest),
+            attempt: attempt.unwrap_or(1),
             only: attempt.is_some(),
             from: 0,
         })

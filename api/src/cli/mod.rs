@@ -1,5 +1,9 @@
 //! The commands of the `wasmbatch` binary, one file each, and the enum that dispatches to them.
 
+mod client;
+mod jobs;
+mod modules;
+mod queues;
 mod run;
 mod serve;
 
@@ -18,6 +22,16 @@ pub struct Cli {
 enum Command {
     Run(run::Run),
     Serve(serve::Serve),
+    Push(modules::Push),
+    Modules(modules::Modules),
+    Submit(jobs::Submit),
+    Jobs(jobs::Jobs),
+    Describe(jobs::Describe),
+    Logs(jobs::Logs),
+    Cancel(jobs::Cancel),
+    Terminate(jobs::Terminate),
+    Queues(queues::Queues),
+    Envs(queues::Envs),
 }
 
 impl Cli {
@@ -25,6 +39,16 @@ impl Cli {
         match self.command {
             Command::Run(run) => run.execute().await,
             Command::Serve(serve) => serve.execute().await,
+            Command::Push(push) => push.execute().await,
+            Command::Modules(modules) => modules.execute().await,
+            Command::Submit(submit) => submit.execute().await,
+            Command::Jobs(jobs) => jobs.execute().await,
+            Command::Describe(describe) => describe.execute().await,
+            Command::Logs(logs) => logs.execute().await,
+            Command::Cancel(cancel) => cancel.execute().await,
+            Command::Terminate(terminate) => terminate.execute().await,
+            Command::Queues(queues) => queues.execute().await,
+            Command::Envs(envs) => envs.execute().await,
         }
     }
 }

@@ -1,0 +1,207 @@
+//! The client side of the commands that talk to a server (`push`, `submit`, `jobs`, …): the
+//! endpoint and output flags they share, the HTTP calls, and how a failure becomes one line.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Flags every client command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The server to talk to.
+    #[arg(
+        long,
+        env = "WASMBATCH_ENDPOINT",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub endpoint: String,
+    /// `table` for people, `json` for programs (the server's replies, as they are).
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns and short summaries.
+    Table,
+    /// JSON, pretty-printed.
+    Json,
+}
+
+/// A connection to a wasmbatch server.
+pub struct Server {
+    endpoint: String,
+    http: Client<HttpConnector, Body>,
+}
+
+impl Server {
+    pub fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let endpoint = connection.endpoint.trim_end_matches('/').to_string();
+        if !endpoint.starts_with("http://") {
+            bail!("--endpoint {endpoint}: expected http://HOST:PORT");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Ok(Self {
+            endpoint,
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    /// `POST /v1/<operation>` with a JSON body; the reply, or the server's message as the error.
+    pub async fn call(&self, operation: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = hyper::Request::post(format!("{}/v1/{operation}", self.endpoint))
+            .header("content-type", "application/json")
+            .body(full(body.to_string()))?;
+        self.json(request).await
+    }
+
+    /// `PUT /v1/modules/<name>` with the file's bytes, streamed.
+    pub async fn push(
+        &self,
+        name: &str,
+        file: tokio::fs::File,
+        size: u64,
+    ) -> anyhow::Result<Value> {
+        let stream = futures_util::TryStreamExt::map_ok(
+            tokio_util::io::ReaderStream::new(file),
+            hyper::body::Frame::data,
+        );
+        let request = hyper::Request::put(format!("{}/v1/modules/{name}", self.endpoint))
+            .header("content-type", "application/wasm")
+            .header("content-length", size)
+            .body(BodyExt::boxed(StreamBody::new(stream)))?;
+        self.json(request).await
+    }
+
+    /// `GET <path>`, as JSON.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let request = hyper::Request::get(format!("{}{path}", self.endpoint)).body(empty())?;
+        self.json(request).await
+    }
+
+    /// `GET <path>`, its body handed to `piece` as it arrives.
+    pub async fn stream(&self, path: &str, mut piece: impl FnMut(&[u8])) -> anyhow::Result<()> {
+        let request = hyper::Request::get(format!("{}{path}", self.endpoint)).body(empty())?;
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            let bytes = response.into_body().collect().await?.to_bytes();
+            bail!("{}", message(&bytes));
+        }
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the server broke off the stream")?;
+            if let Some(data) = frame.data_ref() {
+                piece(data);
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        request: hyper::Request<Body>,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        self.http.request(request).await.map_err(|e| {
+            anyhow!(
+                "cannot reach wasmbatch at {} ({}); is `wasmbatch serve` running there?",
+                self.endpoint,
+                root_cause(&e)
+            )
+        })
+    }
+
+    async fn json(&self, request: hyper::Request<Body>) -> anyhow::Result<Value> {
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the server's reply")?
+            .to_bytes();
+        if !status.is_success() {
+            bail!("{}", message(&bytes));
+        }
+        serde_json::from_slice(&bytes).context("the server's reply is not JSON")
+    }
+}
+
+/// The `message` of an AWS-style error body, or the body itself.
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn full(text: String) -> Body {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    full(String::new())
+}
+
+/// Prints `rows` under `header` in aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{}", text.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// A string member of a reply, or "-".
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}

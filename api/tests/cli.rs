@@ -1,0 +1,307 @@
+//! The `wasmbatch` binary as a person uses it: `serve` in the background on a free port, the
+//! client commands against it, `run` on its own; exit statuses and one-line errors included.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use wasmbatch_tests::guests;
+
+const WASMBATCH: &str = env!("CARGO_BIN_EXE_wasmbatch");
+
+/// `wasmbatch serve` on port 0 over a fresh data dir; stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(WASMBATCH)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let endpoint = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
+            .to_string();
+        assert!(
+            line.contains("created compute environment and job queue `default`"),
+            "{line}"
+        );
+        // Keep draining its stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        Self {
+            child,
+            endpoint,
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(WASMBATCH)
+            .args(args)
+            .env("WASMBATCH_ENDPOINT", &self.endpoint)
+            .output()
+            .unwrap()
+    }
+
+    fn push(&self, path: &str, name: &str) {
+        let output = self.run(&["push", path, "--name", name]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A failure a person reads: one line, naming `what`, with a non-zero exit and no panic.
+fn fails_saying(output: &Output, what: &str) {
+    let message = stderr(output);
+    assert!(!output.status.success(), "expected a failure: {message}");
+    assert!(message.contains(what), "{message:?} should say {what:?}");
+    assert_eq!(
+        message.trim_end().lines().count(),
+        1,
+        "one line: {message:?}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn run_prints_the_output_and_exits_with_the_guests_status() {
+    let output = Command::new(WASMBATCH)
+        .args(["run", guests::wasip1::EXIT_CODE, "--", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(stdout(&output), "exiting with 3\n");
+    let output = Command::new(WASMBATCH)
+        .args(["run", "/no/such/file.wasm"])
+        .output()
+        .unwrap();
+    fails_saying(&output, "/no/such/file.wasm");
+}
+
+#[test]
+fn push_submit_follow_logs_describe_and_list() {
+    let server = Server::start();
+    let pushed = server.run(&["push", guests::wasip1::HELLO]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    assert!(
+        stdout(&pushed).starts_with("pushed hello sha256:"),
+        "{}",
+        stdout(&pushed)
+    );
+    let modules = server.run(&["modules", "--output", "json"]);
+    let modules: serde_json::Value = serde_json::from_slice(&modules.stdout).unwrap();
+    assert_eq!(modules["modules"][0]["name"], "hello");
+
+    // --follow prints the id, then the job's output as it runs, and exits with its status.
+    let followed = server.run(&[
+        "submit", "--image", "hello", "--follow", "--", "ola", "mundo",
+    ]);
+    assert!(followed.status.success(), "{}", stderr(&followed));
+    let text = stdout(&followed);
+    let mut lines = text.lines();
+    let id = lines.next().unwrap().to_string();
+    assert_eq!(
+        lines.next(),
+        Some(r#"hello from wasmbatch: args=["hello", "ola", "mundo"]"#)
+    );
+    assert!(text.contains(&format!("AWS_BATCH_JOB_ID={id}")), "{text}");
+    assert!(stderr(&followed).contains(&format!("job {id} SUCCEEDED")));
+
+    let logs = server.run(&["logs", &id]);
+    assert_eq!(
+        stdout(&logs),
+        text[id.len() + 1..],
+        "logs prints the same output"
+    );
+    let described = server.run(&["describe", &id]);
+    let described = stdout(&described);
+    assert!(described.contains("SUCCEEDED"), "{described}");
+    assert!(described.contains("command       ola mundo"), "{described}");
+    let listed = stdout(&server.run(&["jobs", "--status", "succeeded"]));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("hello") && row.contains("SUCCEEDED"), "{row}");
+    let queues = stdout(&server.run(&["queues"]));
+    assert!(
+        queues.lines().nth(1).unwrap().starts_with("default"),
+        "{queues}"
+    );
+    let envs = stdout(&server.run(&["envs"]));
+    assert!(
+        envs.contains("MANAGED") && envs.contains("ENABLED"),
+        "{envs}"
+    );
+}
+
+#[test]
+fn a_followed_job_that_fails_exits_with_its_code_after_every_retry() {
+    let server = Server::start();
+    server.push(guests::wasip1::EXIT_CODE, "exit-code");
+    let output = server.run(&[
+        "submit",
+        "--image",
+        "exit-code",
+        "--retries",
+        "1",
+        "--follow",
+        "--",
+        "7",
+    ]);
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(
+        text.matches("exiting with 7").count(),
+        2,
+        "both attempts' output: {text}"
+    );
+    assert!(stderr(&output).contains("FAILED"), "{}", stderr(&output));
+
+    // An array follows by counting its children.
+    let output = server.run(&[
+        "submit",
+        "--image",
+        "exit-code",
+        "--array-size",
+        "3",
+        "--follow",
+        "--",
+        "0",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("succeeded 3"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn cancel_and_terminate_stop_jobs() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    let submit = |args: &[&str]| {
+        let output = server.run(&[&["submit", "--image", "sleep"], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let sleeper = submit(&["--", "60000"]);
+    let waiter = submit(&["--depends-on", &sleeper, "--", "1"]);
+    let cancelled = server.run(&["cancel", &waiter, "--reason", "not needed"]);
+    assert!(cancelled.status.success(), "{}", stderr(&cancelled));
+    let terminated = server.run(&["terminate", &sleeper]);
+    assert!(terminated.status.success(), "{}", stderr(&terminated));
+    for (id, reason) in [
+        (&waiter, "not needed"),
+        (&sleeper, "terminated from the wasmbatch command line"),
+    ] {
+        let mut described = String::new();
+        for _ in 0..500 {
+            described = stdout(&server.run(&["describe", id, "--output", "json"]));
+            if described.contains("\"FAILED\"") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let job: serde_json::Value = serde_json::from_str(&described).unwrap();
+        assert_eq!(job["status"], "FAILED", "{job}");
+        assert_eq!(job["statusReason"], reason, "{job}");
+    }
+}
+
+#[test]
+fn mistakes_are_one_line_and_a_non_zero_exit() {
+    let server = Server::start();
+    server.push(guests::wasip1::HELLO, "hello");
+    fails_saying(
+        &server.run(&["submit", "--queue", "nope", "--image", "hello"]),
+        "job queue nope does not exist",
+    );
+    fails_saying(
+        &server.run(&["push", "/no/such/module.wasm"]),
+        "cannot open /no/such/module.wasm",
+    );
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), b"not wasm at all").unwrap();
+    fails_saying(
+        &server.run(&["push", junk.path().to_str().unwrap(), "--name", "junk"]),
+        "module:",
+    );
+    fails_saying(
+        &server.run(&["logs", "no-such-job"]),
+        "job no-such-job does not exist",
+    );
+    fails_saying(
+        &server.run(&["cancel", "no-such-job"]),
+        "job no-such-job does not exist",
+    );
+    fails_saying(
+        &server.run(&["submit", "--image", "hello", "--depends-on", "x:SEQUENTIAL"]),
+        "SEQUENTIAL takes no job id",
+    );
+    let down = Command::new(WASMBATCH)
+        .args(["jobs", "--endpoint", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    fails_saying(&down, "cannot reach wasmbatch at http://127.0.0.1:9");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        "run",
+        "serve",
+        "push",
+        "modules",
+        "submit",
+        "jobs",
+        "describe",
+        "logs",
+        "cancel",
+        "terminate",
+        "queues",
+        "envs",
+    ] {
+        let output = Command::new(WASMBATCH)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}");
+        let help = stdout(&output);
+        assert!(
+            help.contains("Example"),
+            "{command} --help has no example:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("wasmbatch {command}")),
+            "{command}:\n{help}"
+        );
+    }
+}

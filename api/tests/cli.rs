@@ -12,12 +12,18 @@ const WASMBATCH: &str = env!("CARGO_BIN_EXE_wasmbatch");
 struct Server {
     child: Child,
     endpoint: String,
-    _dir: tempfile::TempDir,
+    /// What it said on starting: where it listens, what it created.
+    first_line: String,
+    said: std::sync::mpsc::Receiver<String>,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap())
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(WASMBATCH)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
@@ -32,17 +38,44 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
             .to_string();
-        assert!(
-            line.contains("created compute environment and job queue `default`"),
-            "{line}"
-        );
-        // Keep draining its stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        // Keep its later lines, and keep draining so it never blocks on a full pipe.
+        let (lines, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
         Self {
             child,
             endpoint,
-            _dir: dir,
+            first_line: line,
+            said,
+            dir: Some(dir),
         }
+    }
+
+    /// SIGTERM; returns what it said on the way out and its data dir, once it has exited.
+    fn stop(mut self) -> (String, tempfile::TempDir) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The reader thread sends the last lines as the pipe closes.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let said: Vec<String> = self.said.try_iter().collect();
+        (said.join("\n"), self.dir.take().unwrap())
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -61,6 +94,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -107,6 +143,13 @@ fn run_prints_the_output_and_exits_with_the_guests_status() {
 #[test]
 fn push_submit_follow_logs_describe_and_list() {
     let server = Server::start();
+    assert!(
+        server
+            .first_line
+            .contains("created compute environment and job queue `default`"),
+        "{}",
+        server.first_line
+    );
     let pushed = server.run(&["push", guests::wasip1::HELLO]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
     assert!(
@@ -304,4 +347,46 @@ fn every_command_has_help_with_an_example() {
             "{command}:\n{help}"
         );
     }
+}
+
+/// SIGTERM stops the running attempts, records them, ends open log followers, and exits; the
+/// next start finds the job as it was recorded.
+#[test]
+fn serve_stops_gracefully_and_records_what_was_running() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    let submitted = server.run(&["submit", "--image", "sleep", "--", "600000"]);
+    let id = stdout(&submitted).trim().to_string();
+    let mut follower = Command::new(WASMBATCH)
+        .args(["logs", "-f", &id, "--endpoint", &server.endpoint])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The guest says "sleeping" once it runs.
+    let mut first = String::new();
+    BufReader::new(follower.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "sleeping\n");
+
+    let (said, dir) = server.stop();
+    assert!(
+        said.contains("1 running attempt was stopped and recorded"),
+        "{said}"
+    );
+    follower.wait().unwrap();
+
+    let server = Server::start_in(dir);
+    let described = server.run(&["describe", &id, "--output", "json"]);
+    let job: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(job["status"], "FAILED", "{job}");
+    let attempt = &job["attempts"][0];
+    assert!(
+        attempt["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("wasmbatch serve was stopped"),
+        "{job}"
+    );
+    assert!(attempt["stoppedAt"].as_i64().is_some(), "{job}");
 }

@@ -29,6 +29,9 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
+            if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
             let plans = {
                 let mut state = shared.lock();
                 let plans = place(&mut state);

@@ -55,9 +55,31 @@ impl Serve {
                 ""
             }
         );
-        wasmbatch_api::serve(listener, batch, shutdown_signal()).await?;
+        // Attempts are stopped before the HTTP server drains its requests, so the log
+        // followers among those see their jobs end instead of holding the exit up.
+        let (stopped_sender, stopped) = tokio::sync::oneshot::channel();
+        let stopping = {
+            let batch = batch.clone();
+            async move {
+                shutdown_signal().await;
+                let stopped = batch
+                    .shutdown("Host stopped: wasmbatch serve was stopped while the attempt ran")
+                    .await;
+                let _ = stopped_sender.send(stopped);
+            }
+        };
+        wasmbatch_api::serve(listener, batch, stopping).await?;
+        let stopped = stopped
+            .await
+            .context("the shutdown did not finish")?
+            .context("recording the stopped attempts")?;
         eprintln!(
-            "wasmbatch: stopped; attempts that were running are recorded as interrupted at the next start"
+            "wasmbatch: stopped{}",
+            match stopped {
+                0 => String::new(),
+                1 => "; 1 running attempt was stopped and recorded".into(),
+                n => format!("; {n} running attempts were stopped and recorded"),
+            }
         );
         Ok(ExitCode::SUCCESS)
     }

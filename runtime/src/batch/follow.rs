@@ -102,6 +102,16 @@ impl LogFollower {
                 })?;
             match state {
                 AttemptState::NotStarted { job_over: true } => return Ok(None),
+                // A stopping service starts nothing more: the log is over for now.
+                AttemptState::NotStarted { .. }
+                    if self
+                        .batch
+                        .shared
+                        .stopping
+                        .load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    return Ok(None);
+                }
                 AttemptState::NotStarted { job_over: false } => {
                     let _ = tokio::time::timeout(START_RECHECK, moved).await;
                 }

@@ -136,6 +136,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<Notify>,
     /// Tells followers that jobs started or ended (waiters only: no cost when nobody waits).
     pub(crate) jobs_moved: Notify,
+    /// Set by [`Batch::shutdown`]: the scheduler starts no more attempts.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Attempts' output.
     pub(crate) logs: Arc<crate::logs::Logs>,
     /// Loaded modules by digest, so a job start neither reads nor hashes the module again.
@@ -177,6 +179,7 @@ impl Batch {
             state: Mutex::new(state),
             wake: wake.clone(),
             jobs_moved: Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             logs: Arc::new(crate::logs::Logs::new(store.clone())),
             loaded: Mutex::default(),
         });
@@ -249,6 +252,49 @@ impl Batch {
             return Ok((Vec::new(), false));
         };
         Ok(self.shared.logs.follow(&key, from).await?)
+    }
+}
+
+impl Batch {
+    /// Prepares a graceful exit: no new attempt starts, the running ones are stopped with
+    /// `reason` and recorded like any stopped attempt (retried at the next start or failed, as
+    /// their retry strategy says), and everything is committed before it returns. Returns how
+    /// many attempts it stopped. The service should not be used afterwards.
+    pub async fn shutdown(&self, reason: &str) -> Result<usize, BatchError> {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Followers waiting for an attempt that will not start now look again, and end.
+        self.shared.jobs_moved.notify_waiters();
+        let mut stopped = std::collections::HashSet::new();
+        loop {
+            // Registered before looking, so an attempt ending in between is not missed.
+            let moved = self.shared.jobs_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            // Looked at each time round: a placement under way when `stopping` was set may
+            // still have started attempts.
+            let running: Vec<(String, crate::engine::KillSwitch)> = {
+                let state = self.shared.lock();
+                state
+                    .running
+                    .iter()
+                    .map(|(id, k)| (id.clone(), k.clone()))
+                    .collect()
+            };
+            if running.is_empty() {
+                break;
+            }
+            for (id, kill) in running {
+                kill.kill(reason);
+                stopped.insert(id);
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), moved).await;
+        }
+        // The store commits in order: once this empty write is committed, so is every
+        // record the stopped attempts wrote behind.
+        self.shared.store.write(Vec::new()).await?;
+        Ok(stopped.len())
     }
 }
 

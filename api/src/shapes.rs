@@ -25,7 +25,8 @@ pub(crate) fn job_detail(
                 "startedAt": a.started_at,
                 "stoppedAt": a.stopped_at,
                 "statusReason": a.status_reason,
-                "container": {"exitCode": a.exit_code, "reason": a.reason, "logStreamName": a.log_stream_name},
+                "container": {"exitCode": a.exit_code, "reason": a.reason, "logStreamName": a.log_stream_name,
+                    "fuelConsumed": a.fuel_consumed, "peakMemoryBytes": a.peak_memory_bytes},
             })
         })
         .collect();
@@ -35,6 +36,8 @@ pub(crate) fn job_detail(
         "exitCode": last.and_then(|a| a.exit_code),
         "reason": last.and_then(|a| a.reason.clone()),
         "logStreamName": last.and_then(|a| a.log_stream_name.clone()),
+        "fuelConsumed": last.and_then(|a| a.fuel_consumed),
+        "peakMemoryBytes": last.and_then(|a| a.peak_memory_bytes),
     });
     if let Some(resolved) = resolved {
         let environment: Vec<Value> = resolved

@@ -273,6 +273,8 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         reason: reason.clone(),
         status_reason: Some(status_reason.clone()),
         log_stream_name: Some(plan.log_stream_name.clone()),
+        fuel_consumed: outcome.fuel_consumed,
+        peak_memory_bytes: started_at.map(|_| outcome.peak_memory_bytes),
     });
     let mut changed = vec![plan.job_id.clone()];
     let mut ended = Vec::new();

@@ -163,7 +163,7 @@ fn interrupt(job: &mut Job, now: EpochMillis) {
         exit_code: None,
         reason: Some("HostRestarted".into()),
         status_reason: Some(HOST_RESTARTED.into()),
-        log_stream_name: None,
+        ..Attempt::default()
     });
     let failed = FailedAttempt {
         exit_code: None,

@@ -400,6 +400,12 @@ pub struct Attempt {
     /// `<jobDefinitionName>/default/<id>` in log group `/aws/batch/job`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_stream_name: Option<String>,
+    /// Fuel the guest burned, when fuel was metered (ours: the attempt's CPU work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_consumed: Option<u64>,
+    /// The most linear memory (and tables) the guest held at once, in bytes (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// A submitted job: what it runs, where it is in its life, and its attempts so far.

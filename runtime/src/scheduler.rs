@@ -63,6 +63,8 @@ struct AttemptPlan {
     log_stream_name: String,
     /// Where the attempt's log is kept (see `logs::log_key`).
     log_key: String,
+    /// Volumes to grant: (path under the volume root, guest path, read-only).
+    mounts: Vec<(std::path::PathBuf, String, bool)>,
 }
 
 /// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
@@ -129,6 +131,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             let job = state.jobs.get_mut(&job_id).expect("present");
             job.status = JobStatus::Starting;
             let attempt = job.attempts.len() + 1;
+            let mounts = container.mounts;
             let image = container.image;
             let program = image
                 .split_once('@')
@@ -172,6 +175,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     ..AttemptSpec::default()
                 },
                 log_stream_name,
+                mounts,
                 log_key,
             });
         }
@@ -204,6 +208,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             }
             let spec = AttemptSpec {
                 output: shared.logs.sink(&plan.log_key),
+                grants: volumes(&shared.config.volume_root, &plan.mounts).await,
                 ..plan.spec.clone()
             };
             let outcome = shared.executor.run(&module, spec).await;
@@ -216,6 +221,32 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     }
     complete(&shared, &plan, started_at, &outcome);
     shared.wake.notify_one();
+}
+
+/// The directory grants of a job's volumes, each created under `root` if missing. A volume
+/// that cannot be created is left out; the guest then finds no such directory and says so.
+async fn volumes(
+    root: &std::path::Path,
+    mounts: &[(std::path::PathBuf, String, bool)],
+) -> Vec<crate::engine::DirGrant> {
+    let mut grants = Vec::with_capacity(mounts.len());
+    for (path, guest_path, read_only) in mounts {
+        let host_path = root.join(path);
+        if let Err(e) = tokio::fs::create_dir_all(&host_path).await {
+            tracing::warn!("cannot create volume {}: {e}", host_path.display());
+            continue;
+        }
+        grants.push(crate::engine::DirGrant {
+            host_path,
+            guest_path: guest_path.clone(),
+            access: if *read_only {
+                crate::engine::Access::ReadOnly
+            } else {
+                crate::engine::Access::ReadWrite
+            },
+        });
+    }
+    grants
 }
 
 /// The loaded module a job's `image` names, loading (and caching) it on first use.

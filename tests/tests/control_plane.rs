@@ -142,7 +142,10 @@ async fn a_job_runs_with_its_parameters_and_records_its_attempt() {
     let attempt = &job.attempts[0];
     assert_eq!(attempt.exit_code, Some(0));
     assert!(attempt.started_at.unwrap() <= attempt.stopped_at.unwrap());
-    assert!(attempt.fuel_consumed.unwrap() > 0, "the work it did is recorded");
+    assert!(
+        attempt.fuel_consumed.unwrap() > 0,
+        "the work it did is recorded"
+    );
     assert!(
         attempt.peak_memory_bytes.unwrap() >= 64 * 1024,
         "at least one wasm page"

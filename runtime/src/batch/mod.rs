@@ -42,6 +42,9 @@ pub struct BatchConfig {
     pub default_environment_memory_mib: u64,
     /// The largest module that may be pushed, in bytes (64 MiB by default).
     pub max_module_bytes: u64,
+    /// Where job definitions' host volumes live: a volume's `host.sourcePath` is a directory
+    /// under it (`<data_dir>/volumes` by default), created when a job first mounts it.
+    pub volume_root: PathBuf,
     /// The executor's settings; its `data_dir` is the same as ours.
     pub executor: ExecutorConfig,
 }
@@ -49,7 +52,8 @@ pub struct BatchConfig {
 impl BatchConfig {
     /// Defaults over `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let data_dir = data_dir.into();
+        let data_dir: PathBuf = data_dir.into();
+        let volume_root = data_dir.join("volumes");
         Self {
             executor: ExecutorConfig::new(&data_dir),
             data_dir,
@@ -57,6 +61,7 @@ impl BatchConfig {
             account_id: "000000000000".into(),
             default_environment_memory_mib: host_memory_mib().map_or(4096, |m| m / 2),
             max_module_bytes: 64 << 20,
+            volume_root,
         }
     }
 

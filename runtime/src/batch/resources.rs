@@ -415,6 +415,11 @@ impl Batch {
             &container.resource_requirements,
         )?;
         check_environment("containerProperties.environment", &container.environment)?;
+        validate::volumes(
+            "containerProperties",
+            &container.volumes,
+            &container.mount_points,
+        )?;
         if let Some(retry) = &request.retry_strategy {
             validate::retry_strategy(retry)?;
         }

@@ -18,6 +18,8 @@ pub struct JobContainer {
     pub resource_requirements: Vec<ResourceRequirement>,
     /// What those requirements ask for.
     pub resources: Resources,
+    /// The volumes the guest sees: (path under the volume root, guest path, read-only).
+    pub mounts: Vec<(std::path::PathBuf, String, bool)>,
 }
 
 /// Resolves `job`'s container from `definition`, the revision it was submitted with.
@@ -47,7 +49,26 @@ pub fn resolve(definition: &JobDefinition, job: &Job) -> JobContainer {
     // Both lists were checked when they were given; a mix of the two cannot be invalid.
     let resources =
         validate::resources("resourceRequirements", &resource_requirements).unwrap_or_default();
+    // Checked at registration; a mount that does not resolve cannot be there.
+    let mounts = properties
+        .mount_points
+        .iter()
+        .filter_map(|mount| {
+            let volume = properties
+                .volumes
+                .iter()
+                .find(|v| v.name == mount.source_volume)?;
+            let source = volume.host.as_ref()?.source_path.as_deref()?;
+            let path = validate::volume_path("host.sourcePath", source).ok()?;
+            Some((
+                path,
+                mount.container_path.clone()?,
+                mount.read_only.unwrap_or(false),
+            ))
+        })
+        .collect();
     JobContainer {
+        mounts,
         image: properties.image.clone().unwrap_or_default(),
         command,
         environment,

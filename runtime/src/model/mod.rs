@@ -209,9 +209,55 @@ pub struct ContainerProperties {
     /// VCPU, MEMORY (MiB) and FUEL (our extension).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_requirements: Vec<ResourceRequirement>,
-    /// Accepted and echoed, not used (jobRoleArn, volumes, …).
+    /// Host directories the job may use: `host.sourcePath` is a directory under the service's
+    /// volume root, never an arbitrary host path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Where the guest sees the volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<MountPoint>,
+    /// Accepted and echoed, not used (jobRoleArn, …).
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// A named host directory (AWS's `Volume`; only `host` volumes are supported).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// What mount points call it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// Other kinds (efsVolumeConfiguration), refused.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a host volume is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    /// A relative path under the volume root (a leading `/` is read as the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
+}
+
+/// A volume as the guest sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MountPoint {
+    /// The guest path, absolute, e.g. `/data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
+    /// Read-only when true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// The volume's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_volume: Option<String>,
 }
 
 /// A name and a value (environment variables).

@@ -247,6 +247,91 @@ pub fn resources(
     Ok(resources)
 }
 
+/// A volume's `host.sourcePath` as a path under the volume root: relative components only
+/// (a leading `/` means the root), no `..`, so a definition cannot name a host path outside it.
+pub fn volume_path(field: &str, source_path: &str) -> Result<std::path::PathBuf, ValidationError> {
+    let mut path = std::path::PathBuf::new();
+    for component in source_path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+    {
+        if component == ".." || component.contains('\0') {
+            return invalid(
+                field,
+                format!("{source_path:?} leaves the volume root; use a path under it"),
+            );
+        }
+        path.push(component);
+    }
+    if path.as_os_str().is_empty() {
+        return invalid(field, "must name a directory under the volume root");
+    }
+    Ok(path)
+}
+
+/// Volumes and mount points: host volumes only, unique names, every mount naming a volume at
+/// an absolute guest path that is neither `/` nor the scratch directory, each path once.
+pub fn volumes(
+    field: &str,
+    volumes: &[super::Volume],
+    mounts: &[super::MountPoint],
+) -> Result<(), ValidationError> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, volume) in volumes.iter().enumerate() {
+        let at = format!("{field}.volumes[{i}]");
+        if let Some(kind) = volume.extra.keys().next() {
+            return invalid(
+                format!("{at}.{kind}"),
+                "is not supported: wasmbatch volumes are host directories (host.sourcePath)",
+            );
+        }
+        let name = volume.name.as_deref().unwrap_or_default();
+        if name.is_empty() || name.len() > 255 {
+            return invalid(format!("{at}.name"), "must be 1 to 255 characters");
+        }
+        if !names.insert(name) {
+            return invalid(format!("{at}.name"), format!("{name:?} is given twice"));
+        }
+        let source = volume.host.as_ref().and_then(|h| h.source_path.as_deref());
+        let Some(source) = source else {
+            return invalid(format!("{at}.host.sourcePath"), "is required");
+        };
+        volume_path(&format!("{at}.host.sourcePath"), source)?;
+    }
+    let mut paths = std::collections::BTreeSet::new();
+    for (i, mount) in mounts.iter().enumerate() {
+        let at = format!("{field}.mountPoints[{i}]");
+        let source = mount.source_volume.as_deref().unwrap_or_default();
+        if !names.contains(source) {
+            return invalid(
+                format!("{at}.sourceVolume"),
+                format!("{source:?} is not one of the definition's volumes"),
+            );
+        }
+        let path = mount.container_path.as_deref().unwrap_or_default();
+        let scratch = crate::engine::SCRATCH_GUEST_PATH;
+        if !path.starts_with('/') || path == "/" || path.split('/').any(|c| c == "..") {
+            return invalid(
+                format!("{at}.containerPath"),
+                format!("{path:?}: expected an absolute guest path such as /data"),
+            );
+        }
+        if path.trim_end_matches('/') == scratch {
+            return invalid(
+                format!("{at}.containerPath"),
+                format!("{scratch} is the job's scratch directory"),
+            );
+        }
+        if !paths.insert(path.trim_end_matches('/')) {
+            return invalid(
+                format!("{at}.containerPath"),
+                format!("{path:?} is given twice"),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,89 +480,4 @@ mod tests {
         );
         assert!(resources("resourceRequirements", &[req("DISK", "1")]).is_err());
     }
-}
-
-/// A volume's `host.sourcePath` as a path under the volume root: relative components only
-/// (a leading `/` means the root), no `..`, so a definition cannot name a host path outside it.
-pub fn volume_path(field: &str, source_path: &str) -> Result<std::path::PathBuf, ValidationError> {
-    let mut path = std::path::PathBuf::new();
-    for component in source_path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-    {
-        if component == ".." || component.contains('\0') {
-            return invalid(
-                field,
-                format!("{source_path:?} leaves the volume root; use a path under it"),
-            );
-        }
-        path.push(component);
-    }
-    if path.as_os_str().is_empty() {
-        return invalid(field, "must name a directory under the volume root");
-    }
-    Ok(path)
-}
-
-/// Volumes and mount points: host volumes only, unique names, every mount naming a volume at
-/// an absolute guest path that is neither `/` nor the scratch directory, each path once.
-pub fn volumes(
-    field: &str,
-    volumes: &[super::Volume],
-    mounts: &[super::MountPoint],
-) -> Result<(), ValidationError> {
-    let mut names = std::collections::BTreeSet::new();
-    for (i, volume) in volumes.iter().enumerate() {
-        let at = format!("{field}.volumes[{i}]");
-        if let Some(kind) = volume.extra.keys().next() {
-            return invalid(
-                format!("{at}.{kind}"),
-                "is not supported: wasmbatch volumes are host directories (host.sourcePath)",
-            );
-        }
-        let name = volume.name.as_deref().unwrap_or_default();
-        if name.is_empty() || name.len() > 255 {
-            return invalid(format!("{at}.name"), "must be 1 to 255 characters");
-        }
-        if !names.insert(name) {
-            return invalid(format!("{at}.name"), format!("{name:?} is given twice"));
-        }
-        let source = volume.host.as_ref().and_then(|h| h.source_path.as_deref());
-        let Some(source) = source else {
-            return invalid(format!("{at}.host.sourcePath"), "is required");
-        };
-        volume_path(&format!("{at}.host.sourcePath"), source)?;
-    }
-    let mut paths = std::collections::BTreeSet::new();
-    for (i, mount) in mounts.iter().enumerate() {
-        let at = format!("{field}.mountPoints[{i}]");
-        let source = mount.source_volume.as_deref().unwrap_or_default();
-        if !names.contains(source) {
-            return invalid(
-                format!("{at}.sourceVolume"),
-                format!("{source:?} is not one of the definition's volumes"),
-            );
-        }
-        let path = mount.container_path.as_deref().unwrap_or_default();
-        let scratch = crate::engine::SCRATCH_GUEST_PATH;
-        if !path.starts_with('/') || path == "/" || path.split('/').any(|c| c == "..") {
-            return invalid(
-                format!("{at}.containerPath"),
-                format!("{path:?}: expected an absolute guest path such as /data"),
-            );
-        }
-        if path.trim_end_matches('/') == scratch {
-            return invalid(
-                format!("{at}.containerPath"),
-                format!("{scratch} is the job's scratch directory"),
-            );
-        }
-        if !paths.insert(path.trim_end_matches('/')) {
-            return invalid(
-                format!("{at}.containerPath"),
-                format!("{path:?} is given twice"),
-            );
-        }
-    }
-    Ok(())
 }

@@ -390,3 +390,46 @@ fn serve_stops_gracefully_and_records_what_was_running() {
     );
     assert!(attempt["stoppedAt"].as_i64().is_some(), "{job}");
 }
+
+/// The README's first command ends with this; it must work and show what it promises.
+#[test]
+fn the_demo_runs_the_array_the_reduce_and_the_retry_and_prints_a_summary() {
+    let modules = std::path::Path::new(guests::wasip1::MAPREDUCE)
+        .parent()
+        .unwrap();
+    let output = Command::new(WASMBATCH)
+        .args(["demo", "--modules"])
+        .arg(modules)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("The reduce job printed: 16 parts reduced: "),
+        "{text}"
+    );
+    let row = |job: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(job))
+            .unwrap_or_else(|| panic!("no {job} row in {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("map")[1..3],
+        ["SUCCEEDED", "16"],
+        "16 children, one attempt each"
+    );
+    assert_eq!(row("reduce")[1..3], ["SUCCEEDED", "1"]);
+    assert_eq!(
+        row("flaky")[1..3],
+        ["SUCCEEDED", "2"],
+        "failed once, retried"
+    );
+    let missing = Command::new(WASMBATCH)
+        .args(["demo", "--modules", "/nonexistent"])
+        .output()
+        .unwrap();
+    fails_saying(&missing, "mapreduce.wasm is not there");
+}

@@ -1,6 +1,7 @@
 //! The commands of the `wasmbatch` binary, one file each, and the enum that dispatches to them.
 
 mod client;
+mod demo;
 mod jobs;
 mod modules;
 mod queues;
@@ -32,6 +33,7 @@ enum Command {
     Terminate(jobs::Terminate),
     Queues(queues::Queues),
     Envs(queues::Envs),
+    Demo(demo::Demo),
 }
 
 impl Cli {
@@ -49,6 +51,7 @@ impl Cli {
             Command::Terminate(terminate) => terminate.execute().await,
             Command::Queues(queues) => queues.execute().await,
             Command::Envs(envs) => envs.execute().await,
+            Command::Demo(demo) => demo.execute().await,
         }
     }
 }

@@ -86,7 +86,7 @@ impl Serve {
 }
 
 /// Creates `default` environment and queue when the service has none.
-async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
+pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
     if !batch.describe_job_queues(&[]).is_empty()
         || !batch.describe_compute_environments(&[]).is_empty()
     {

@@ -77,3 +77,8 @@ pub use engine::{
 pub use logs::{LOG_GROUP, LogEvent};
 pub use modules::ModuleInfo;
 pub use store::StoreError;
+
+/// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

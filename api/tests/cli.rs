@@ -331,6 +331,7 @@ fn every_command_has_help_with_an_example() {
         "terminate",
         "queues",
         "envs",
+        "demo",
     ] {
         let output = Command::new(WASMBATCH)
             .args([command, "--help"])

@@ -81,7 +81,7 @@ async fn main() {
     let batch = open(dir.path()).await;
     setup(&batch, 64).await;
     let start = Instant::now();
-    submit_concurrently(&batch, "hello", 64, jobs / 64).await;
+    submit_concurrently(&batch, "main", "hello", 64, jobs / 64).await;
     let submitted = start.elapsed();
     let total = (jobs / 64 * 64) as u64;
     until(&batch, |c| c.get(&JobStatus::Succeeded) == Some(&total)).await;
@@ -178,7 +178,7 @@ async fn main() {
             .await
             .unwrap();
         let before = rss_kib();
-        submit_concurrently(&batch, "hello", 50, stored / 50).await;
+        submit_concurrently(&batch, "main", "hello", 50, stored / 50).await;
         let per_job = (rss_kib().saturating_sub(before)) as f64 * 1024.0 / stored as f64;
         println!(
             "| RAM per queued job ({stored} queued) | {per_job:.0} bytes | goal < 1024 bytes | {:.2}× |",

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use wasmbatch_runtime::model::{JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
 use wasmbatch_tests::stats::{Sample, table};
-use wasmbatch_tests::{decode, guests, local_queue, module_and_definition};
+use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
 
 /// The allocator of the `wasmbatch` binary, so the service is measured as it ships.
 #[global_allocator]
@@ -117,6 +117,29 @@ async fn follow(http: &Http, address: SocketAddr, id: &str) {
     let response = http.request(request).await.unwrap();
     assert!(response.status().is_success());
     response.into_body().collect().await.unwrap();
+}
+
+/// `clients` tasks, each submitting `per_client` hello jobs to `queue` over HTTP, one at a time.
+async fn submit_over_http(
+    http: &Http,
+    address: SocketAddr,
+    queue: &str,
+    clients: usize,
+    per_client: usize,
+) {
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (http, queue) = (http.clone(), queue.to_string());
+            tokio::spawn(async move {
+                for i in 0..per_client {
+                    submit(&http, address, &queue, &format!("c{c}-{i}")).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
 }
 
 fn succeeded(batch: &Batch, id: &str) {
@@ -218,42 +241,10 @@ async fn main() {
     for clients in [1, 8, 32, 128] {
         let per_client = per_level / clients;
         let started = Instant::now();
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let http = http.clone();
-                tokio::spawn(async move {
-                    for i in 0..per_client {
-                        submit(&http, address, "held", &format!("h{c}-{i}")).await;
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
+        submit_over_http(&http, address, "held", clients, per_client).await;
         let over_http = rate(per_client * clients, started.elapsed());
         let started = Instant::now();
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let batch = batch.clone();
-                tokio::spawn(async move {
-                    for i in 0..per_client {
-                        batch
-                            .submit_job(SubmitJob {
-                                job_name: format!("e{c}-{i}"),
-                                job_queue: "held".into(),
-                                job_definition: "hello".into(),
-                                ..SubmitJob::default()
-                            })
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
+        submit_concurrently(&batch, "held", "hello", clients, per_client).await;
         let embedded = rate(per_client * clients, started.elapsed());
         println!(
             "| {clients} | {over_http:.0} | {embedded:.0} | {:.2}× |",
@@ -267,19 +258,7 @@ async fn main() {
     let before = batch.job_counts("main").unwrap();
     let done_before = before.get(&JobStatus::Succeeded).copied().unwrap_or(0);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let http = http.clone();
-            tokio::spawn(async move {
-                for i in 0..per_client {
-                    submit(&http, address, "main", &format!("r{c}-{i}")).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
+    submit_over_http(&http, address, "main", clients, per_client).await;
     let submitted = started.elapsed();
     let total = (per_client * clients) as u64;
     loop {

@@ -135,18 +135,20 @@ pub async fn module_and_definition(
 /// `clients` concurrent tasks, as many callers would; returns once every submit is acknowledged.
 pub async fn submit_concurrently(
     batch: &wasmbatch_runtime::Batch,
+    queue: &str,
     definition: &str,
     clients: usize,
     per_client: usize,
 ) {
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
-            let (batch, definition) = (batch.clone(), definition.to_string());
+            let (batch, queue, definition) =
+                (batch.clone(), queue.to_string(), definition.to_string());
             tokio::spawn(async move {
                 for i in 0..per_client {
                     let request = wasmbatch_runtime::model::SubmitJob {
                         job_name: format!("c{client}-{i}"),
-                        job_queue: "main".into(),
+                        job_queue: queue.clone(),
                         job_definition: definition.clone(),
                         ..Default::default()
                     };

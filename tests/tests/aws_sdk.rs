@@ -203,6 +203,20 @@ impl Drop for Server {
     }
 }
 
+/// The message of the service error a call failed with.
+fn message<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, aws_sdk_batch::error::SdkError<E, R>>,
+) -> String {
+    match result {
+        Ok(_) => panic!("the call was expected to fail"),
+        Err(error) => error
+            .as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 fn container(image: &str, command: &[&str]) -> ContainerProperties {
     ContainerProperties::builder()
         .image(image)
@@ -824,94 +838,80 @@ async fn mistakes_come_back_as_typed_client_exceptions_and_change_nothing() {
 
     let messages = [
         // Over AWS's 30 KiB SubmitJob limit.
-        client
-            .submit_job()
-            .job_name("j")
-            .job_queue("queue")
-            .job_definition("hello")
-            .parameters("big", "x".repeat(31 * 1024))
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
+        message(
+            client
+                .submit_job()
+                .job_name("j")
+                .job_queue("queue")
+                .job_definition("hello")
+                .parameters("big", "x".repeat(31 * 1024))
+                .send()
+                .await,
+        ),
         // Over the 24 KiB job definition limit.
-        client
-            .register_job_definition()
-            .job_definition_name("big")
-            .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
-            .container_properties(container("hello", &[&"x".repeat(25 * 1024)]))
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
-        client
-            .submit_job()
-            .job_name("j")
-            .job_queue("queue")
-            .job_definition("missing")
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
-        client
-            .submit_job()
-            .job_name("j")
-            .job_queue("queue")
-            .job_definition("hello")
-            .array_properties(ArrayProperties::builder().size(10_001).build())
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
-        client
-            .create_job_queue()
-            .job_queue_name("queue")
-            .priority(1)
-            .compute_environment_order(
-                ComputeEnvironmentOrder::builder()
-                    .order(1)
-                    .compute_environment("env")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
-        client
-            .create_job_queue()
-            .job_queue_name("other")
-            .priority(5000)
-            .compute_environment_order(
-                ComputeEnvironmentOrder::builder()
-                    .order(1)
-                    .compute_environment("env")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
-        client
-            .delete_compute_environment()
-            .compute_environment("env")
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error()
-            .message()
-            .map(str::to_string),
+        message(
+            client
+                .register_job_definition()
+                .job_definition_name("big")
+                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+                .container_properties(container("hello", &[&"x".repeat(25 * 1024)]))
+                .send()
+                .await,
+        ),
+        message(
+            client
+                .submit_job()
+                .job_name("j")
+                .job_queue("queue")
+                .job_definition("missing")
+                .send()
+                .await,
+        ),
+        message(
+            client
+                .submit_job()
+                .job_name("j")
+                .job_queue("queue")
+                .job_definition("hello")
+                .array_properties(ArrayProperties::builder().size(10_001).build())
+                .send()
+                .await,
+        ),
+        message(
+            client
+                .create_job_queue()
+                .job_queue_name("queue")
+                .priority(1)
+                .compute_environment_order(
+                    ComputeEnvironmentOrder::builder()
+                        .order(1)
+                        .compute_environment("env")
+                        .build(),
+                )
+                .send()
+                .await,
+        ),
+        message(
+            client
+                .create_job_queue()
+                .job_queue_name("other")
+                .priority(5000)
+                .compute_environment_order(
+                    ComputeEnvironmentOrder::builder()
+                        .order(1)
+                        .compute_environment("env")
+                        .build(),
+                )
+                .send()
+                .await,
+        ),
+        message(
+            client
+                .delete_compute_environment()
+                .compute_environment("env")
+                .send()
+                .await,
+        ),
     ];
     let expected = [
         "the limit is 30720",
@@ -923,7 +923,6 @@ async fn mistakes_come_back_as_typed_client_exceptions_and_change_nothing() {
         "env",
     ];
     for (message, expected) in messages.iter().zip(expected) {
-        let message = message.as_deref().unwrap_or_default();
         assert!(
             message.contains(expected),
             "{message:?} should name {expected:?}"

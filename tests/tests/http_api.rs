@@ -34,6 +34,20 @@ async fn call(
     (status, kind, serde_json::from_slice(&bytes).unwrap())
 }
 
+/// SubmitJob through the routes, then DescribeJobs until the job SUCCEEDED; the job as last
+/// described.
+async fn run_to_success(batch: &Batch, submit: Value) -> Value {
+    let id = ok(batch, "submitjob", submit).await["jobId"].clone();
+    loop {
+        let job = ok(batch, "describejobs", json!({"jobs": [id]})).await["jobs"][0].clone();
+        if job["status"] == "SUCCEEDED" {
+            return job;
+        }
+        assert_ne!(job["status"], "FAILED", "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 async fn ok(batch: &Batch, operation: &str, body: Value) -> Value {
     let (status, _, reply) = call(batch, operation, body.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{operation}: {reply}");
@@ -287,26 +301,15 @@ async fn modules_are_pushed_over_http_and_logs_read_with_get_log_events() {
             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
     }))
     .await;
-    let id = ok(
+    let job = run_to_success(
         &batch,
-        "submitjob",
         json!({"jobName": "w", "jobQueue": "main", "jobDefinition": "writer"}),
     )
-    .await["jobId"]
+    .await;
+    let stream = job["container"]["logStreamName"]
         .as_str()
         .unwrap()
         .to_string();
-    let stream = loop {
-        let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await["jobs"][0].clone();
-        if job["status"] == "SUCCEEDED" {
-            break job["container"]["logStreamName"]
-                .as_str()
-                .unwrap()
-                .to_string();
-        }
-        assert_ne!(job["status"], "FAILED", "{job}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
     let get = |body: Value| {
         Request::post("/")
             .header("x-amz-target", "Logs_20140328.GetLogEvents")
@@ -679,23 +682,11 @@ async fn module_uploads_stream_to_disk_within_the_size_limit() {
             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
     }))
     .await;
-    let id = ok(
+    run_to_success(
         &batch,
-        "submitjob",
         json!({"jobName": "b", "jobQueue": "main", "jobDefinition": "big"}),
     )
-    .await["jobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    loop {
-        let job = ok(&batch, "describejobs", json!({"jobs": [id]})).await["jobs"][0].clone();
-        if job["status"] == "SUCCEEDED" {
-            break;
-        }
-        assert_ne!(job["status"], "FAILED", "{job}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    .await;
 
     // Past the limit while streaming: refused, nothing kept.
     let (send, response) = upload("huge");

@@ -74,7 +74,7 @@ async fn a_hundred_thousand_queued_jobs_are_kept_across_a_restart() {
     {
         let batch = open(dir.path()).await;
         setup(&batch, "DISABLED").await;
-        submit_concurrently(&batch, "hello", 50, 2_000).await;
+        submit_concurrently(&batch, "main", "hello", 50, 2_000).await;
         let counts = batch.job_counts("main").unwrap();
         assert_eq!(counts.get(&JobStatus::Runnable), Some(&100_000));
     }

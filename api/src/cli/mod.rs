@@ -13,7 +13,12 @@ use std::process::ExitCode;
 
 /// Batch computing for untrusted WebAssembly: AWS Batch's model, wasmtime's sandbox.
 #[derive(Debug, clap::Parser)]
-#[command(name = "wasmbatch", version, about)]
+#[command(
+    name = "wasmbatch",
+    version,
+    about = "Batch computing for untrusted WebAssembly: AWS Batch's model and API, wasmtime's sandbox",
+    after_help = "Example:\n  wasmbatch serve &\n  wasmbatch push hello.wasm\n  wasmbatch submit --image hello --follow -- ola mundo"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

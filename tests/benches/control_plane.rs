@@ -46,6 +46,22 @@ fn submit(name: &str) -> SubmitJob {
     }
 }
 
+/// Waits until job `id` has ended, and checks it SUCCEEDED.
+async fn succeeds(batch: &Batch, id: &str) {
+    loop {
+        let job = batch
+            .describe_jobs(&[id.to_string()])
+            .unwrap()
+            .pop()
+            .unwrap();
+        if job.status.is_terminal() {
+            assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 async fn until(batch: &Batch, done: impl Fn(&BTreeMap<JobStatus, u64>) -> bool) {
     loop {
         if done(&batch.job_counts("main").unwrap()) {
@@ -69,6 +85,7 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let jobs = if quick { 2_000 } else { 20_000 };
     let array = if quick { 1_000 } else { 10_000 };
+    let sequential = if quick { 200 } else { 1_000 };
     let stored = if quick { 10_000 } else { 100_000 };
     println!(
         "# wasmbatch control-plane benchmark{}\n",
@@ -146,23 +163,41 @@ async fn main() {
     request.array_properties = Some(ArrayProperties { size: Some(array) });
     let parent = batch.submit_job(request).await.unwrap().job_id;
     let submit_time = start.elapsed();
-    loop {
-        let job = batch
-            .describe_jobs(std::slice::from_ref(&parent))
-            .unwrap()
-            .pop()
-            .unwrap();
-        if job.status.is_terminal() {
-            assert_eq!(job.status, JobStatus::Succeeded);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    succeeds(&batch, &parent).await;
     println!(
         "| {array}-child array, submit → all SUCCEEDED | {:.2} s (submit {:.0} ms) | goal < 1 s | {:.2}× |",
         start.elapsed().as_secs_f64(),
         submit_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64()
+    );
+
+    // A SEQUENTIAL array: each child starts when the one before has ended. Baseline: a client
+    // that submits the same number of jobs one after another, each when the last has ended.
+    let start = Instant::now();
+    let mut request = submit("chain");
+    request.array_properties = Some(ArrayProperties {
+        size: Some(sequential),
+    });
+    request.depends_on = vec![decode(json!({"type": "SEQUENTIAL"}))];
+    let parent = batch.submit_job(request).await.unwrap().job_id;
+    succeeds(&batch, &parent).await;
+    let chained = start.elapsed();
+    let start = Instant::now();
+    for i in 0..sequential {
+        let id = batch
+            .submit_job(submit(&format!("one-by-one-{i}")))
+            .await
+            .unwrap()
+            .job_id;
+        let mut log = batch.follow_job(&id, None).unwrap();
+        while log.next().await.unwrap().is_some() {}
+    }
+    let one_by_one = start.elapsed();
+    println!(
+        "| {sequential}-child SEQUENTIAL array, submit → all SUCCEEDED | {:.2} s | {:.2} s submitting each job after the last ended | {:.2}× |",
+        chained.as_secs_f64(),
+        one_by_one.as_secs_f64(),
+        chained.as_secs_f64() / one_by_one.as_secs_f64()
     );
     drop(batch);
 

@@ -132,6 +132,54 @@ async fn executor_runs(
     times
 }
 
+/// hello's latency alone, then while 8 guests spin beside it on the same executor (and the
+/// same 2 worker threads): each spinner yields at every epoch tick, so hello waits at most
+/// about a tick per spinner ahead of it, not until they end.
+async fn isolation_under_load(executor: &Executor, hello: &[u8], n: usize) -> [Sample; 2] {
+    let args = ["hello.wasm", "bench"];
+    let alone = executor_runs(executor, hello, &args, Limits::default(), n).await;
+    let spin = executor
+        .load(guests::bytes(guests::wasip1::SPIN))
+        .await
+        .unwrap();
+    let kills: Vec<KillSwitch> = (0..8).map(|_| KillSwitch::new()).collect();
+    let outputs: Vec<CollectedOutput> = (0..8).map(|_| CollectedOutput::new()).collect();
+    let spinners: Vec<_> = kills
+        .iter()
+        .zip(&outputs)
+        .map(|(kill, output)| {
+            let spec = AttemptSpec {
+                kill: Some(kill.clone()),
+                output: output.sink(),
+                ..AttemptSpec::default()
+            };
+            let (executor, spin) = (executor.clone(), spin.clone());
+            tokio::spawn(async move { executor.run(&spin, spec).await })
+        })
+        .collect();
+    while outputs.iter().any(|o| o.stdout().is_empty()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let loaded = executor_runs(executor, hello, &args, Limits::default(), n).await;
+    for kill in &kills {
+        kill.kill("bench over");
+    }
+    for spinner in spinners {
+        let outcome = spinner.await.unwrap();
+        assert!(outcome.failure().is_some(), "the spinners ran until killed");
+    }
+    [
+        Sample {
+            name: "hello alone (baseline)",
+            times: alone,
+        },
+        Sample {
+            name: "hello while 8 guests spin",
+            times: loaded,
+        },
+    ]
+}
+
 async fn kill_latency(executor: &Executor, n: usize) -> Vec<Duration> {
     let spin = executor
         .load(guests::bytes(guests::wasip1::SPIN))
@@ -300,6 +348,13 @@ async fn main() {
         times: kill_latency(&executor, scale(50, 10)).await,
     }];
     table("Kill latency: KillSwitch::kill → outcome", &kill, &[]);
+
+    let isolation = isolation_under_load(&executor, &hello, scale(2000, 300)).await;
+    table(
+        "Isolation under load: hello beside 8 spinning guests (goal: p99 < 5 ms)",
+        &isolation,
+        &[("alone", 0)],
+    );
     let _ = Arc::new(());
 }
 

@@ -184,15 +184,22 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
 }
 
 async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
-    let (started_at, outcome) = match module_for(&shared, &plan.image).await {
-        Err(reason) => (
-            None,
-            Outcome::not_started(
-                FailureKind::ModuleInvalid,
-                format!("CannotPullContainerError: {reason}"),
-            ),
-        ),
-        Ok(module) => {
+    let prepared = match module_for(&shared, &plan.image).await {
+        Err(reason) => Err(Outcome::not_started(
+            FailureKind::ModuleInvalid,
+            format!("CannotPullContainerError: {reason}"),
+        )),
+        Ok(module) => match volumes(&shared.config.volume_root, &plan.mounts).await {
+            Err(reason) => Err(Outcome::not_started(
+                FailureKind::HostError,
+                format!("CannotCreateContainerError: {reason}"),
+            )),
+            Ok(grants) => Ok((module, grants)),
+        },
+    };
+    let (started_at, outcome) = match prepared {
+        Err(outcome) => (None, outcome),
+        Ok((module, grants)) => {
             let started_at = now();
             {
                 let mut state = shared.lock();
@@ -208,7 +215,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             }
             let spec = AttemptSpec {
                 output: shared.logs.sink(&plan.log_key),
-                grants: volumes(&shared.config.volume_root, &plan.mounts).await,
+                grants,
                 ..plan.spec.clone()
             };
             let outcome = shared.executor.run(&module, spec).await;
@@ -223,19 +230,21 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     shared.wake.notify_one();
 }
 
-/// The directory grants of a job's volumes, each created under `root` if missing. A volume
-/// that cannot be created is left out; the guest then finds no such directory and says so.
+/// The directory grants of a job's volumes, each created under `root` if missing; why not,
+/// when one cannot be.
 async fn volumes(
     root: &std::path::Path,
     mounts: &[(std::path::PathBuf, String, bool)],
-) -> Vec<crate::engine::DirGrant> {
+) -> Result<Vec<crate::engine::DirGrant>, String> {
     let mut grants = Vec::with_capacity(mounts.len());
     for (path, guest_path, read_only) in mounts {
         let host_path = root.join(path);
-        if let Err(e) = tokio::fs::create_dir_all(&host_path).await {
-            tracing::warn!("cannot create volume {}: {e}", host_path.display());
-            continue;
-        }
+        tokio::fs::create_dir_all(&host_path).await.map_err(|e| {
+            format!(
+                "volume {} for {guest_path} cannot be created: {e}",
+                path.display()
+            )
+        })?;
         grants.push(crate::engine::DirGrant {
             host_path,
             guest_path: guest_path.clone(),
@@ -246,7 +255,7 @@ async fn volumes(
             },
         });
     }
-    grants
+    Ok(grants)
 }
 
 /// The loaded module a job's `image` names, loading (and caching) it on first use.

@@ -162,3 +162,42 @@ async fn volumes_that_leave_the_root_or_do_not_resolve_are_refused() {
     assert!(batch.describe_job_definitions(&[], None, None).is_empty());
     assert!(!dir.path().join("volumes").exists(), "nothing was created");
 }
+
+/// A volume that cannot be made (a file stands where its directory should be) fails the attempt
+/// before the guest runs, saying which volume and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_cannot_be_created_fails_the_attempt_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 1, "ENABLED").await;
+    batch
+        .push_module("mapreduce", guests::bytes(guests::wasip1::MAPREDUCE))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("volumes")).unwrap();
+    std::fs::write(
+        dir.path().join("volumes/blocked"),
+        b"a file, not a directory",
+    )
+    .unwrap();
+    let mut request = definition("blocked", &["map", "1", "/shared"], false);
+    request["containerProperties"]["volumes"][0]["host"]["sourcePath"] = json!("blocked/inner");
+    batch
+        .register_job_definition(decode(request))
+        .await
+        .unwrap();
+    let id = batch
+        .submit_job(decode(
+            json!({"jobName": "b", "jobQueue": "main", "jobDefinition": "blocked"}),
+        ))
+        .await
+        .unwrap()
+        .job_id;
+    let job = wait(&batch, &id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let reason = job.status_reason.unwrap();
+    assert!(
+        reason.starts_with("CannotCreateContainerError: volume blocked/inner for /shared"),
+        "{reason}"
+    );
+}

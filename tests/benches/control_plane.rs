@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
+use wasmbatch_tests::stats::record;
 use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
 
 /// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships.
@@ -152,6 +153,10 @@ async fn main() {
         "| same, ceiling: Executor::run alone, 2 tasks, not durable | {exec_rate:.0} runs/s | control plane: {rate:.0} jobs/s | {:.2}× |",
         rate / exec_rate
     );
+    record(
+        "throughput.embedded",
+        json!({"jobs": total, "jobs_per_s": rate, "xargs_jobs_per_s": xargs_rate, "executor_runs_per_s": exec_rate}),
+    );
     drop(batch);
 
     // Fan-out: one array job.
@@ -169,6 +174,10 @@ async fn main() {
         start.elapsed().as_secs_f64(),
         submit_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64()
+    );
+    record(
+        "fanout.array",
+        json!({"children": array, "seconds": start.elapsed().as_secs_f64()}),
     );
 
     // A SEQUENTIAL array: each child starts when the one before has ended. Baseline: a client
@@ -199,6 +208,10 @@ async fn main() {
         one_by_one.as_secs_f64(),
         chained.as_secs_f64() / one_by_one.as_secs_f64()
     );
+    record(
+        "fanout.sequential",
+        json!({"children": sequential, "seconds": chained.as_secs_f64(), "one_by_one_seconds": one_by_one.as_secs_f64()}),
+    );
     drop(batch);
 
     // Scale of state: queued jobs (a DISABLED environment runs nothing), RAM, restart.
@@ -218,6 +231,10 @@ async fn main() {
         println!(
             "| RAM per queued job ({stored} queued) | {per_job:.0} bytes | goal < 1024 bytes | {:.2}× |",
             per_job / 1024.0
+        );
+        record(
+            "state.ram",
+            json!({"queued": stored, "bytes_per_job": per_job}),
         );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -242,5 +259,9 @@ async fn main() {
         "| restart with {stored} stored jobs | {:.0} ms | goal < 1000 ms | {:.2}× |",
         restart.as_secs_f64() * 1e3,
         restart.as_secs_f64()
+    );
+    record(
+        "state.restart",
+        json!({"stored": stored, "seconds": restart.as_secs_f64()}),
     );
 }

@@ -306,6 +306,16 @@ async fn main() {
         &cold_start,
         &[("floor", 1), ("tuned floor", 2), ("process", 5)],
     );
+    for (sample, key) in cold_start.iter().zip([
+        "cold_start.executor",
+        "cold_start.bare_pooling",
+        "cold_start.bare_tuned",
+        "cold_start.bare_on_demand",
+        "cold_start.compile_per_job",
+        "cold_start.process",
+    ]) {
+        sample.record(key);
+    }
 
     let mib = if quick { "4" } else { "32" };
     let kernel_n = scale(7, 3);
@@ -342,6 +352,12 @@ async fn main() {
         &kernel,
         &[("native", 0), ("epochs only", 1)],
     );
+    for (sample, key) in kernel
+        .iter()
+        .zip(["compute.native", "compute.epochs", "compute.fuel"])
+    {
+        sample.record(key);
+    }
 
     let kill = [Sample {
         name: "kill a spinning guest (epoch tick 1 ms)",
@@ -355,6 +371,8 @@ async fn main() {
         &isolation,
         &[("alone", 0)],
     );
+    isolation[0].record("isolation.alone");
+    isolation[1].record("isolation.loaded");
     let _ = Arc::new(());
 }
 

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use wasmbatch_runtime::model::{JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::stats::{Sample, table};
+use wasmbatch_tests::stats::{Sample, record, table};
 use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
 
 /// The allocator of the `wasmbatch` binary, so the service is measured as it ships.
@@ -230,7 +230,14 @@ async fn main() {
             },
         ],
         &[("embedded", 0)],
-    );
+    )
+    .iter()
+    .zip([
+        "submit_done.embedded",
+        "submit_done.http_follow",
+        "submit_done.http_poll",
+    ])
+    .for_each(|(sample, key)| sample.record(key));
 
     // Submit throughput: jobs are acknowledged (committed) and stay RUNNABLE.
     println!(
@@ -249,6 +256,10 @@ async fn main() {
         println!(
             "| {clients} | {over_http:.0} | {embedded:.0} | {:.2}× |",
             over_http / embedded
+        );
+        record(
+            &format!("throughput.submit_http_{clients}"),
+            json!({"clients": clients, "http_per_s": over_http, "embedded_per_s": embedded}),
         );
     }
 
@@ -281,5 +292,10 @@ async fn main() {
         "| all SUCCEEDED | {:.0} jobs/s ({:.2} s) |",
         rate(total as usize, finished),
         finished.as_secs_f64()
+    );
+    record(
+        "throughput.http",
+        json!({"clients": clients, "jobs": total, "jobs_per_s": rate(total as usize, finished),
+               "submits_per_s": rate(total as usize, submitted)}),
     );
 }

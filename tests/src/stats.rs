@@ -36,8 +36,8 @@ pub fn fmt(d: Duration) -> String {
 }
 
 /// Prints samples as a markdown table with p50/p99/min/max and the p50 ratio to each baseline
-/// (`(label, index into samples)`).
-pub fn table(title: &str, samples: &[Sample], baselines: &[(&str, usize)]) {
+/// (`(label, index into samples)`); returns the samples.
+pub fn table<'a>(title: &str, samples: &'a [Sample], baselines: &[(&str, usize)]) -> &'a [Sample] {
     println!("\n## {title}\n");
     print!("| scenario | n | p50 | p99 | min | max |");
     for (label, _) in baselines {
@@ -63,5 +63,44 @@ pub fn table(title: &str, samples: &[Sample], baselines: &[(&str, usize)]) {
             print!(" {ratio:.2}× |");
         }
         println!();
+    }
+    samples
+}
+
+/// Appends one result, as a JSON line `{"key": …, …fields}`, to the file named by
+/// `WASMBATCH_BENCH_JSON` when it is set: what `scripts/bench` turns into bench/REPORT.md, its
+/// goals table and its charts. Keys are stable names such as `cold_start.executor`.
+pub fn record(key: &str, fields: serde_json::Value) {
+    let Some(path) = std::env::var_os("WASMBATCH_BENCH_JSON") else {
+        return;
+    };
+    let mut line = serde_json::json!({ "key": key });
+    if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
+        line.extend(fields.clone());
+    }
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opening WASMBATCH_BENCH_JSON");
+    writeln!(file, "{line}").expect("writing WASMBATCH_BENCH_JSON");
+}
+
+impl Sample {
+    /// Records this sample's quantiles (in µs) under `key`.
+    pub fn record(&self, key: &str) {
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        record(
+            key,
+            serde_json::json!({
+                "name": self.name,
+                "n": self.times.len(),
+                "p50_us": micros(self.median()),
+                "p99_us": micros(self.percentile(0.99)),
+                "min_us": micros(self.percentile(0.0)),
+                "max_us": micros(self.percentile(1.0)),
+            }),
+        );
     }
 }

@@ -1,0 +1,446 @@
+//! Turns a benchmark run into bench/REPORT.md and its charts: the machine, the commit and the
+//! wasmtime version; the issue's goals against what was measured; every table the benchmarks
+//! printed (each with its baselines from the same run); and SVG charts of the latencies and the
+//! throughputs. Exits 1, naming them, if a scenario is missing from the run.
+//!
+//! `bench-report --results FILE --tables DIR --out DIR --mode quick|full --profile NAME`
+//! (scripts/bench runs it).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+/// Every scenario a run must have, by record key.
+const REQUIRED: &[&str] = &[
+    "cold_start.executor",
+    "cold_start.compile_per_job",
+    "cold_start.process",
+    "submit_done.embedded",
+    "submit_done.http_follow",
+    "throughput.embedded",
+    "throughput.http",
+    "fanout.array",
+    "fanout.sequential",
+    "compute.native",
+    "compute.epochs",
+    "compute.fuel",
+    "state.ram",
+    "state.restart",
+    "isolation.alone",
+    "isolation.loaded",
+];
+
+/// The benchmark programs, in the order their tables appear.
+const TABLES: &[(&str, &str)] = &[
+    ("executor", "Executor: cold start, compute, kill, isolation"),
+    ("control_plane", "Control plane: throughput, fan-out, state"),
+    ("http", "HTTP: submit → done, SubmitJob/s, end to end"),
+];
+
+struct Args {
+    results: PathBuf,
+    tables: PathBuf,
+    out: PathBuf,
+    mode: String,
+    profile: String,
+}
+
+fn args() -> Result<Args, String> {
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        found.insert(flag.trim_start_matches("--").to_string(), value);
+    }
+    let mut take = |name: &str| found.remove(name).ok_or(format!("--{name} is required"));
+    Ok(Args {
+        results: take("results")?.into(),
+        tables: take("tables")?.into(),
+        out: take("out")?.into(),
+        mode: take("mode")?,
+        profile: take("profile")?,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("bench-report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results: BTreeMap<String, Value> = std::fs::read_to_string(&args.results)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|v| Some((v["key"].as_str()?.to_string(), v)))
+        .collect();
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|key| !results.contains_key(*key))
+        .collect();
+
+    let mut report = String::new();
+    let _ = writeln!(report, "# wasmbatch benchmark report\n");
+    let _ = writeln!(
+        report,
+        "Produced by `scripts/bench{}`: every scenario beside its baselines, measured in the same \
+         run. Machines are shared and noisy: read the ratios, not single absolute times.\n",
+        if args.mode == "quick" { " --quick" } else { "" }
+    );
+    let _ = writeln!(report, "| | |\n|---|---|");
+    for (what, value) in machine(&args) {
+        let _ = writeln!(report, "| {what} | {value} |");
+    }
+    if args.mode == "quick" || args.profile != "bench" {
+        let _ = writeln!(
+            report,
+            "\n**This is a {} run with the `{}` profile: it shows the command works; its numbers \
+             are not the figures to quote.**",
+            args.mode, args.profile
+        );
+    }
+    let _ = writeln!(report, "\n## Goals\n");
+    let _ = writeln!(
+        report,
+        "| goal | target | measured | met |\n|---|---|---|---|"
+    );
+    for goal in goals(&results) {
+        let _ = writeln!(
+            report,
+            "| {} | {} | {} | {} |",
+            goal.what,
+            goal.target,
+            goal.measured,
+            match goal.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "not measured",
+            }
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\n![latencies: p50 bars, p99 whiskers, log scale](latency.svg)\n\n![throughput](throughput.svg)"
+    );
+    for (program, title) in TABLES {
+        let text = std::fs::read_to_string(args.tables.join(format!("{program}.md")))
+            .unwrap_or_else(|_| "(no output)".into());
+        let _ = writeln!(report, "\n# {title}\n");
+        // Each program titles itself with a level-1 heading; here they sit one level down.
+        for line in text.lines().filter(|l| !l.starts_with("# ")) {
+            let line = line
+                .strip_prefix("## ")
+                .map_or(line.to_string(), |rest| format!("### {rest}"));
+            let _ = writeln!(report, "{line}");
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.out)
+        .and_then(|_| std::fs::write(args.out.join("REPORT.md"), &report))
+        .and_then(|_| std::fs::write(args.out.join("latency.svg"), latency_chart(&results)))
+        .and_then(|_| std::fs::write(args.out.join("throughput.svg"), throughput_chart(&results)))
+    {
+        eprintln!("bench-report: writing {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "bench-report: scenarios missing from the run: {}",
+            missing.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "bench-report: wrote {}",
+        args.out.join("REPORT.md").display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// What the run ran on.
+fn machine(args: &Args) -> Vec<(&'static str, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".into(), |(_, m)| m.trim().to_string());
+    let ram = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or("unknown".into(), |kib| {
+            format!("{:.1} GiB", kib as f64 / 1048576.0)
+        });
+    let command = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let dirty = !command("git", &["status", "--porcelain"]).is_empty();
+    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.lines().find(|l| l.starts_with("version = ")))
+        .map_or("unknown".into(), |l| {
+            l.trim_start_matches("version = ")
+                .trim_matches('"')
+                .to_string()
+        });
+    vec![
+        ("date (UTC)", command("date", &["-u", "+%Y-%m-%d %H:%M"])),
+        (
+            "commit",
+            format!(
+                "{}{}",
+                command("git", &["rev-parse", "--short", "HEAD"]),
+                if dirty {
+                    " (with uncommitted changes)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ("wasmtime", wasmtime),
+        ("CPU", cpu),
+        (
+            "cores",
+            std::thread::available_parallelism().map_or("unknown".into(), |n| n.to_string()),
+        ),
+        ("RAM", ram),
+        ("kernel", command("uname", &["-r"])),
+        ("mode, profile", format!("{}, {}", args.mode, args.profile)),
+    ]
+}
+
+struct Goal {
+    what: &'static str,
+    target: &'static str,
+    measured: String,
+    met: Option<bool>,
+}
+
+/// The issue's goals, read off the run.
+fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
+    let get = |key: &str, field: &str| results.get(key).and_then(|v| v[field].as_f64());
+    let p50 = |key: &str| get(key, "p50_us");
+    let goal = |what,
+                target,
+                value: Option<f64>,
+                shown: &dyn Fn(f64) -> String,
+                met: &dyn Fn(f64) -> bool| Goal {
+        what,
+        target,
+        measured: value.map_or("-".into(), shown),
+        met: value.map(met),
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    vec![
+        goal(
+            "warm instantiate + run, p50",
+            "< 50 µs",
+            p50("cold_start.executor"),
+            &|v| format!("{v:.1} µs"),
+            &|v| v < 50.0,
+        ),
+        goal(
+            "faster than a process spawn",
+            "≥ 20×",
+            ratio(p50("cold_start.process"), p50("cold_start.executor")),
+            &|v| format!("{v:.0}×"),
+            &|v| v >= 20.0,
+        ),
+        goal(
+            "HTTP SubmitJob → SUCCEEDED, p50",
+            "< 2 ms",
+            p50("submit_done.http_follow"),
+            &|v| format!("{:.2} ms", v / 1000.0),
+            &|v| v < 2000.0,
+        ),
+        goal(
+            "jobs/s embedded, durable",
+            "≥ 20,000",
+            get("throughput.embedded", "jobs_per_s"),
+            &|v| format!("{v:.0}"),
+            &|v| v >= 20_000.0,
+        ),
+        goal(
+            "jobs/s over HTTP, durable",
+            "≥ 5,000",
+            get("throughput.http", "jobs_per_s"),
+            &|v| format!("{v:.0}"),
+            &|v| v >= 5_000.0,
+        ),
+        goal(
+            "10,000-child array to all SUCCEEDED",
+            "< 1 s",
+            get("fanout.array", "seconds"),
+            &|v| {
+                format!(
+                    "{v:.2} s ({} children)",
+                    results["fanout.array"]["children"]
+                )
+            },
+            &|v| v < 1.0,
+        ),
+        goal(
+            "compute, wasm with epochs vs native",
+            "≤ 1.25×",
+            ratio(p50("compute.epochs"), p50("compute.native")),
+            &|v| format!("{v:.2}×"),
+            &|v| v <= 1.25,
+        ),
+        goal(
+            "fuel metering on top of epochs",
+            "≤ 1.2×",
+            ratio(p50("compute.fuel"), p50("compute.epochs")),
+            &|v| format!("{v:.2}×"),
+            &|v| v <= 1.2,
+        ),
+        goal(
+            "RAM per queued job",
+            "< 1 KiB",
+            get("state.ram", "bytes_per_job"),
+            &|v| format!("{v:.0} bytes ({} queued)", results["state.ram"]["queued"]),
+            &|v| v < 1024.0,
+        ),
+        goal(
+            "restart with 100,000 stored jobs",
+            "< 1 s",
+            get("state.restart", "seconds"),
+            &|v| {
+                format!(
+                    "{:.0} ms ({} stored)",
+                    v * 1000.0,
+                    results["state.restart"]["stored"]
+                )
+            },
+            &|v| v < 1.0,
+        ),
+        goal(
+            "hello p99 beside 8 spinning guests",
+            "< 5 ms",
+            get("isolation.loaded", "p99_us"),
+            &|v| format!("{:.2} ms", v / 1000.0),
+            &|v| v < 5000.0,
+        ),
+    ]
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Every latency record: a bar to its p50 and a whisker to its p99, on a log scale.
+fn latency_chart(results: &BTreeMap<String, Value>) -> String {
+    let rows: Vec<(&str, f64, f64)> = results
+        .values()
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?,
+                v["p50_us"].as_f64()?,
+                v["p99_us"].as_f64()?,
+            ))
+        })
+        .collect();
+    let (label, width, row) = (430.0, 420.0, 22.0);
+    let top = rows.iter().map(|r| r.2).fold(10.0, f64::max).log10().ceil();
+    let x = |us: f64| label + width * (us.max(1.0).log10() / top);
+    let height = 40.0 + row * rows.len() as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
+        label + width + 20.0
+    );
+    for decade in 0..=top as i32 {
+        let at = x(10f64.powi(decade));
+        let unit = match decade {
+            0..=2 => format!("{} µs", 10i64.pow(decade as u32)),
+            3..=5 => format!("{} ms", 10i64.pow(decade as u32 - 3)),
+            _ => format!("{} s", 10i64.pow(decade as u32 - 6)),
+        };
+        let _ = write!(
+            svg,
+            r##"<line x1="{at}" y1="20" x2="{at}" y2="{}" stroke="#ddd"/><text x="{at}" y="14" text-anchor="middle">{unit}</text>"##,
+            height - 10.0
+        );
+    }
+    for (i, (name, p50, p99)) in rows.iter().enumerate() {
+        let y = 24.0 + row * i as f64;
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{label}" y="{y}" width="{}" height="{}" fill="#4a7ebb"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#222"/>"##,
+            label - 6.0,
+            y + 13.0,
+            escape(name),
+            x(*p50) - label,
+            row - 6.0,
+            x(*p50),
+            y + (row - 6.0) / 2.0,
+            x(*p99),
+            y + (row - 6.0) / 2.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Jobs per second: wasmbatch embedded and over HTTP against a process per job and the
+/// executor's ceiling.
+fn throughput_chart(results: &BTreeMap<String, Value>) -> String {
+    let get = |key: &str, field: &str| results.get(key).and_then(|v| v[field].as_f64());
+    let bars: Vec<(String, f64)> = [
+        (
+            "xargs -P, native hello (process per job)",
+            get("throughput.embedded", "xargs_jobs_per_s"),
+        ),
+        (
+            "wasmbatch embedded, durable",
+            get("throughput.embedded", "jobs_per_s"),
+        ),
+        (
+            "wasmbatch over HTTP, durable",
+            get("throughput.http", "jobs_per_s"),
+        ),
+        (
+            "Executor::run alone (ceiling, not durable)",
+            get("throughput.embedded", "executor_runs_per_s"),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_string(), value?)))
+    .collect();
+    let (label, width, row) = (300.0, 420.0, 26.0);
+    let most = bars.iter().map(|b| b.1).fold(1.0, f64::max);
+    let height = 20.0 + row * bars.len() as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
+        label + width + 90.0
+    );
+    for (i, (name, value)) in bars.iter().enumerate() {
+        let y = 10.0 + row * i as f64;
+        let length = width * value / most;
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{label}" y="{y}" width="{length}" height="{}" fill="#4a7ebb"/><text x="{}" y="{}">{value:.0} jobs/s</text>"##,
+            label - 6.0,
+            y + 15.0,
+            escape(name),
+            row - 8.0,
+            label + length + 4.0,
+            y + 15.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -155,8 +155,8 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let rounds = if quick { 100 } else { 1_000 };
-    let per_level = if quick { 2_000 } else { 20_000 };
-    let end_to_end = if quick { 2_000 } else { 20_000 };
+    let per_level = if quick { 1_000 } else { 20_000 };
+    let end_to_end = if quick { 1_000 } else { 20_000 };
     println!(
         "# wasmbatch HTTP benchmark{}",
         if quick { " (quick)" } else { "" }

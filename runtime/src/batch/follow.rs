@@ -23,7 +23,7 @@ pub struct LogFollower {
 }
 
 /// Where a job stands with one of its attempts.
-enum AttemptState {
+pub(super) enum AttemptState {
     Started { stream: String },
     NotStarted { job_over: bool },
 }
@@ -59,12 +59,19 @@ impl Batch {
         })
     }
 
-    fn attempt_state(&self, job_id: &str, attempt: usize) -> Option<AttemptState> {
+    /// Where job `job_id` stands with attempt `attempt` (from 1; its latest started when
+    /// `None`); `None` for an unknown job. Shared by followers and [`Batch::log_stream`].
+    pub(super) fn attempt_state(
+        &self,
+        job_id: &str,
+        attempt: Option<usize>,
+    ) -> Option<AttemptState> {
         let state = self.shared.lock();
         let job = state.jobs.get(job_id)?;
         let running = matches!(job.status, JobStatus::Starting | JobStatus::Running);
         let started = job.attempts.len() + usize::from(running);
-        if attempt > started {
+        let attempt = attempt.unwrap_or(started);
+        if attempt == 0 || attempt > started {
             return Some(AttemptState::NotStarted {
                 job_over: job.status.is_terminal(),
             });
@@ -79,11 +86,6 @@ impl Batch {
 }
 
 impl LogFollower {
-    /// The attempt being followed now (from 1).
-    pub fn attempt(&self) -> usize {
-        self.attempt
-    }
-
     /// The next events, waiting until there are some; `None` once the followed attempt (or,
     /// following the whole job, the job) has ended and everything it wrote was returned. An
     /// attempt that never starts (the job was cancelled, or failed before) ends the log.
@@ -95,7 +97,7 @@ impl LogFollower {
             moved.as_mut().enable();
             let state = self
                 .batch
-                .attempt_state(&self.job_id, self.attempt)
+                .attempt_state(&self.job_id, Some(self.attempt))
                 .ok_or_else(|| BatchError::NotFound {
                     what: "job",
                     name: self.job_id.clone(),

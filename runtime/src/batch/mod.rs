@@ -206,21 +206,10 @@ impl Batch {
     /// The log stream of a job's attempt (from 1), or of its latest attempt; `None` for an
     /// unknown job or an attempt that has not started.
     pub fn log_stream(&self, job_id: &str, attempt: Option<usize>) -> Option<String> {
-        let state = self.shared.lock();
-        let job = state.jobs.get(job_id)?;
-        let running = matches!(
-            job.status,
-            crate::model::JobStatus::Starting | crate::model::JobStatus::Running
-        );
-        let started = job.attempts.len() + usize::from(running);
-        let attempt = attempt.unwrap_or(started);
-        if attempt == 0 || attempt > started {
-            return None;
+        match self.attempt_state(job_id, attempt)? {
+            follow::AttemptState::Started { stream } => Some(stream),
+            follow::AttemptState::NotStarted { .. } => None,
         }
-        let definition = name_of("job-definition", &job.job_definition)
-            .rsplit_once(':')?
-            .0;
-        Some(crate::logs::stream_name(definition, job_id, attempt))
     }
 
     /// Where the log of a stream named `<definition>/default/<jobId>-<attempt>` is kept.

@@ -39,29 +39,29 @@ pub enum Output {
     Json,
 }
 
-/// A connection to a wasmbatch server.
-pub struct Server {
-    endpoint: String,
+/// A wasmbatch server, as the client commands reach it.
+pub struct Endpoint {
+    url: String,
     http: Client<HttpConnector, Body>,
 }
 
-impl Server {
+impl Endpoint {
     pub fn new(connection: &Connection) -> anyhow::Result<Self> {
-        let endpoint = connection.endpoint.trim_end_matches('/').to_string();
-        if !endpoint.starts_with("http://") {
-            bail!("--endpoint {endpoint}: expected http://HOST:PORT");
+        let url = connection.endpoint.trim_end_matches('/').to_string();
+        if !url.starts_with("http://") {
+            bail!("--endpoint {url}: expected http://HOST:PORT");
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         Ok(Self {
-            endpoint,
+            url,
             http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
 
     /// `POST /v1/<operation>` with a JSON body; the reply, or the server's message as the error.
     pub async fn call(&self, operation: &str, body: &Value) -> anyhow::Result<Value> {
-        let request = hyper::Request::post(format!("{}/v1/{operation}", self.endpoint))
+        let request = hyper::Request::post(format!("{}/v1/{operation}", self.url))
             .header("content-type", "application/json")
             .body(full(body.to_string()))?;
         self.json(request).await
@@ -78,7 +78,7 @@ impl Server {
             tokio_util::io::ReaderStream::new(file),
             hyper::body::Frame::data,
         );
-        let request = hyper::Request::put(format!("{}/v1/modules/{name}", self.endpoint))
+        let request = hyper::Request::put(format!("{}/v1/modules/{name}", self.url))
             .header("content-type", "application/wasm")
             .header("content-length", size)
             .body(BodyExt::boxed(StreamBody::new(stream)))?;
@@ -87,13 +87,13 @@ impl Server {
 
     /// `GET <path>`, as JSON.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let request = hyper::Request::get(format!("{}{path}", self.endpoint)).body(empty())?;
+        let request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
         self.json(request).await
     }
 
     /// `GET <path>`, its body handed to `piece` as it arrives.
     pub async fn stream(&self, path: &str, mut piece: impl FnMut(&[u8])) -> anyhow::Result<()> {
-        let request = hyper::Request::get(format!("{}{path}", self.endpoint)).body(empty())?;
+        let request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
         let response = self.send(request).await?;
         if !response.status().is_success() {
             let bytes = response.into_body().collect().await?.to_bytes();
@@ -116,7 +116,7 @@ impl Server {
         self.http.request(request).await.map_err(|e| {
             anyhow!(
                 "cannot reach wasmbatch at {} ({}); is `wasmbatch serve` running there?",
-                self.endpoint,
+                self.url,
                 root_cause(&e)
             )
         })

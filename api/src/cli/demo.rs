@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use wasmbatch_runtime::{Batch, BatchConfig};
 
-use super::client::{Connection, Output, Server, table, text};
+use super::client::{Connection, Endpoint, Output, table, text};
 
 /// Children of the array job, and MiB each hashes.
 const CHILDREN: u32 = 16;
@@ -62,7 +62,7 @@ impl Demo {
             dir.path().display()
         );
 
-        let client = Server::new(&Connection {
+        let client = Endpoint::new(&Connection {
             endpoint,
             output: Output::Table,
         })?;
@@ -78,7 +78,7 @@ impl Demo {
     }
 }
 
-async fn tour(client: &Server, modules: &Path) -> anyhow::Result<ExitCode> {
+async fn tour(client: &Endpoint, modules: &Path) -> anyhow::Result<ExitCode> {
     for module in ["mapreduce", "flaky"] {
         let path = modules.join(format!("{module}.wasm"));
         let file = tokio::fs::File::open(&path).await?;
@@ -193,7 +193,7 @@ fn args(items: &[&str]) -> Vec<String> {
 }
 
 /// Shows a progress line per job until all have ended; returns them as last described.
-async fn follow(client: &Server, jobs: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
+async fn follow(client: &Endpoint, jobs: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
     let bars = indicatif::MultiProgress::new();
     let style =
         indicatif::ProgressStyle::with_template("{prefix:<46} [{bar:20}] {pos:>2}/{len:2} {msg}")
@@ -259,7 +259,7 @@ async fn follow(client: &Server, jobs: &[(&str, &str)]) -> anyhow::Result<Vec<Va
 
 /// A summary row: an array job counts its children's attempts, fuel and duration, and its
 /// largest peak memory.
-async fn summary(client: &Server, job: &Value) -> anyhow::Result<Vec<String>> {
+async fn summary(client: &Endpoint, job: &Value) -> anyhow::Result<Vec<String>> {
     let id = text(&job["jobId"]);
     let mut attempts: Vec<Value> = job["attempts"].as_array().cloned().unwrap_or_default();
     if let Some(size) = job["arrayProperties"]["size"].as_u64() {

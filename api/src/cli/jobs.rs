@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 use serde_json::{Value, json};
 
-use super::client::{Connection, Output, Server, print_json, table, text};
+use super::client::{Connection, Endpoint, Output, print_json, table, text};
 
 /// Submit a job; prints its id. With --follow, shows its progress and output until it ends and
 /// exits with its status.
@@ -69,7 +69,7 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 
 impl Submit {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let definition = match (&self.definition, &self.image) {
             (Some(definition), _) => definition.clone(),
             (None, Some(image)) => definition_for(&server, image).await?,
@@ -149,7 +149,7 @@ impl Submit {
 }
 
 /// The name of the definition that runs `image` as it is, registered when missing.
-async fn definition_for(server: &Server, image: &str) -> anyhow::Result<String> {
+async fn definition_for(server: &Endpoint, image: &str) -> anyhow::Result<String> {
     let base = image.split_once('@').map_or(image, |(name, _)| name);
     let name: String = format!("image-{base}")
         .chars()
@@ -197,7 +197,7 @@ fn job_name(definition: &str) -> String {
     name.strip_prefix("image-").unwrap_or(name).to_string()
 }
 
-async fn describe(server: &Server, id: &str) -> anyhow::Result<Value> {
+async fn describe(server: &Endpoint, id: &str) -> anyhow::Result<Value> {
     let reply = server
         .call("describejobs", &json!({ "jobs": [id] }))
         .await?;
@@ -208,7 +208,7 @@ async fn describe(server: &Server, id: &str) -> anyhow::Result<Value> {
 }
 
 /// Writes the job's output to stdout as it is written, until the job (or `attempt`) ends.
-async fn follow_log(server: &Server, id: &str, attempt: Option<u32>) -> anyhow::Result<()> {
+async fn follow_log(server: &Endpoint, id: &str, attempt: Option<u32>) -> anyhow::Result<()> {
     let mut path = format!("/v1/jobs/{id}/logs?follow=true");
     if let Some(attempt) = attempt {
         path.push_str(&format!("&attempt={attempt}"));
@@ -224,7 +224,7 @@ async fn follow_log(server: &Server, id: &str, attempt: Option<u32>) -> anyhow::
 }
 
 /// Shows an array job's children by status until the job ends; returns the job.
-async fn follow_array(server: &Server, id: &str) -> anyhow::Result<Value> {
+async fn follow_array(server: &Endpoint, id: &str) -> anyhow::Result<Value> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
@@ -302,7 +302,7 @@ pub struct Jobs {
 
 impl Jobs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let queues = match self.queue {
             Some(queue) => vec![queue],
             None => server.call("describejobqueues", &json!({})).await?["jobQueues"]
@@ -380,7 +380,7 @@ pub struct Describe {
 
 impl Describe {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let job = describe(&server, &self.id).await?;
         if self.connection.output == Output::Json {
             print_json(&job);
@@ -460,7 +460,7 @@ pub struct Logs {
 
 impl Logs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         if self.follow {
             follow_log(&server, &self.id, self.attempt).await?;
         } else {
@@ -523,7 +523,7 @@ async fn stop(
     id: &str,
     reason: &str,
 ) -> anyhow::Result<ExitCode> {
-    Server::new(connection)?
+    Endpoint::new(connection)?
         .call(operation, &json!({"jobId": id, "reason": reason}))
         .await?;
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::client::{Connection, Output, Server, print_json, table, text};
+use super::client::{Connection, Endpoint, Output, print_json, table, text};
 
 /// Push a .wasm module to the server, so jobs can name it as their image.
 #[derive(Debug, clap::Args)]
@@ -43,7 +43,7 @@ impl Push {
             .await
             .with_context(|| format!("cannot open {}", self.file.display()))?;
         let size = file.metadata().await?.len();
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let pushed = server.push(&name, file, size).await?;
         match self.connection.output {
             Output::Json => print_json(&pushed),
@@ -68,7 +68,7 @@ pub struct Modules {
 
 impl Modules {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let reply = server.get("/v1/modules").await?;
         if self.connection.output == Output::Json {
             print_json(&reply);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::client::{Connection, Output, Server, print_json, table, text};
+use super::client::{Connection, Endpoint, Output, print_json, table, text};
 
 /// List the job queues: priority, state and the compute environments they feed.
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct Queues {
 
 impl Queues {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let reply = server.call("describejobqueues", &json!({})).await?;
         if self.connection.output == Output::Json {
             print_json(&reply);
@@ -63,7 +63,7 @@ pub struct Envs {
 
 impl Envs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let server = Server::new(&self.connection)?;
+        let server = Endpoint::new(&self.connection)?;
         let reply = server
             .call("describecomputeenvironments", &json!({}))
             .await?;

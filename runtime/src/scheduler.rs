@@ -436,7 +436,7 @@ mod tests {
             "parameters": {"who": id}
         }))
         .unwrap();
-        state.jobs.insert(id.into(), job);
+        state.jobs.insert(id.into(), Box::new(job));
         state.make_runnable(id, &mut Vec::new());
     }
 

@@ -94,7 +94,7 @@ impl Batch {
                 depends_on: request.depends_on.clone(),
                 array_properties: None,
                 parameters: request.parameters.clone(),
-                container_overrides: request.container_overrides.clone(),
+                container_overrides: request.container_overrides.clone().map(Box::new),
                 retry_strategy: request
                     .retry_strategy
                     .clone()
@@ -135,7 +135,7 @@ impl Batch {
                         index: None,
                     });
                     changed.push(id.clone());
-                    state.jobs.insert(id.clone(), parent);
+                    state.jobs.insert(id.clone(), Box::new(parent));
                     for index in 0..size {
                         let mut child = template.clone();
                         child.job_id = format!("{id}:{index}");
@@ -180,7 +180,7 @@ impl Batch {
         let state = self.shared.lock();
         Ok(ids
             .iter()
-            .filter_map(|id| state.jobs.get(id).cloned())
+            .filter_map(|id| state.jobs.get(id).map(|job| Job::clone(job)))
             .collect())
     }
 
@@ -256,6 +256,7 @@ impl Batch {
                     .jobs
                     .values()
                     .filter(|j| j.job_queue == arn && j.array_parent().is_none())
+                    .map(|j| &**j)
                     .collect();
                 jobs.sort_by_key(|j| std::cmp::Reverse(j.sequence));
                 jobs
@@ -271,6 +272,7 @@ impl Batch {
                     })?;
                 (0..size)
                     .filter_map(|i| state.jobs.get(&format!("{parent}:{i}")))
+                    .map(|j| &**j)
                     .collect()
             }
             _ => {
@@ -420,7 +422,7 @@ fn admit(
         }
     }
     job.status = JobStatus::Pending;
-    state.jobs.insert(id.clone(), job);
+    state.jobs.insert(id.clone(), Box::new(job));
     if let Some(dependency) = failed_dependency {
         state.fail_one(
             &id,

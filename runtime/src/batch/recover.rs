@@ -76,7 +76,10 @@ pub(crate) fn load(
         }
     }
     let order: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
-    state.jobs = jobs.into_iter().map(|j| (j.job_id.clone(), j)).collect();
+    state.jobs = jobs
+        .into_iter()
+        .map(|j| (j.job_id.clone(), Box::new(j)))
+        .collect();
 
     for id in order {
         let job = &state.jobs[&id];

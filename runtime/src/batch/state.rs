@@ -13,7 +13,9 @@ pub(crate) struct State {
     pub(crate) queues: BTreeMap<String, QueueSlot>,
     /// Revisions of each definition; revision r is at index r-1.
     pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
-    pub(crate) jobs: HashMap<String, Job>,
+    /// Boxed: a queued job is mostly its map slot, and a slot the size of a `Job` left the map
+    /// two-fifths empty on average and made every growth copy whole jobs.
+    pub(crate) jobs: HashMap<String, Box<Job>>,
     /// Dependencies not yet met, for each PENDING job that has some.
     pub(crate) unmet: HashMap<String, u32>,
     /// Jobs waiting on each job.

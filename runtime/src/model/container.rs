@@ -25,7 +25,7 @@ pub struct JobContainer {
 /// Resolves `job`'s container from `definition`, the revision it was submitted with.
 pub fn resolve(definition: &JobDefinition, job: &Job) -> JobContainer {
     let properties = definition.container_properties.clone().unwrap_or_default();
-    let overrides = job.container_overrides.as_ref();
+    let overrides = job.container_overrides.as_deref();
     let command = overrides
         .and_then(|o| o.command.as_ref())
         .unwrap_or(&properties.command);

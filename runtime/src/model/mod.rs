@@ -493,9 +493,10 @@ pub struct Job {
     /// `Ref::` values given on submit.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
-    /// Overrides given on submit.
+    /// Overrides given on submit. Boxed: most jobs have none, and every queued job would carry
+    /// the empty room for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_overrides: Option<ContainerOverrides>,
+    pub container_overrides: Option<Box<ContainerOverrides>>,
     /// Retries in force (the submit's, else the definition's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<RetryStrategy>,

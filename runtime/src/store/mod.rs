@@ -115,6 +115,11 @@ pub(crate) struct Store {
 /// Most write requests folded into one transaction.
 const MAX_GROUP: usize = 8192;
 
+/// redb's page cache. Every record is also held in memory as state and only read back at
+/// start, so the cache mostly serves the B-tree paths writes walk; redb's default (1 GiB) would
+/// keep a second copy of every job in RAM.
+const CACHE_BYTES: usize = 16 << 20;
+
 impl Store {
     /// Opens (or creates) the database and starts the writer thread. Blocking: call it off the
     /// async workers.
@@ -123,7 +128,10 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        let db = Database::create(path).map_err(|e| open_error(&e))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| open_error(&e))?;
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_error(&e))?;
         for table in Table::ALL {

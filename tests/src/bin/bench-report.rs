@@ -310,7 +310,12 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
             "RAM per queued job",
             "< 1 KiB",
             get("state.ram", "bytes_per_job"),
-            &|v| format!("{v:.0} bytes ({} queued)", results["state.ram"]["queued"]),
+            &|v| {
+                format!(
+                    "{v:.0} bytes (heap growth, {} queued)",
+                    results["state.ram"]["queued"]
+                )
+            },
             &|v| v < 1024.0,
         ),
         goal(

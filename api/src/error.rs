@@ -16,6 +16,10 @@ pub enum ApiError {
     /// Ours. The message is logged, not returned.
     #[error("{0}")]
     Server(String),
+    /// Not authenticated, or not allowed: 403 (400 for a malformed signature) with the error
+    /// type the AWS SDKs know.
+    #[error("{0}")]
+    Refused(#[from] crate::access::Refusal),
 }
 
 impl From<BatchError> for ApiError {
@@ -33,6 +37,10 @@ impl IntoResponse for ApiError {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (status, kind, message) = match self {
             ApiError::Client(message) => (StatusCode::BAD_REQUEST, "ClientException", message),
+            ApiError::Refused(refusal) => {
+                let (status, kind) = refusal.kind();
+                (status, kind, refusal.to_string())
+            }
             ApiError::Server(message) => {
                 tracing::error!(%request_id, "request failed: {message}");
                 (

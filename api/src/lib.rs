@@ -4,12 +4,15 @@
 //! # Layout
 //! - [`app`] builds the router (tests drive it with `oneshot`, no socket); [`serve`] runs it on a
 //!   listener until a shutdown future resolves.
+//! - [`access`]: who is calling (SigV4 against the credentials file's keys) and what their
+//!   policy lets them do; or local-development mode, where everything is allowed.
 //! - `error`: the one error type of this layer and its AWS envelope (`x-amzn-ErrorType`,
 //!   `{"message": …}`, `x-amzn-RequestId`).
 //! - `routes`: one file per resource (`compute_environments`, `job_queues`, `job_definitions`,
 //!   `jobs`), each mapping `POST /v1/<operation>` to the `Batch` call.
 //! - `shapes`: response shapes that are not the model's own (JobDetail, JobSummary).
 
+pub mod access;
 mod error;
 mod routes;
 mod shapes;
@@ -19,18 +22,26 @@ use std::future::Future;
 use axum::Router;
 use wasmbatch_runtime::Batch;
 
+pub use access::Access;
 pub use error::ApiError;
 
-/// The router of every operation, over `batch`.
-pub fn app(batch: Batch) -> Router {
+/// The router of every operation, over `batch`, admitting the callers `access` admits.
+pub fn app(batch: Batch, access: Access) -> Router {
+    let gate = access::Gate {
+        access,
+        region: batch.config().region.clone(),
+    };
     routes::router()
         .with_state(batch)
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            access::authenticate,
+        ))
         .layer(axum::middleware::from_fn(identify))
 }
 
-/// Gives every response a request id and logs who called what. Requests are SigV4-signed by
-/// the AWS clients; the signature is not checked yet (a later issue), but the access key id is
-/// read from the `Authorization` header so each request's caller is known in the log.
+/// Gives every response a request id and logs who called what (the access key id as the
+/// `Authorization` header names it; whether it was verified is `access`'s part).
 async fn identify(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -69,9 +80,10 @@ fn access_key_id(authorization: &str) -> Option<&str> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     batch: Batch,
+    access: Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(batch))
+    axum::serve(listener, app(batch, access))
         .with_graceful_shutdown(shutdown)
         .await
 }

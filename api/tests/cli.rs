@@ -332,9 +332,10 @@ fn every_command_has_help_with_an_example() {
         "queues",
         "envs",
         "demo",
+        "keys create",
     ] {
         let output = Command::new(WASMBATCH)
-            .args([command, "--help"])
+            .args(command.split(' ').chain(["--help"]))
             .output()
             .unwrap();
         assert!(output.status.success(), "{command}");
@@ -433,4 +434,113 @@ fn the_demo_runs_the_array_the_reduce_and_the_retry_and_prints_a_summary() {
         .output()
         .unwrap();
     fails_saying(&missing, "mapreduce.wasm is not there");
+}
+
+/// `wasmbatch keys create` in `dir` with `policy`; the key id and secret it printed.
+fn create_key(dir: &std::path::Path, name: &str, policy: serde_json::Value) -> (String, String) {
+    let file = dir.join(format!("{name}-policy.json"));
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let output = Command::new(WASMBATCH)
+        .args(["keys", "create", "--name", name, "--policy"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let value = |variable: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {variable}=")))
+            .unwrap_or_else(|| panic!("no {variable} in {text}"))
+            .to_string()
+    };
+    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+}
+
+#[test]
+fn with_keys_the_server_checks_signatures_and_policies_and_reloads_on_sighup() {
+    // Without credentials, only loopback.
+    let open = Command::new(WASMBATCH)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    fails_saying(&open, "wasmbatch keys create --name NAME --policy FILE");
+
+    let dir = tempfile::tempdir().unwrap();
+    let everything = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["batch:*", "logs:*"], "Resource": "*"}]});
+    let (id, secret) = create_key(dir.path(), "ops", everything.clone());
+    let server = Server::start_in(dir);
+    let signed = |args: &[&str], id: &str, secret: &str| {
+        Command::new(WASMBATCH)
+            .args(args)
+            .env("WASMBATCH_ENDPOINT", &server.endpoint)
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .unwrap()
+    };
+
+    // Unsigned and wrongly signed requests are refused, in one line that says what to do.
+    let unsigned = Command::new(WASMBATCH)
+        .args(["queues"])
+        .env("WASMBATCH_ENDPOINT", &server.endpoint)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    fails_saying(&unsigned, "Missing Authentication Token");
+    fails_saying(&unsigned, "AWS_ACCESS_KEY_ID");
+    fails_saying(
+        &signed(&["queues"], &id, "wrong-secret-0123456789"),
+        "signature we calculated does not match",
+    );
+
+    // Signed by the key: push streams the module (its hash checked), submit follows the log.
+    let pushed = signed(&["push", guests::wasip1::HELLO], &id, &secret);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let followed = signed(
+        &["submit", "--image", "hello", "--follow", "--", "signed"],
+        &id,
+        &secret,
+    );
+    assert!(followed.status.success(), "{}", stderr(&followed));
+    assert!(stdout(&followed).contains(r#"args=["hello", "signed"]"#));
+    let job = stdout(&followed).lines().next().unwrap().to_string();
+    let described = signed(&["describe", &job, "--output", "json"], &id, &secret);
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(described["submittedBy"], "ops", "{described}");
+
+    // A key made while it runs is unknown until SIGHUP, then allowed what its policy says.
+    let submit_only = serde_json::json!({"Statement": [{"Effect": "Allow",
+        "Action": ["batch:SubmitJob", "batch:Describe*"], "Resource": "*"}]});
+    let (late, late_secret) = create_key(server.dir.as_ref().unwrap().path(), "late", submit_only);
+    fails_saying(
+        &signed(&["queues"], &late, &late_secret),
+        "security token included in the request is invalid",
+    );
+    Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !signed(&["queues"], &late, &late_secret).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key was not reloaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    fails_saying(
+        &signed(
+            &["push", guests::wasip1::HELLO, "--name", "mine"],
+            &late,
+            &late_secret,
+        ),
+        "not authorized to perform: batch:PushModule",
+    );
+    let (said, _) = server.stop();
+    assert!(said.contains("credentials reloaded: 2 keys"), "{said}");
 }

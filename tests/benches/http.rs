@@ -77,9 +77,14 @@ fn start_server(dir: std::path::PathBuf) -> (SocketAddr, Batch) {
             sender
                 .send((listener.local_addr().unwrap(), batch.clone()))
                 .unwrap();
-            wasmbatch_api::serve(listener, batch, std::future::pending())
-                .await
-                .unwrap();
+            wasmbatch_api::serve(
+                listener,
+                batch,
+                wasmbatch_api::Access::local(),
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
         });
     });
     receiver.recv().unwrap()

@@ -57,6 +57,7 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
     tokio::spawn(wasmbatch_api::serve(
         listener,
         batch,
+        wasmbatch_api::Access::local(),
         std::future::pending(),
     ));
     let cli = Cli { program, endpoint };

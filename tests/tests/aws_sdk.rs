@@ -31,9 +31,14 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(wasmbatch_api::serve(listener, batch.clone(), async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(wasmbatch_api::serve(
+            listener,
+            batch.clone(),
+            wasmbatch_api::Access::local(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         // What an SDK user writes, but for the plain-HTTP client: TLS is not needed on
         // loopback and would add a C crypto library to the build.
         let http = aws_smithy_http_client::Builder::new().build_http();

@@ -18,7 +18,7 @@ async fn call(
         .header("content-type", "application/json")
         .body(body.into())
         .unwrap();
-    let response = wasmbatch_api::app(batch.clone())
+    let response = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local())
         .oneshot(request)
         .await
         .unwrap();
@@ -260,7 +260,7 @@ async fn mistakes_get_client_exceptions_that_name_the_problem() {
 async fn modules_are_pushed_over_http_and_logs_read_with_get_log_events() {
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
-    let app = wasmbatch_api::app(batch.clone());
+    let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
     let push = |name: &str, bytes: Vec<u8>| {
         Request::put(format!("/v1/modules/{name}"))
             .body(Body::from(bytes))
@@ -384,9 +384,14 @@ async fn the_server_answers_on_a_loopback_socket_and_stops_on_request() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wasmbatch_api::serve(listener, batch, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(wasmbatch_api::serve(
+        listener,
+        batch,
+        wasmbatch_api::Access::local(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
     let body = r#"{"jobQueues": []}"#;
     let request = format!(
@@ -421,7 +426,7 @@ async fn resources_are_tagged_untagged_and_listed_by_arn() {
     // The AWS clients percent-encode the ARN into one path segment.
     let path = format!("/v1/tags/{}", arn.replace(':', "%3A").replace('/', "%2F"));
     let send = |request: Request<Body>| async {
-        let response = wasmbatch_api::app(batch.clone())
+        let response = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local())
             .oneshot(request)
             .await
             .unwrap();
@@ -489,7 +494,7 @@ async fn a_followed_log_grows_while_the_job_runs_and_ends_with_it() {
         .unwrap()
         .to_string();
     // Asked for at once, before the job has started: the follower waits for the attempt.
-    let response = wasmbatch_api::app(batch.clone())
+    let response = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local())
         .oneshot(
             Request::get(format!("/v1/jobs/{id}/logs?follow=true"))
                 .body(Body::empty())
@@ -542,7 +547,7 @@ async fn job_logs_follow_retries_or_one_attempt_and_refuse_bad_queries() {
         .unwrap()
         .to_string();
     let get = |query: String| {
-        let app = wasmbatch_api::app(batch.clone());
+        let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
         async move {
             let response = app
                 .oneshot(Request::get(query).body(Body::empty()).unwrap())
@@ -615,7 +620,7 @@ async fn module_uploads_stream_to_disk_within_the_size_limit() {
     let mut config = BatchConfig::new(dir.path());
     config.max_module_bytes = 4 << 20;
     let batch = Batch::open(config).await.unwrap();
-    let app = wasmbatch_api::app(batch.clone());
+    let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
     type Piece = Result<Vec<u8>, std::io::Error>;
     let upload = |name: &str| {
         let (send, receive) = tokio::sync::mpsc::channel::<Piece>(4);

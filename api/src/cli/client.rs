@@ -43,6 +43,28 @@ pub enum Output {
 pub struct Endpoint {
     url: String,
     http: Client<HttpConnector, Body>,
+    /// Requests are signed (SigV4, as the AWS CLI signs) when the environment has a key.
+    key: Option<SigningKey>,
+}
+
+/// The caller's key, from the environment variables the AWS tools read.
+struct SigningKey {
+    credentials: aws_credential_types::Credentials,
+    region: String,
+}
+
+impl SigningKey {
+    fn from_env() -> Option<Self> {
+        let id = std::env::var("AWS_ACCESS_KEY_ID").ok()?;
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".into());
+        Some(SigningKey {
+            credentials: aws_credential_types::Credentials::new(id, secret, None, None, "env"),
+            region,
+        })
+    }
 }
 
 impl Endpoint {
@@ -56,14 +78,58 @@ impl Endpoint {
         Ok(Self {
             url,
             http: Client::builder(TokioExecutor::new()).build(connector),
+            key: SigningKey::from_env(),
         })
+    }
+
+    /// Signs `request`, whose body hashes to `payload_hash`, if there is a key: adds `Host`,
+    /// `x-amz-content-sha256`, `X-Amz-Date` and `Authorization`.
+    fn sign(&self, request: &mut hyper::Request<Body>, payload_hash: &str) -> anyhow::Result<()> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let headers = request.headers_mut();
+        headers.insert(hyper::header::HOST, host.parse()?);
+        headers.insert("x-amz-content-sha256", payload_hash.parse()?);
+        let identity = key.credentials.clone().into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&key.region)
+            .name("batch")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            &uri,
+            request
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != hyper::header::CONTENT_LENGTH)
+                .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+            SignableBody::Precomputed(payload_hash.to_string()),
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
     }
 
     /// `POST /v1/<operation>` with a JSON body; the reply, or the server's message as the error.
     pub async fn call(&self, operation: &str, body: &Value) -> anyhow::Result<Value> {
-        let request = hyper::Request::post(format!("{}/v1/{operation}", self.url))
+        let body = body.to_string();
+        let hash = sha256_hex(body.as_bytes());
+        let mut request = hyper::Request::post(format!("{}/v1/{operation}", self.url))
             .header("content-type", "application/json")
-            .body(full(body.to_string()))?;
+            .body(full(body))?;
+        self.sign(&mut request, &hash)?;
         self.json(request).await
     }
 
@@ -71,33 +137,55 @@ impl Endpoint {
     pub async fn push(
         &self,
         name: &str,
-        file: tokio::fs::File,
+        mut file: tokio::fs::File,
         size: u64,
     ) -> anyhow::Result<Value> {
+        // The hash is signed up front, so the file is read twice; the server checks it as the
+        // last piece arrives.
+        let hash = {
+            use sha2::Digest;
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut hasher = sha2::Sha256::new();
+            let mut buffer = vec![0; 1 << 16];
+            loop {
+                let n = file.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+            }
+            file.rewind().await?;
+            hex::encode(hasher.finalize())
+        };
         let stream = futures_util::TryStreamExt::map_ok(
             tokio_util::io::ReaderStream::new(file),
             hyper::body::Frame::data,
         );
-        let request = hyper::Request::put(format!("{}/v1/modules/{name}", self.url))
+        let mut request = hyper::Request::put(format!("{}/v1/modules/{name}", self.url))
             .header("content-type", "application/wasm")
             .header("content-length", size)
+            .header("x-amz-content-sha256", &hash)
             .body(BodyExt::boxed(StreamBody::new(stream)))?;
+        self.sign(&mut request, &hash)?;
         self.json(request).await
     }
 
     /// `GET <path>`, as JSON.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
+        let mut request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
+        self.sign(&mut request, &sha256_hex(b""))?;
         self.json(request).await
     }
 
     /// `GET <path>`, its body handed to `piece` as it arrives.
     pub async fn stream(&self, path: &str, mut piece: impl FnMut(&[u8])) -> anyhow::Result<()> {
-        let request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
+        let mut request = hyper::Request::get(format!("{}{path}", self.url)).body(empty())?;
+        self.sign(&mut request, &sha256_hex(b""))?;
         let response = self.send(request).await?;
         if !response.status().is_success() {
+            let status = response.status();
             let bytes = response.into_body().collect().await?.to_bytes();
-            bail!("{}", message(&bytes));
+            bail!("{}{}", message(&bytes), self.hint(status));
         }
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
@@ -132,10 +220,24 @@ impl Endpoint {
             .context("reading the server's reply")?
             .to_bytes();
         if !status.is_success() {
-            bail!("{}", message(&bytes));
+            bail!("{}{}", message(&bytes), self.hint(status));
         }
         serde_json::from_slice(&bytes).context("the server's reply is not JSON")
     }
+
+    /// What to do about a refusal when no key was used.
+    fn hint(&self, status: hyper::StatusCode) -> &'static str {
+        if status == hyper::StatusCode::FORBIDDEN && self.key.is_none() {
+            " (the server checks signatures: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a key from `wasmbatch keys create`)"
+        } else {
+            ""
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The `message` of an AWS-style error body, or the body itself.

@@ -54,9 +54,14 @@ impl Demo {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wasmbatch_api::serve(listener, batch.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(wasmbatch_api::serve(
+            listener,
+            batch.clone(),
+            wasmbatch_api::Access::local(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         eprintln!(
             "wasmbatch demo: server on {endpoint}, data dir {}",
             dir.path().display()

@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod jobs;
+mod keys;
 mod modules;
 mod queues;
 mod run;
@@ -39,6 +40,7 @@ enum Command {
     Queues(queues::Queues),
     Envs(queues::Envs),
     Demo(demo::Demo),
+    Keys(keys::Keys),
 }
 
 impl Cli {
@@ -57,6 +59,7 @@ impl Cli {
             Command::Queues(queues) => queues.execute().await,
             Command::Envs(envs) => envs.execute().await,
             Command::Demo(demo) => demo.execute().await,
+            Command::Keys(keys) => keys.execute().await,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use wasmbatch_api::Access;
+use wasmbatch_api::access::credentials::credentials_path;
 use wasmbatch_runtime::{Batch, BatchConfig};
 
 /// Run the server: AWS Batch's API (and CloudWatch Logs' GetLogEvents) on one port.
@@ -16,7 +18,8 @@ use wasmbatch_runtime::{Batch, BatchConfig};
     after_help = "Example:\n  wasmbatch serve --listen 127.0.0.1:8080\n  aws batch describe-job-queues --endpoint-url http://127.0.0.1:8080"
 )]
 pub struct Serve {
-    /// Address to listen on. Loopback by default: nothing checks signatures yet.
+    /// Address to listen on. Loopback by default; any other address needs a credentials file
+    /// (`wasmbatch keys create`), since without one any signature is accepted.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Where state, modules, compiled modules and scratch directories live.
@@ -29,13 +32,21 @@ pub struct Serve {
 
 impl Serve {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        if !self.listen.ip().is_loopback() {
-            anyhow::bail!(
-                "--listen {}: only loopback addresses are allowed until request signatures are verified",
-                self.listen
-            );
-        }
         let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
+        let credentials = credentials_path(&data_dir);
+        let access = if credentials.exists() {
+            Access::from_file(&credentials)
+                .with_context(|| "cannot load the credentials; fix the file and start again")?
+        } else if self.listen.ip().is_loopback() {
+            Access::local()
+        } else {
+            anyhow::bail!(
+                "--listen {}: without credentials any signature is accepted, so only loopback is allowed. \
+                 Create a key first: wasmbatch keys create --name NAME --policy FILE --data-dir {}",
+                self.listen,
+                data_dir.display()
+            );
+        };
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
         let batch = Batch::open(config)
@@ -55,6 +66,19 @@ impl Serve {
                 ""
             }
         );
+        if access.is_local() {
+            eprintln!(
+                "wasmbatch: LOCAL DEVELOPMENT MODE: no {} exists, so signatures are not checked \
+                 and every caller may do everything (loopback only). `wasmbatch keys create` makes one.",
+                credentials.display()
+            );
+        } else {
+            eprintln!(
+                "wasmbatch: verifying signatures against {} (SIGHUP reloads it)",
+                credentials.display()
+            );
+            reload_on_hangup(access.clone());
+        }
         // Attempts are stopped before the HTTP server drains its requests, so the log
         // followers among those see their jobs end instead of holding the exit up.
         let (stopped_sender, stopped) = tokio::sync::oneshot::channel();
@@ -68,7 +92,7 @@ impl Serve {
                 let _ = stopped_sender.send(stopped);
             }
         };
-        wasmbatch_api::serve(listener, batch, stopping).await?;
+        wasmbatch_api::serve(listener, batch, access, stopping).await?;
         let stopped = stopped
             .await
             .context("the shutdown did not finish")?
@@ -83,6 +107,26 @@ impl Serve {
         );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Reads the credentials file again on each SIGHUP; a file with a mistake leaves the keys in
+/// force as they were.
+fn reload_on_hangup(access: Access) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            eprintln!("wasmbatch: cannot watch for SIGHUP; restart to reload the credentials");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match access.reload() {
+                Ok(keys) => eprintln!("wasmbatch: credentials reloaded: {keys} keys"),
+                Err(e) => eprintln!("wasmbatch: credentials NOT reloaded, the old keys stay: {e}"),
+            }
+        }
+    });
 }
 
 /// Creates `default` environment and queue when the service has none.

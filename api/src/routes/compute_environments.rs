@@ -1,6 +1,7 @@
 //! CreateComputeEnvironment, DescribeComputeEnvironments, UpdateComputeEnvironment,
 //! DeleteComputeEnvironment.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,10 +9,21 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, decode};
+use super::{MAX_BODY, Reply, Who, arn_of, decode};
 
-pub(crate) async fn create(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_BODY, "CreateComputeEnvironment")?;
+pub(crate) async fn create(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let request: wasmbatch_runtime::model::CreateComputeEnvironment =
+        decode(&body, MAX_BODY, "CreateComputeEnvironment")?;
+    let arn = arn_of(
+        &batch,
+        "compute-environment",
+        &request.compute_environment_name,
+    );
+    caller.authorize("batch:CreateComputeEnvironment", &[&arn])?;
     let env = batch.create_compute_environment(request).await?;
     Ok(Json(json!({
         "computeEnvironmentName": env.compute_environment_name,
@@ -26,14 +38,26 @@ struct Describe {
     compute_environments: Vec<String>,
 }
 
-pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn describe(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeComputeEnvironments")?;
+    caller.authorize("batch:DescribeComputeEnvironments", &["*"])?;
     let envs = batch.describe_compute_environments(&request.compute_environments);
     Ok(Json(json!({ "computeEnvironments": envs })))
 }
 
-pub(crate) async fn update(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_BODY, "UpdateComputeEnvironment")?;
+pub(crate) async fn update(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let request: wasmbatch_runtime::model::UpdateComputeEnvironment =
+        decode(&body, MAX_BODY, "UpdateComputeEnvironment")?;
+    let arn = arn_of(&batch, "compute-environment", &request.compute_environment);
+    caller.authorize("batch:UpdateComputeEnvironment", &[&arn])?;
     let env = batch.update_compute_environment(request).await?;
     Ok(Json(json!({
         "computeEnvironmentName": env.compute_environment_name,
@@ -47,8 +71,14 @@ struct Delete {
     compute_environment: String,
 }
 
-pub(crate) async fn delete(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn delete(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteComputeEnvironment")?;
+    let arn = arn_of(&batch, "compute-environment", &request.compute_environment);
+    caller.authorize("batch:DeleteComputeEnvironment", &[&arn])?;
     batch
         .delete_compute_environment(&request.compute_environment)
         .await?;

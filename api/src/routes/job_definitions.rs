@@ -1,5 +1,6 @@
 //! RegisterJobDefinition, DescribeJobDefinitions, DeregisterJobDefinition.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,13 +8,20 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, decode};
+use super::{MAX_BODY, Reply, Who, arn_of, decode};
 
 /// AWS's limit on a job definition's payload.
 const MAX_DEFINITION: usize = 24 * 1024;
 
-pub(crate) async fn register(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_DEFINITION, "RegisterJobDefinition")?;
+pub(crate) async fn register(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let request: wasmbatch_runtime::model::RegisterJobDefinition =
+        decode(&body, MAX_DEFINITION, "RegisterJobDefinition")?;
+    let arn = arn_of(&batch, "job-definition", &request.job_definition_name);
+    caller.authorize("batch:RegisterJobDefinition", &[&arn])?;
     let definition = batch.register_job_definition(request).await?;
     Ok(Json(json!({
         "jobDefinitionName": definition.job_definition_name,
@@ -33,8 +41,13 @@ struct Describe {
     status: Option<String>,
 }
 
-pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn describe(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobDefinitions")?;
+    caller.authorize("batch:DescribeJobDefinitions", &["*"])?;
     let definitions = batch.describe_job_definitions(
         &request.job_definitions,
         request.job_definition_name.as_deref(),
@@ -49,8 +62,16 @@ struct Deregister {
     job_definition: String,
 }
 
-pub(crate) async fn deregister(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn deregister(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Deregister = decode(&body, MAX_BODY, "DeregisterJobDefinition")?;
+    let arn = batch
+        .job_definition_arn(&request.job_definition)
+        .unwrap_or_else(|_| arn_of(&batch, "job-definition", &request.job_definition));
+    caller.authorize("batch:DeregisterJobDefinition", &[&arn])?;
     batch
         .deregister_job_definition(&request.job_definition)
         .await?;

@@ -1,5 +1,6 @@
 //! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,10 +8,17 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, decode};
+use super::{MAX_BODY, Reply, Who, arn_of, decode};
 
-pub(crate) async fn create(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_BODY, "CreateJobQueue")?;
+pub(crate) async fn create(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let request: wasmbatch_runtime::model::CreateJobQueue =
+        decode(&body, MAX_BODY, "CreateJobQueue")?;
+    let arn = arn_of(&batch, "job-queue", &request.job_queue_name);
+    caller.authorize("batch:CreateJobQueue", &[&arn])?;
     let queue = batch.create_job_queue(request).await?;
     Ok(Json(
         json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
@@ -24,15 +32,27 @@ struct Describe {
     job_queues: Vec<String>,
 }
 
-pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn describe(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobQueues")?;
+    caller.authorize("batch:DescribeJobQueues", &["*"])?;
     Ok(Json(
         json!({ "jobQueues": batch.describe_job_queues(&request.job_queues) }),
     ))
 }
 
-pub(crate) async fn update(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_BODY, "UpdateJobQueue")?;
+pub(crate) async fn update(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let request: wasmbatch_runtime::model::UpdateJobQueue =
+        decode(&body, MAX_BODY, "UpdateJobQueue")?;
+    let arn = arn_of(&batch, "job-queue", &request.job_queue);
+    caller.authorize("batch:UpdateJobQueue", &[&arn])?;
     let queue = batch.update_job_queue(request).await?;
     Ok(Json(
         json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
@@ -45,8 +65,14 @@ struct Delete {
     job_queue: String,
 }
 
-pub(crate) async fn delete(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn delete(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteJobQueue")?;
+    let arn = arn_of(&batch, "job-queue", &request.job_queue);
+    caller.authorize("batch:DeleteJobQueue", &[&arn])?;
     batch.delete_job_queue(&request.job_queue).await?;
     Ok(Json(json!({})))
 }

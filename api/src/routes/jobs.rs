@@ -1,21 +1,36 @@
 //! SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
-use wasmbatch_runtime::model::ListJobs;
+use wasmbatch_runtime::model::{ListJobs, SubmitJob};
 
-use super::{MAX_BODY, Reply, decode};
+use super::{MAX_BODY, Reply, Who, arn_of, authorize_job, decode};
 use crate::shapes::{job_detail, job_summary};
 
 /// AWS's limit on a SubmitJob payload.
 const MAX_SUBMIT: usize = 30 * 1024;
 
-pub(crate) async fn submit(State(batch): State<Batch>, body: Bytes) -> Reply {
-    let request = decode(&body, MAX_SUBMIT, "SubmitJob")?;
+/// SubmitJob needs the action on both the queue and the definition, as in IAM.
+pub(crate) async fn submit(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
+    let mut request: SubmitJob = decode(&body, MAX_SUBMIT, "SubmitJob")?;
+    let queue = batch
+        .job_queue_arn(&request.job_queue)
+        .unwrap_or_else(|_| arn_of(&batch, "job-queue", &request.job_queue));
+    caller.authorize("batch:SubmitJob", &[&queue])?;
+    let definition = batch
+        .job_definition_arn(&request.job_definition)
+        .unwrap_or_else(|_| arn_of(&batch, "job-definition", &request.job_definition));
+    caller.authorize("batch:SubmitJob", &[&definition])?;
+    request.submitted_by = Some(caller.name.clone());
     let job = batch.submit_job(request).await?;
     Ok(Json(
         json!({ "jobArn": job.job_arn, "jobName": job.job_name, "jobId": job.job_id }),
@@ -27,9 +42,18 @@ struct Describe {
     jobs: Vec<String>,
 }
 
-pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
+/// Refused whole if any job named is one the caller may not see, as IAM does; ids that name
+/// no job are left out, as AWS does.
+pub(crate) async fn describe(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobs")?;
     let jobs = batch.describe_jobs(&request.jobs)?;
+    for job in &jobs {
+        caller.authorize("batch:DescribeJobs", &[&job.job_arn, &job.job_queue])?;
+    }
     let details: Vec<_> = jobs
         .iter()
         .map(|job| {
@@ -43,8 +67,18 @@ pub(crate) async fn describe(State(batch): State<Batch>, body: Bytes) -> Reply {
     Ok(Json(json!({ "jobs": details })))
 }
 
-pub(crate) async fn list(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who, body: Bytes) -> Reply {
     let request: ListJobs = decode(&body, MAX_BODY, "ListJobs")?;
+    match (&request.job_queue, &request.array_job_id) {
+        (Some(queue), _) => {
+            let arn = batch
+                .job_queue_arn(queue)
+                .unwrap_or_else(|_| arn_of(&batch, "job-queue", queue));
+            caller.authorize("batch:ListJobs", &[&arn])?;
+        }
+        (None, Some(parent)) => authorize_job(&caller, &batch, "batch:ListJobs", parent)?,
+        (None, None) => caller.authorize("batch:ListJobs", &["*"])?,
+    }
     let page = batch.list_jobs(&request)?;
     let summaries: Vec<_> = page.jobs.iter().map(job_summary).collect();
     let mut reply = json!({ "jobSummaryList": summaries });
@@ -61,14 +95,24 @@ struct Stop {
     reason: String,
 }
 
-pub(crate) async fn cancel(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn cancel(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Stop = decode(&body, MAX_BODY, "CancelJob")?;
+    authorize_job(&caller, &batch, "batch:CancelJob", &request.job_id)?;
     batch.cancel_job(&request.job_id, &request.reason).await?;
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn terminate(State(batch): State<Batch>, body: Bytes) -> Reply {
+pub(crate) async fn terminate(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Bytes,
+) -> Reply {
     let request: Stop = decode(&body, MAX_BODY, "TerminateJob")?;
+    authorize_job(&caller, &batch, "batch:TerminateJob", &request.job_id)?;
     batch
         .terminate_job(&request.job_id, &request.reason)
         .await?;

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::{Batch, LOG_GROUP, LogEvent, LogFollower};
 
+use super::{Who, authorize_job};
 use crate::error::ApiError;
 
 /// Events per call when the caller does not say (CloudWatch's default).
@@ -51,6 +52,7 @@ fn logs_error(kind: &str, message: String) -> Response {
 
 pub(crate) async fn dispatch(
     State(batch): State<Batch>,
+    axum::Extension(caller): Who,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -77,6 +79,19 @@ pub(crate) async fn dispatch(
             "ResourceNotFoundException",
             format!("The specified log group does not exist: jobs log to {LOG_GROUP}"),
         );
+    }
+    // The stream's own ARN, and the job's and its queue's: a queue's owner reads its jobs' logs.
+    let config = batch.config();
+    let mut resources = vec![format!(
+        "arn:aws:logs:{}:{}:log-group:{LOG_GROUP}:log-stream:{}",
+        config.region, config.account_id, request.log_stream_name
+    )];
+    if let Some((job_id, _)) = stream_attempt(&request.log_stream_name) {
+        resources.extend(super::job_resources(&batch, job_id));
+    }
+    let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+    if let Err(refused) = caller.authorize("logs:GetLogEvents", &resources) {
+        return refused.into_response();
     }
     if !stream_exists(&batch, &request.log_stream_name) {
         return logs_error(
@@ -125,26 +140,28 @@ pub(crate) async fn dispatch(
     .into_response()
 }
 
+/// The job id and attempt a stream name (`<definition>/default/<jobId>-<attempt>`) speaks of.
+fn stream_attempt(stream: &str) -> Option<(&str, usize)> {
+    let (_, last) = stream.rsplit_once('/')?;
+    let (job_id, attempt) = last.rsplit_once('-')?;
+    Some((job_id, attempt.parse().ok()?))
+}
+
 /// Whether a stream name belongs to an attempt that has started.
 fn stream_exists(batch: &Batch, stream: &str) -> bool {
-    let Some((_, last)) = stream.rsplit_once('/') else {
-        return false;
-    };
-    let Some((job_id, attempt)) = last.rsplit_once('-') else {
-        return false;
-    };
-    let Ok(attempt) = attempt.parse::<usize>() else {
-        return false;
-    };
-    batch.log_stream(job_id, Some(attempt)).as_deref() == Some(stream)
+    stream_attempt(stream).is_some_and(|(job_id, attempt)| {
+        batch.log_stream(job_id, Some(attempt)).as_deref() == Some(stream)
+    })
 }
 
 /// `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`.
 pub(crate) async fn job_log(
     State(batch): State<Batch>,
+    axum::Extension(caller): Who,
     Path(job_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    authorize_job(&caller, &batch, "logs:GetLogEvents", &job_id)?;
     let mut attempt = None;
     let mut follow = false;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

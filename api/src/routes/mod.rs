@@ -14,7 +14,45 @@ use axum::Router;
 use axum::routing::{get, post, put};
 use wasmbatch_runtime::Batch;
 
+use crate::access::Caller;
 use crate::error::ApiError;
+
+/// The caller of an operation, as `access::authenticate` verified it.
+pub(crate) type Who = axum::Extension<std::sync::Arc<Caller>>;
+
+/// The ARN `reference` names: itself if it is one, else that of the `kind` named so.
+pub(crate) fn arn_of(batch: &Batch, kind: &str, reference: &str) -> String {
+    if reference.starts_with("arn:") {
+        reference.to_string()
+    } else {
+        batch.config().arn(kind, reference)
+    }
+}
+
+/// The ARNs a policy may name job `id` by: its own and its queue's (a queue's owner sees and
+/// stops the jobs on it). A job that does not exist is named by the ARN it would have.
+pub(crate) fn job_resources(batch: &Batch, id: &str) -> Vec<String> {
+    match batch
+        .describe_jobs(&[id.to_string()])
+        .ok()
+        .and_then(|mut j| j.pop())
+    {
+        Some(job) => vec![job.job_arn, job.job_queue],
+        None => vec![batch.config().arn("job", id)],
+    }
+}
+
+/// Whether the caller may take `action` on the job `id`.
+pub(crate) fn authorize_job(
+    caller: &Caller,
+    batch: &Batch,
+    action: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let resources = job_resources(batch, id);
+    let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+    caller.authorize(action, &resources)
+}
 
 /// Largest request body of most operations; AWS's own limits are smaller for the two that have
 /// them (SubmitJob 30 KiB, RegisterJobDefinition 24 KiB), checked where they apply.

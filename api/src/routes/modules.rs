@@ -1,6 +1,7 @@
 //! Our module registry, in the spirit of ECR: `PUT /v1/modules/{name}` with the raw `.wasm`
 //! bytes, `GET /v1/modules`, `GET /v1/modules/{name}`, `DELETE /v1/modules/{name}`.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -9,17 +10,19 @@ use futures_util::StreamExt;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::Reply;
+use super::{Reply, Who, arn_of};
 use crate::error::ApiError;
 
 /// `PUT /v1/modules/{name}`: the body goes to disk as it arrives; a body that announces or
 /// reaches more than the size limit is refused without reading the rest.
 pub(crate) async fn push(
     State(batch): State<Batch>,
+    Extension(caller): Who,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
+    caller.authorize("batch:PushModule", &[&arn_of(&batch, "module", &name)])?;
     let limit = batch.config().max_module_bytes;
     let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -43,17 +46,28 @@ pub(crate) async fn push(
     ))
 }
 
-pub(crate) async fn list(State(batch): State<Batch>) -> Reply {
+pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who) -> Reply {
+    caller.authorize("batch:DescribeModules", &["*"])?;
     Ok(Json(json!({ "modules": batch.modules() })))
 }
 
-pub(crate) async fn describe(State(batch): State<Batch>, Path(name): Path<String>) -> Reply {
+pub(crate) async fn describe(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    Path(name): Path<String>,
+) -> Reply {
+    caller.authorize("batch:DescribeModules", &[&arn_of(&batch, "module", &name)])?;
     let info = batch
         .module(&name)
         .ok_or_else(|| ApiError::Client(format!("module {name} does not exist")))?;
     Ok(Json(json!(info)))
 }
 
-pub(crate) async fn delete(State(batch): State<Batch>, Path(name): Path<String>) -> Reply {
+pub(crate) async fn delete(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    Path(name): Path<String>,
+) -> Reply {
+    caller.authorize("batch:DeleteModule", &[&arn_of(&batch, "module", &name)])?;
     Ok(Json(json!(batch.delete_module(&name).await?)))
 }

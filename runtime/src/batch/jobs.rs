@@ -105,6 +105,7 @@ impl Batch {
                 is_cancelled: false,
                 sequence: 0,
                 is_terminated: false,
+                submitted_by: request.submitted_by.clone(),
             };
             let mut changed = Vec::new();
             let mut ended = Vec::new();
@@ -166,6 +167,17 @@ impl Batch {
         self.shared.wake.notify_one();
         committed.await?;
         Ok(submitted)
+    }
+
+    /// The ARN of job queue `queue` (a name or an ARN), as SubmitJob would resolve it.
+    pub fn job_queue_arn(&self, queue: &str) -> Result<String, BatchError> {
+        queue_arn(&self.shared.lock(), queue)
+    }
+
+    /// The ARN of the revision `definition` (`name`, `name:revision` or an ARN) names, as
+    /// SubmitJob would resolve it: without a revision, the latest ACTIVE one.
+    pub fn job_definition_arn(&self, definition: &str) -> Result<String, BatchError> {
+        resolve_definition(&self.shared.lock(), definition).map(|d| d.job_definition_arn.clone())
     }
 
     /// DescribeJobs: the jobs with these ids (at most 100), in the order given; unknown ids are

@@ -65,7 +65,8 @@ impl BatchConfig {
         }
     }
 
-    pub(crate) fn arn(&self, kind: &str, name: &str) -> String {
+    /// The ARN of the `kind` (`job-queue`, `job`, …) named `name` in this region and account.
+    pub fn arn(&self, kind: &str, name: &str) -> String {
         format!(
             "arn:aws:batch:{}:{}:{kind}/{name}",
             self.region, self.account_id

@@ -518,6 +518,9 @@ pub struct Job {
     /// Terminated while it ran, or cancelled through TerminateJob.
     #[serde(default)]
     pub is_terminated: bool,
+    /// The identity that submitted it (not an AWS member; AWS records it in CloudTrail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 /// Array information of a job.

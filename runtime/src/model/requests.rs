@@ -156,6 +156,10 @@ pub struct SubmitJob {
     /// Whether the job takes its definition's tags.
     #[serde(default)]
     pub propagate_tags: Option<bool>,
+    /// Who submits it, as the caller's authentication established (never from the request
+    /// body); recorded on the job.
+    #[serde(skip)]
+    pub submitted_by: Option<String>,
 }
 
 /// What a submit answers.

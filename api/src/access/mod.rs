@@ -1,0 +1,354 @@
+//! Who is calling, and whether they may do what they ask. Every request's SigV4 signature is
+//! verified against the keys of the credentials file ([`credentials`]) and the caller's policy
+//! ([`policy`]) decides each operation on its resources. Without a credentials file the server
+//! runs in local-development mode: any signature, or none, is accepted and everything is
+//! allowed — which `wasmbatch serve` permits on loopback only.
+
+pub mod credentials;
+pub mod policy;
+mod sigv4;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use self::credentials::CredentialsFile;
+use self::policy::{Decision, Policy};
+use crate::error::ApiError;
+
+/// Why the credentials could not be loaded or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The credentials file.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// The file, or a policy in it, says something wrong.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The credentials file.
+        path: String,
+        /// What is wrong, and where.
+        reason: String,
+    },
+}
+
+/// Why a request was refused before (or instead of) being served; answered as AWS does.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// No `Authorization` header.
+    #[error("Missing Authentication Token")]
+    Missing,
+    /// The `Authorization` header or a header it needs is malformed.
+    #[error("{0}")]
+    Incomplete(String),
+    /// The access key id is not one of ours.
+    #[error("The security token included in the request is invalid.")]
+    UnknownKey,
+    /// The signature, its scope or its date is wrong.
+    #[error("{0}")]
+    Signature(String),
+    /// The caller's policy does not allow the operation.
+    #[error("{0}")]
+    Denied(String),
+}
+
+impl Refusal {
+    /// The `x-amzn-ErrorType` the AWS SDKs know this by, and its status.
+    pub(crate) fn kind(&self) -> (StatusCode, &'static str) {
+        match self {
+            Refusal::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException"),
+            Refusal::Incomplete(_) => (StatusCode::BAD_REQUEST, "IncompleteSignatureException"),
+            Refusal::UnknownKey => (StatusCode::FORBIDDEN, "UnrecognizedClientException"),
+            Refusal::Signature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+            Refusal::Denied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        }
+    }
+}
+
+/// The keys in force and how requests are checked. Cheap to clone; a reload is seen by every
+/// clone.
+#[derive(Clone)]
+pub struct Access {
+    /// `None`: local-development mode.
+    file: Option<PathBuf>,
+    keys: Arc<RwLock<HashMap<String, Arc<Caller>>>>,
+}
+
+/// Who a verified request comes from, and what they may do.
+#[derive(Debug)]
+pub struct Caller {
+    /// The key's name (`local` in local-development mode).
+    pub name: String,
+    /// The access key id the request was signed with.
+    pub access_key_id: String,
+    policy: Policy,
+    secret: String,
+}
+
+impl Access {
+    /// Local-development mode: no signature is checked and everything is allowed. For loopback
+    /// only; `wasmbatch serve` announces it.
+    pub fn local() -> Self {
+        Access {
+            file: None,
+            keys: Arc::default(),
+        }
+    }
+
+    /// Signatures checked against the keys in the credentials file at `path`, each allowed
+    /// what its policy allows.
+    pub fn from_file(path: &Path) -> Result<Self, AccessError> {
+        let access = Access {
+            file: Some(path.to_path_buf()),
+            keys: Arc::default(),
+        };
+        access.reload()?;
+        Ok(access)
+    }
+
+    /// Reads the credentials file again (on SIGHUP). On an error the keys in force stay as
+    /// they were. Returns how many keys are now in force.
+    pub fn reload(&self) -> Result<usize, AccessError> {
+        let Some(path) = &self.file else {
+            return Ok(0);
+        };
+        let file = CredentialsFile::read(path)?;
+        let keys: HashMap<String, Arc<Caller>> = file
+            .keys
+            .into_iter()
+            .map(|key| {
+                let caller = Caller {
+                    name: key.name,
+                    access_key_id: key.access_key_id.clone(),
+                    policy: key.policy,
+                    secret: key.secret_access_key,
+                };
+                (key.access_key_id, Arc::new(caller))
+            })
+            .collect();
+        let count = keys.len();
+        *self.keys.write().expect("no panics while held") = keys;
+        Ok(count)
+    }
+
+    /// Whether this is local-development mode.
+    pub fn is_local(&self) -> bool {
+        self.file.is_none()
+    }
+
+    fn caller(&self, access_key_id: &str) -> Option<Arc<Caller>> {
+        self.keys
+            .read()
+            .expect("no panics while held")
+            .get(access_key_id)
+            .cloned()
+    }
+}
+
+impl Caller {
+    fn local(access_key_id: Option<String>) -> Self {
+        Caller {
+            name: "local".into(),
+            access_key_id: access_key_id.unwrap_or_else(|| "anonymous".into()),
+            policy: Policy::allow_all(),
+            secret: String::new(),
+        }
+    }
+
+    /// Refuses with AccessDeniedException unless the caller's policy allows `action` on one
+    /// of `resources` (and denies it on none).
+    pub(crate) fn authorize(&self, action: &str, resources: &[&str]) -> Result<(), ApiError> {
+        match self.policy.decide(action, resources) {
+            Decision::Allowed => Ok(()),
+            decision => {
+                let why = if decision == Decision::ExplicitlyDenied {
+                    "with an explicit deny"
+                } else {
+                    "because no policy allows it"
+                };
+                let resource = resources.first().copied().unwrap_or("*");
+                tracing::warn!(
+                    key = %self.access_key_id,
+                    caller = %self.name,
+                    %action,
+                    %resource,
+                    "access denied"
+                );
+                Err(ApiError::Refused(Refusal::Denied(format!(
+                    "User: {} is not authorized to perform: {action} on resource: {resource} {why}",
+                    self.name
+                ))))
+            }
+        }
+    }
+}
+
+/// What the middleware needs besides the request.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    pub(crate) access: Access,
+    pub(crate) region: String,
+}
+
+/// Largest body buffered to be hashed; larger bodies of buffered operations are refused by the
+/// operations themselves, so the limit only needs to be above theirs.
+const MAX_HASHED_BODY: usize = 1 << 20;
+
+/// Verifies the request's signature and hands the [`Caller`] to the operation (as an
+/// extension), or answers the refusal.
+pub(crate) async fn authenticate(
+    axum::extract::State(gate): axum::extract::State<Gate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if gate.access.is_local() {
+        let key = authorization
+            .as_deref()
+            .and_then(|a| sigv4::Authorization::parse(a).ok())
+            .map(|a| a.access_key_id);
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(Arc::new(Caller::local(key)));
+        return next.run(request).await;
+    }
+    match verified(&gate, authorization, request).await {
+        Ok(request) => next.run(request).await,
+        Err((refusal, key)) => {
+            tracing::warn!(
+                key = key.as_deref().unwrap_or("-"),
+                "request refused: {refusal}"
+            );
+            ApiError::Refused(refusal).into_response()
+        }
+    }
+}
+
+/// The request, with its body restored and its caller attached, if its signature holds.
+async fn verified(
+    gate: &Gate,
+    authorization: Option<String>,
+    request: Request,
+) -> Result<Request, (Refusal, Option<String>)> {
+    let authorization =
+        sigv4::Authorization::parse(&authorization.ok_or((Refusal::Missing, None))?)
+            .map_err(|r| (r, None))?;
+    let key = Some(authorization.access_key_id.clone());
+    let refuse = |refusal: Refusal| (refusal, key.clone());
+    let caller = gate
+        .access
+        .caller(&authorization.access_key_id)
+        .ok_or_else(|| refuse(Refusal::UnknownKey))?;
+    // CloudWatch Logs' operations come to `/` with their target; they are signed for `logs`.
+    let service = match request.headers().get("x-amz-target") {
+        Some(target) if target.as_bytes().starts_with(b"Logs_") => "logs",
+        _ => "batch",
+    };
+    let declared = request
+        .headers()
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (mut parts, body) = request.into_parts();
+    let streamed =
+        parts.method == axum::http::Method::PUT && parts.uri.path().starts_with("/v1/modules/");
+    let (body, payload_hash) = if streamed {
+        // A module is streamed to disk as it arrives, so its hash is declared up front and
+        // checked as the last piece passes.
+        let declared = declared.ok_or_else(|| {
+            refuse(Refusal::Incomplete(
+                "a module upload must declare x-amz-content-sha256 (the body's SHA-256, or UNSIGNED-PAYLOAD)".into(),
+            ))
+        })?;
+        (checked_stream(body, &declared), declared)
+    } else {
+        let bytes = axum::body::to_bytes(body, MAX_HASHED_BODY)
+            .await
+            .map_err(|_| {
+                refuse(Refusal::Incomplete(format!(
+                    "the body could not be read, or is over {MAX_HASHED_BODY} bytes"
+                )))
+            })?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        let hash = match declared {
+            Some(declared) if declared != "UNSIGNED-PAYLOAD" && declared != actual => {
+                return Err(refuse(Refusal::Signature(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                        .into(),
+                )));
+            }
+            Some(declared) => declared,
+            None => actual,
+        };
+        (Body::from(bytes), hash)
+    };
+    let arrived = sigv4::Arrived {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        payload_hash: &payload_hash,
+    };
+    sigv4::verify(
+        &authorization,
+        &caller.secret,
+        &arrived,
+        &gate.region,
+        service,
+        SystemTime::now(),
+    )
+    .map_err(refuse)?;
+    parts.extensions.insert(caller);
+    Ok(Request::from_parts(parts, body))
+}
+
+/// `body`, ending in an error instead of its end if its SHA-256 is not `declared`.
+fn checked_stream(body: Body, declared: &str) -> Body {
+    if declared == "UNSIGNED-PAYLOAD" {
+        return body;
+    }
+    let declared = declared.to_ascii_lowercase();
+    let hasher = Arc::new(std::sync::Mutex::new(Sha256::new()));
+    let seen = hasher.clone();
+    let pieces = body.into_data_stream().map(move |piece| {
+        if let Ok(bytes) = &piece {
+            seen.lock().expect("no panics while held").update(bytes);
+        }
+        piece
+    });
+    let end = futures_util::stream::once(async move {
+        let digest = hasher
+            .lock()
+            .expect("no panics while held")
+            .clone()
+            .finalize();
+        if hex::encode(digest) == declared {
+            None
+        } else {
+            Some(Err(axum::Error::new(std::io::Error::other(
+                "the body does not match its x-amz-content-sha256",
+            ))))
+        }
+    })
+    .filter_map(std::future::ready);
+    Body::from_stream(pieces.chain(end))
+}

@@ -274,12 +274,13 @@ async fn verified(
     let (body, payload_hash) = if streamed {
         // A module is streamed to disk as it arrives, so its hash is declared up front and
         // checked as the last piece passes.
-        let declared = declared.ok_or_else(|| {
-            refuse(Refusal::Incomplete(
+        let Some(declared) = declared else {
+            drain(body).await;
+            return Err(refuse(Refusal::Incomplete(
                 "a module upload must declare x-amz-content-sha256 (the body's SHA-256, or UNSIGNED-PAYLOAD)".into(),
-            ))
-        })?;
-        (checked_stream(body, &declared), declared)
+            )));
+        };
+        (body, declared)
     } else {
         let bytes = axum::body::to_bytes(body, MAX_HASHED_BODY)
             .await
@@ -308,17 +309,41 @@ async fn verified(
         headers: &parts.headers,
         payload_hash: &payload_hash,
     };
-    sigv4::verify(
+    if let Err(refusal) = sigv4::verify(
         &authorization,
         &caller.secret,
         &arrived,
         &gate.region,
         service,
         SystemTime::now(),
-    )
-    .map_err(refuse)?;
+    ) {
+        drain(body).await;
+        return Err(refuse(refusal));
+    }
+    let body = if streamed {
+        checked_stream(body, &payload_hash)
+    } else {
+        body
+    };
     parts.extensions.insert(caller);
     Ok(Request::from_parts(parts, body))
+}
+
+/// Most a refused upload is read for; past it the connection is simply closed.
+const MAX_DRAINED: usize = 64 << 20;
+
+/// Reads and drops what is left of a request's body (up to [`MAX_DRAINED`]) so that a refusal
+/// reaches a client still sending: hyper closes a connection whose request body was not read,
+/// and the client then sees a broken pipe instead of the reason.
+pub(crate) async fn drain(body: Body) {
+    let mut pieces = body.into_data_stream();
+    let mut read = 0;
+    while read < MAX_DRAINED {
+        match pieces.next().await {
+            Some(Ok(piece)) => read += piece.len(),
+            _ => return,
+        }
+    }
 }
 
 /// `body`, ending in an error instead of its end if its SHA-256 is not `declared`.

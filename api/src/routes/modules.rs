@@ -22,7 +22,11 @@ pub(crate) async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    caller.authorize("batch:PushModule", &[&arn_of(&batch, "module", &name)])?;
+    if let Err(refused) = caller.authorize("batch:PushModule", &[&arn_of(&batch, "module", &name)])
+    {
+        crate::access::drain(body).await;
+        return Err(refused);
+    }
     let limit = batch.config().max_module_bytes;
     let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)

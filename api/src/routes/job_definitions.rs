@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, Who, arn_of, decode};
+use super::{MAX_BODY, Reply, Who, arn_of, decode, definition_arn};
 
 /// AWS's limit on a job definition's payload.
 const MAX_DEFINITION: usize = 24 * 1024;
@@ -68,9 +68,7 @@ pub(crate) async fn deregister(
     body: Bytes,
 ) -> Reply {
     let request: Deregister = decode(&body, MAX_BODY, "DeregisterJobDefinition")?;
-    let arn = batch
-        .job_definition_arn(&request.job_definition)
-        .unwrap_or_else(|_| arn_of(&batch, "job-definition", &request.job_definition));
+    let arn = definition_arn(&batch, &request.job_definition);
     caller.authorize("batch:DeregisterJobDefinition", &[&arn])?;
     batch
         .deregister_job_definition(&request.job_definition)

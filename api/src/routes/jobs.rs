@@ -9,7 +9,7 @@ use serde_json::json;
 use wasmbatch_runtime::Batch;
 use wasmbatch_runtime::model::{ListJobs, SubmitJob};
 
-use super::{MAX_BODY, Reply, Who, arn_of, authorize_job, decode};
+use super::{MAX_BODY, Reply, Who, authorize_job, decode, definition_arn, queue_arn};
 use crate::shapes::{job_detail, job_summary};
 
 /// AWS's limit on a SubmitJob payload.
@@ -22,13 +22,9 @@ pub(crate) async fn submit(
     body: Bytes,
 ) -> Reply {
     let mut request: SubmitJob = decode(&body, MAX_SUBMIT, "SubmitJob")?;
-    let queue = batch
-        .job_queue_arn(&request.job_queue)
-        .unwrap_or_else(|_| arn_of(&batch, "job-queue", &request.job_queue));
+    let queue = queue_arn(&batch, &request.job_queue);
     caller.authorize("batch:SubmitJob", &[&queue])?;
-    let definition = batch
-        .job_definition_arn(&request.job_definition)
-        .unwrap_or_else(|_| arn_of(&batch, "job-definition", &request.job_definition));
+    let definition = definition_arn(&batch, &request.job_definition);
     caller.authorize("batch:SubmitJob", &[&definition])?;
     request.submitted_by = Some(caller.name.clone());
     let job = batch.submit_job(request).await?;
@@ -71,9 +67,7 @@ pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who, bod
     let request: ListJobs = decode(&body, MAX_BODY, "ListJobs")?;
     match (&request.job_queue, &request.array_job_id) {
         (Some(queue), _) => {
-            let arn = batch
-                .job_queue_arn(queue)
-                .unwrap_or_else(|_| arn_of(&batch, "job-queue", queue));
+            let arn = queue_arn(&batch, queue);
             caller.authorize("batch:ListJobs", &[&arn])?;
         }
         (None, Some(parent)) => authorize_job(&caller, &batch, "batch:ListJobs", parent)?,

@@ -29,6 +29,21 @@ pub(crate) fn arn_of(batch: &Batch, kind: &str, reference: &str) -> String {
     }
 }
 
+/// The queue ARN `queue` resolves to, or the one it would have if it does not exist (the
+/// operation then refuses it, once the policy has had its say).
+pub(crate) fn queue_arn(batch: &Batch, queue: &str) -> String {
+    batch
+        .job_queue_arn(queue)
+        .unwrap_or_else(|_| arn_of(batch, "job-queue", queue))
+}
+
+/// The revision ARN `definition` resolves to, or the ARN it names if it resolves to none.
+pub(crate) fn definition_arn(batch: &Batch, definition: &str) -> String {
+    batch
+        .job_definition_arn(definition)
+        .unwrap_or_else(|_| arn_of(batch, "job-definition", definition))
+}
+
 /// The ARNs a policy may name job `id` by: its own and its queue's (a queue's owner sees and
 /// stops the jobs on it). A job that does not exist is named by the ARN it would have.
 pub(crate) fn job_resources(batch: &Batch, id: &str) -> Vec<String> {

@@ -33,8 +33,19 @@ pub struct ExecutorConfig {
     pub output_cap_bytes: u64,
     /// Keep each attempt's scratch directory after it ends (for debugging).
     pub keep_scratch: bool,
-    /// Compilations that may run at once, on the blocking pool.
+    /// Compilations that may run at once, each on its own thread of the blocking pool (one
+    /// core each: one module's functions are not spread over the machine, so a module that is
+    /// slow to compile occupies one slot, not every core and every other compile).
     pub max_concurrent_compiles: usize,
+    /// The most functions a module may define (a component's core modules counted together).
+    /// Compile time grows with the count even when every function is empty, so this refuses
+    /// the cheapest compile-time bomb before any compiling starts.
+    pub max_module_functions: u32,
+    /// The longest one compilation may take. Cranelift cannot be stopped midway, so a compile
+    /// that passes this is abandoned: the load fails at once, and the compiler finishes in the
+    /// background still holding its compile slot (so abandoned compiles never outnumber
+    /// `max_concurrent_compiles`) and keeps nothing it made.
+    pub max_compile_time: Duration,
     /// Largest wasm call stack, in bytes; deeper recursion traps with a stack overflow.
     pub max_wasm_stack_bytes: usize,
 }
@@ -52,6 +63,10 @@ impl ExecutorConfig {
             output_cap_bytes: 8 << 20,
             keep_scratch: false,
             max_concurrent_compiles: 2,
+            // 100,000 empty functions take ~6.5 s to compile on 2 cores (release build); large
+            // real programs (interpreters, databases) define tens of thousands.
+            max_module_functions: 100_000,
+            max_compile_time: Duration::from_secs(60),
             max_wasm_stack_bytes: 1 << 20,
         }
     }
@@ -77,6 +92,12 @@ impl ExecutorConfig {
         }
         if self.max_concurrent_compiles == 0 {
             return invalid("max_concurrent_compiles", "must be at least 1");
+        }
+        if self.max_module_functions == 0 {
+            return invalid("max_module_functions", "must be at least 1");
+        }
+        if self.max_compile_time.is_zero() {
+            return invalid("max_compile_time", "must be longer than zero");
         }
         if self.max_wasm_stack_bytes < 64 << 10 {
             return invalid("max_wasm_stack_bytes", "must be at least 64 KiB");
@@ -113,6 +134,11 @@ impl ExecutorConfig {
             .memory_init_cow(true)
             .epoch_interruption(true)
             .consume_fuel(self.fuel_metering)
+            // Parallel compilation runs every module's functions on rayon's one global pool,
+            // where a single huge module (a compile-time bomb, even one already abandoned)
+            // holds up every other compile in the process; `max_concurrent_compiles` bounds
+            // compiles only if each stays on its own thread.
+            .parallel_compilation(false)
             .max_wasm_stack(self.max_wasm_stack_bytes)
             // The host side of a call (WASI, our captures) runs on the same fiber stack.
             .async_stack_size(self.max_wasm_stack_bytes + (1 << 20));

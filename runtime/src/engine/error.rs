@@ -51,6 +51,33 @@ pub enum LoadError {
         /// The validator's message, with its offset.
         reason: String,
     },
+    /// The module defines more functions than the executor compiles
+    /// ([`ExecutorConfig::max_module_functions`](super::ExecutorConfig::max_module_functions)).
+    #[error(
+        "module {digest} defines {functions} functions; the limit is {limit} \
+         (max_module_functions), so it was not compiled"
+    )]
+    TooManyFunctions {
+        /// The module.
+        digest: Digest,
+        /// Functions it defines.
+        functions: u64,
+        /// The executor's limit.
+        limit: u32,
+    },
+    /// Compiling the module took longer than the executor allows
+    /// ([`ExecutorConfig::max_compile_time`](super::ExecutorConfig::max_compile_time)).
+    #[error(
+        "module {digest} was still compiling after {}s, the limit (max_compile_time); \
+         compilation was abandoned",
+        limit.as_secs_f64()
+    )]
+    CompileTimeLimit {
+        /// The module.
+        digest: Digest,
+        /// The executor's limit.
+        limit: std::time::Duration,
+    },
     /// The module is valid but not a WASI command (no `_start`, or no `wasi:cli/run`).
     #[error("module {digest} is not a WASI command: {reason}")]
     NotCommand {

@@ -101,6 +101,10 @@ impl Executor {
             linkers,
             artifact_dir,
             config.max_concurrent_compiles,
+            module_cache::CompileLimits {
+                max_functions: config.max_module_functions,
+                max_time: config.max_compile_time,
+            },
         );
         let scratch = ScratchDirs::new(
             scratch_root,

@@ -1,12 +1,13 @@
 //! Modules by content: each is named by the sha256 of its bytes, compiled at most once per
-//! digest (off the async workers, a bounded number at a time), kept in memory as a ready-to-use
-//! `InstancePre`, and kept on disk as a compiled artifact so a restarted process does not
-//! compile it again.
+//! digest (off the async workers, a bounded number at a time, each within a function count and
+//! a time limit), kept in memory as a ready-to-use `InstancePre`, and kept on disk as a
+//! compiled artifact so a restarted process does not compile it again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
@@ -126,9 +127,17 @@ pub(crate) struct ModuleCache {
     /// One cell per digest, so concurrent loads of one module compile it once.
     modules: Mutex<HashMap<Digest, Arc<OnceCell<JobModule>>>>,
     compile_slots: Arc<Semaphore>,
+    limits: CompileLimits,
     compiled: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
     reused: AtomicU64,
+}
+
+/// What one compilation may cost.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompileLimits {
+    pub(crate) max_functions: u32,
+    pub(crate) max_time: Duration,
 }
 
 impl ModuleCache {
@@ -137,6 +146,7 @@ impl ModuleCache {
         linkers: Arc<Linkers>,
         artifact_dir: PathBuf,
         max_concurrent_compiles: usize,
+        limits: CompileLimits,
     ) -> Self {
         let compatibility = {
             use std::hash::{Hash, Hasher};
@@ -151,6 +161,7 @@ impl ModuleCache {
             compatibility,
             modules: Mutex::new(HashMap::new()),
             compile_slots: Arc::new(Semaphore::new(max_concurrent_compiles)),
+            limits,
             compiled: Arc::default(),
             loaded_from_disk: Arc::default(),
             reused: AtomicU64::new(0),
@@ -198,12 +209,13 @@ impl ModuleCache {
         bytes: Arc<[u8]>,
     ) -> Result<JobModule, LoadError> {
         let kind = detect_kind(digest, &bytes)?;
-        let _slot = self
+        let slot = self
             .compile_slots
             .clone()
             .acquire_owned()
             .await
             .expect("the compile semaphore is never closed");
+        let abandoned = Arc::new(AtomicBool::new(false));
         let job = Artifact {
             engine: self.engine.clone(),
             linkers: self.linkers.clone(),
@@ -212,16 +224,39 @@ impl ModuleCache {
                 .join(format!("{}-{}.cwasm", digest.hex(), self.compatibility)),
             digest,
             kind,
+            max_functions: self.limits.max_functions,
+            abandoned: abandoned.clone(),
             compiled: self.compiled.clone(),
             loaded_from_disk: self.loaded_from_disk.clone(),
         };
-        // Cranelift and file I/O block; they run on tokio's blocking pool.
-        tokio::task::spawn_blocking(move || job.load(&bytes))
-            .await
-            .map_err(|e| LoadError::Internal {
+        // Only compiling needs a deadline: an artifact on disk loads in milliseconds, and
+        // only ever exists for bytes that compiled within the limit.
+        let compiling = !job.path.exists();
+        // Cranelift and file I/O block; they run on tokio's blocking pool. The slot goes with
+        // the work, not with this future: an abandoned compile keeps it until it really ends.
+        let work = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            job.load(&bytes)
+        });
+        let joined = if compiling {
+            tokio::time::timeout(self.limits.max_time, work).await
+        } else {
+            Ok(work.await)
+        };
+        match joined {
+            Ok(done) => done.map_err(|e| LoadError::Internal {
                 digest,
                 reason: e.to_string(),
-            })?
+            })?,
+            Err(_elapsed) => {
+                abandoned.store(true, Ordering::Relaxed);
+                tracing::warn!(%digest, limit = ?self.limits.max_time, "compilation abandoned");
+                Err(LoadError::CompileTimeLimit {
+                    digest,
+                    limit: self.limits.max_time,
+                })
+            }
+        }
     }
 }
 
@@ -248,6 +283,29 @@ fn detect_kind(digest: Digest, bytes: &[u8]) -> Result<ModuleKind, LoadError> {
     }
 }
 
+/// The functions `bytes` defines, in all its core modules; stops counting (with an error) past
+/// `limit`, before reading any function body. Bytes that do not parse are left for the
+/// compiler, whose message says what is wrong and where.
+fn check_functions(digest: Digest, bytes: &[u8], limit: u32) -> Result<(), LoadError> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let mut functions = 0u64;
+    // `parse_all` also walks the core modules nested in a component.
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { return Ok(()) };
+        if let Payload::CodeSectionStart { count, .. } = payload {
+            functions += u64::from(count);
+            if functions > u64::from(limit) {
+                return Err(LoadError::TooManyFunctions {
+                    digest,
+                    functions,
+                    limit,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One module's trip from bytes (or disk) to a linked `InstancePre`, on a blocking thread.
 struct Artifact {
     engine: Engine,
@@ -255,6 +313,10 @@ struct Artifact {
     path: PathBuf,
     digest: Digest,
     kind: ModuleKind,
+    max_functions: u32,
+    /// Set when the caller stopped waiting: the result is unwanted, and saving it would let the
+    /// next load of these bytes skip the limit that refused them.
+    abandoned: Arc<AtomicBool>,
     compiled: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
 }
@@ -310,11 +372,18 @@ impl Artifact {
                 ),
             }
         }
+        check_functions(self.digest, bytes, self.max_functions)?;
         let module = compile(&self.engine, bytes).map_err(|e| LoadError::Invalid {
             digest: self.digest,
             reason: format!("{e:#}"),
         })?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Err(LoadError::Internal {
+                digest: self.digest,
+                reason: "compilation finished after it was abandoned".into(),
+            });
+        }
         match serialize(&module) {
             Ok(artifact) => self.save(&artifact),
             Err(e) => tracing::warn!(digest = %self.digest, "could not serialize module: {e:#}"),
@@ -392,6 +461,23 @@ mod tests {
         assert_eq!(Digest::parse(&text), Some(digest));
         assert_eq!(Digest::parse("sha256:xyz"), None);
         assert_eq!(Digest::parse(&digest.hex()), None);
+    }
+
+    #[test]
+    fn functions_are_counted_before_any_is_compiled() {
+        let three = wat::parse_str("(module (func) (func) (func))").unwrap();
+        let d = Digest::of(&three);
+        assert!(check_functions(d, &three, 3).is_ok());
+        let error = check_functions(d, &three, 2).unwrap_err().to_string();
+        assert!(
+            error.contains("defines 3 functions; the limit is 2"),
+            "{error}"
+        );
+        // Bytes that do not parse are the compiler's to describe; a count already declared
+        // before the damage still counts.
+        let truncated = &three[..three.len() - 2];
+        assert!(check_functions(d, truncated, 3).is_ok());
+        assert!(check_functions(d, truncated, 2).is_err());
     }
 
     #[test]

@@ -79,15 +79,17 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
+        // Our cap first: the pool gives every table a maximum no larger than the cap, and a
+        // growth past it should stop the attempt as memory growth does, not quietly fail.
         if desired > self.table_elements_cap {
             self.refused = Some(Refusal::Table {
                 cap: self.table_elements_cap,
                 requested: desired,
             });
             return Err(wasmtime::Error::new(LimitExceeded));
+        }
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
         }
         Ok(true)
     }
@@ -133,7 +135,11 @@ mod tests {
     fn tables_have_their_own_cap() {
         let mut limiter = MemoryLimiter::new(PAGE as u64, 10);
         assert!(limiter.table_growing(0, 10, None).unwrap());
-        assert!(limiter.table_growing(10, 11, None).is_err());
+        // Within the cap, a table's own maximum makes growth fail quietly (-1), as the spec says.
+        assert!(!limiter.table_growing(4, 6, Some(5)).unwrap());
+        assert_eq!(limiter.refusal(), None);
+        // Past the cap it stops the attempt, even when the pool set the same maximum.
+        assert!(limiter.table_growing(10, 11, Some(10)).is_err());
         assert_eq!(
             limiter.refusal(),
             Some(Refusal::Table {

@@ -172,7 +172,8 @@ pub(crate) fn classify(result: Result<(), wasmtime::Error>, end: &AttemptEnd<'_>
             FailureKind::Unreachable,
             "wasm trap: `unreachable` executed (the guest panicked or aborted)".into(),
         ),
-        Some(trap) => failed(FailureKind::Trap, format!("wasm trap: {trap}")),
+        // A trap's Display already reads "wasm trap: …".
+        Some(trap) => failed(FailureKind::Trap, trap.to_string()),
         // The root cause is the host's own message; the wasm backtrace around it is noise.
         None => failed(
             FailureKind::HostError,

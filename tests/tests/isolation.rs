@@ -55,7 +55,7 @@ async fn the_escape_guest_reaches_nothing_outside_its_grants() {
             "/etc/passwd",
             "/data/abs-link",
             "/data/up-link/etc/passwd",
-            "tcp 127.0.0.1:22",
+            "tcp:127.0.0.1:22",
         ] {
             assert!(
                 lines.contains(&format!("DENIED {target}")),

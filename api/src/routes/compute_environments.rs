@@ -3,18 +3,17 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, Who, arn_of, decode};
+use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode};
 
 pub(crate) async fn create(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: wasmbatch_runtime::model::CreateComputeEnvironment =
         decode(&body, MAX_BODY, "CreateComputeEnvironment")?;
@@ -41,7 +40,7 @@ struct Describe {
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeComputeEnvironments")?;
     caller.authorize("batch:DescribeComputeEnvironments", &["*"])?;
@@ -52,7 +51,7 @@ pub(crate) async fn describe(
 pub(crate) async fn update(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: wasmbatch_runtime::model::UpdateComputeEnvironment =
         decode(&body, MAX_BODY, "UpdateComputeEnvironment")?;
@@ -74,7 +73,7 @@ struct Delete {
 pub(crate) async fn delete(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteComputeEnvironment")?;
     let arn = arn_of(&batch, "compute-environment", &request.compute_environment);

@@ -2,13 +2,12 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, Who, arn_of, decode, definition_arn};
+use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode, definition_arn};
 
 /// AWS's limit on a job definition's payload.
 const MAX_DEFINITION: usize = 24 * 1024;
@@ -16,7 +15,7 @@ const MAX_DEFINITION: usize = 24 * 1024;
 pub(crate) async fn register(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: wasmbatch_runtime::model::RegisterJobDefinition =
         decode(&body, MAX_DEFINITION, "RegisterJobDefinition")?;
@@ -44,7 +43,7 @@ struct Describe {
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobDefinitions")?;
     caller.authorize("batch:DescribeJobDefinitions", &["*"])?;
@@ -65,7 +64,7 @@ struct Deregister {
 pub(crate) async fn deregister(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Deregister = decode(&body, MAX_BODY, "DeregisterJobDefinition")?;
     let arn = definition_arn(&batch, &request.job_definition);

@@ -2,18 +2,17 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, Who, arn_of, decode};
+use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode};
 
 pub(crate) async fn create(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: wasmbatch_runtime::model::CreateJobQueue =
         decode(&body, MAX_BODY, "CreateJobQueue")?;
@@ -35,7 +34,7 @@ struct Describe {
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobQueues")?;
     caller.authorize("batch:DescribeJobQueues", &["*"])?;
@@ -47,7 +46,7 @@ pub(crate) async fn describe(
 pub(crate) async fn update(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: wasmbatch_runtime::model::UpdateJobQueue =
         decode(&body, MAX_BODY, "UpdateJobQueue")?;
@@ -68,7 +67,7 @@ struct Delete {
 pub(crate) async fn delete(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteJobQueue")?;
     let arn = arn_of(&batch, "job-queue", &request.job_queue);

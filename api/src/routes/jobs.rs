@@ -2,14 +2,13 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 use wasmbatch_runtime::model::{ListJobs, SubmitJob};
 
-use super::{MAX_BODY, Reply, Who, authorize_job, decode, definition_arn, queue_arn};
+use super::{MAX_BODY, Payload, Reply, Who, authorize_job, decode, definition_arn, queue_arn};
 use crate::shapes::{job_detail, job_summary};
 
 /// AWS's limit on a SubmitJob payload.
@@ -19,7 +18,7 @@ const MAX_SUBMIT: usize = 30 * 1024;
 pub(crate) async fn submit(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let mut request: SubmitJob = decode(&body, MAX_SUBMIT, "SubmitJob")?;
     let queue = queue_arn(&batch, &request.job_queue);
@@ -43,7 +42,7 @@ struct Describe {
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobs")?;
     let jobs = batch.describe_jobs(&request.jobs)?;
@@ -63,7 +62,11 @@ pub(crate) async fn describe(
     Ok(Json(json!({ "jobs": details })))
 }
 
-pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who, body: Bytes) -> Reply {
+pub(crate) async fn list(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Payload,
+) -> Reply {
     let request: ListJobs = decode(&body, MAX_BODY, "ListJobs")?;
     match (&request.job_queue, &request.array_job_id) {
         (Some(queue), _) => {
@@ -92,7 +95,7 @@ struct Stop {
 pub(crate) async fn cancel(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Stop = decode(&body, MAX_BODY, "CancelJob")?;
     authorize_job(&caller, &batch, "batch:CancelJob", &request.job_id)?;
@@ -103,7 +106,7 @@ pub(crate) async fn cancel(
 pub(crate) async fn terminate(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Stop = decode(&body, MAX_BODY, "TerminateJob")?;
     authorize_job(&caller, &batch, "batch:TerminateJob", &request.job_id)?;

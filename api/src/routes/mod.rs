@@ -11,7 +11,11 @@ mod modules;
 mod tags;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::FromRequest;
 use axum::routing::{get, post, put};
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use wasmbatch_runtime::Batch;
 
 use crate::access::Caller;
@@ -70,7 +74,9 @@ pub(crate) fn authorize_job(
 }
 
 /// Largest request body of most operations; AWS's own limits are smaller for the two that have
-/// them (SubmitJob 30 KiB, RegisterJobDefinition 24 KiB), checked where they apply.
+/// them (SubmitJob 30 KiB, RegisterJobDefinition 24 KiB), checked where they apply. The
+/// operations that take JSON read their body as a [`Payload`], which applies it itself; the
+/// layer limits GetLogEvents.
 const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) fn router() -> Router<Batch> {
@@ -130,20 +136,56 @@ pub(crate) fn router() -> Router<Batch> {
         )
 }
 
+/// A request body as the operations take it: whole, or, past [`MAX_BODY`], only that it was too
+/// large, so that `decode` refuses it with the operation's own limit as a ClientException (axum's
+/// own limit answers a plain-text 413 the AWS clients cannot read).
+pub(crate) struct Payload(Option<Bytes>);
+
+impl<S: Send + Sync> FromRequest<S> for Payload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
+        let mut pieces = request.into_body().into_data_stream();
+        let mut body = BytesMut::new();
+        while let Some(piece) = pieces.next().await {
+            let piece = piece.map_err(|e| {
+                ApiError::Client(format!("the request body could not be read: {e}"))
+            })?;
+            if body.len() + piece.len() > MAX_BODY {
+                // Read to its end, so that the client, still sending, sees the refusal.
+                crate::access::drain(axum::body::Body::from_stream(pieces)).await;
+                return Ok(Payload(None));
+            }
+            body.extend_from_slice(&piece);
+        }
+        Ok(Payload(Some(body.freeze())))
+    }
+}
+
 /// Decodes a request body, refusing one over `limit` bytes, with messages that say what was
 /// wrong and where: malformed JSON, a member the AWS model does not define for `operation`
-/// (a misspelling would otherwise be ignored, and its intent lost), a wrong type.
+/// (a misspelling would otherwise be ignored, and its intent lost), a value of a type the model
+/// does not give that member (checked here for every member, as some are only stored and
+/// echoed, and an AWS client could not read them back), a value the request type refuses.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    body: &[u8],
+    body: &Payload,
     limit: usize,
     operation: &str,
 ) -> Result<T, ApiError> {
-    if body.len() > limit {
-        return Err(ApiError::Client(format!(
-            "{operation} request body is {} bytes; the limit is {limit}",
-            body.len()
-        )));
-    }
+    let body = match &body.0 {
+        Some(body) if body.len() <= limit => body,
+        Some(body) => {
+            return Err(ApiError::Client(format!(
+                "{operation} request body is {} bytes; the limit is {limit}",
+                body.len()
+            )));
+        }
+        None => {
+            return Err(ApiError::Client(format!(
+                "{operation} request body is over {MAX_BODY} bytes; the limit is {limit}"
+            )));
+        }
+    };
     let body = if body.is_empty() {
         b"{}".as_slice()
     } else {
@@ -152,10 +194,21 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::Client(format!("{operation}: the body is not valid JSON: {e}")))?;
     let mut path = String::new();
-    if let Some(unknown) = unknown_member(&format!("{operation}Request"), &value, &mut path) {
-        return Err(ApiError::Client(format!(
-            "{operation}: unknown member {unknown:?}; see the AWS Batch API reference for {operation}"
-        )));
+    match request_shape(operation).map_or(Ok(()), |shape| check(&shape, &value, &mut path)) {
+        Ok(()) => {}
+        Err(Mismatch::Unknown) => {
+            return Err(ApiError::Client(format!(
+                "{operation}: unknown member {path:?}; see the AWS Batch API reference for {operation}"
+            )));
+        }
+        Err(Mismatch::Type(problem)) => {
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            return Err(ApiError::Client(format!("{operation}: {at}{problem}")));
+        }
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
@@ -168,47 +221,121 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The path of the first member of `value` that shape `shape` does not define, walking into
-/// nested structures, lists and maps. `path` is where `value` is.
-fn unknown_member(shape: &str, value: &serde_json::Value, path: &mut String) -> Option<String> {
-    let members = members::SHAPES
-        .binary_search_by(|(name, _)| name.cmp(&shape))
-        .map(|i| members::SHAPES[i].1)
+/// What a member holds in the AWS model (`members.rs` lists them, generated from it).
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A JSON string.
+    String,
+    /// A whole number of 32 bits (the model's `integer`).
+    Integer,
+    /// A whole number of 64 bits (`long`).
+    Long,
+    /// `true` or `false`.
+    Boolean,
+    /// An object with the members of this shape.
+    Structure(&'static str),
+    /// A list of these.
+    List(&'static Kind),
+    /// An object whose keys are strings and whose values are these.
+    Map(&'static Kind),
+}
+
+/// Why a body does not fit the model, at the path `check` leaves.
+enum Mismatch {
+    /// A member the shape does not define.
+    Unknown,
+    /// A value of the wrong type, with what was expected.
+    Type(String),
+}
+
+/// The request shape of `operation`, if the table has it.
+fn request_shape(operation: &str) -> Option<Kind> {
+    let shape = format!("{operation}Request");
+    let i = members::SHAPES
+        .binary_search_by(|(name, _)| name.cmp(&shape.as_str()))
         .ok()?;
-    match value {
-        serde_json::Value::Object(object) => {
+    Some(Kind::Structure(members::SHAPES[i].0))
+}
+
+/// Whether `value` is a `kind`, walking into structures, lists and maps; on a mismatch, `path`
+/// is where it is. A member given as `null` is left to the request type, which reads it as
+/// absent or refuses it; inside a list or a map, `null` is a wrong type.
+fn check(kind: &Kind, value: &serde_json::Value, path: &mut String) -> Result<(), Mismatch> {
+    use serde_json::Value;
+    let expected = match (kind, value) {
+        (Kind::String, Value::String(_)) | (Kind::Boolean, Value::Bool(_)) => return Ok(()),
+        (Kind::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            return match n.as_i64().map(i32::try_from) {
+                Some(Ok(_)) => Ok(()),
+                _ => Err(Mismatch::Type(format!(
+                    "invalid value: {n} is out of range, expected a whole number from {} to {}",
+                    i32::MIN,
+                    i32::MAX
+                ))),
+            };
+        }
+        (Kind::Long, Value::Number(n)) if n.is_i64() => return Ok(()),
+        (Kind::Structure(shape), Value::Object(object)) => {
+            let Ok(i) = members::SHAPES.binary_search_by(|(name, _)| name.cmp(shape)) else {
+                return Ok(()); // a shape the table does not describe: left to the request type
+            };
+            let members = members::SHAPES[i].1;
             for (key, inner) in object {
                 let before = path.len();
                 if !path.is_empty() {
                     path.push('.');
                 }
                 path.push_str(key);
-                match members.iter().find(|(member, _)| member == key) {
-                    None => return Some(path.clone()),
-                    Some((_, Some(holds))) => {
-                        if let Some(unknown) = unknown_member(holds, inner, path) {
-                            return Some(unknown);
-                        }
-                    }
-                    Some((_, None)) => {}
+                let (_, held) = members
+                    .iter()
+                    .find(|(member, _)| member == key)
+                    .ok_or(Mismatch::Unknown)?;
+                if !inner.is_null() {
+                    check(held, inner, path)?;
                 }
                 path.truncate(before);
             }
-            None
+            return Ok(());
         }
-        serde_json::Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
+        (Kind::List(item), Value::Array(items)) => {
+            for (i, inner) in items.iter().enumerate() {
                 let before = path.len();
                 path.push_str(&format!("[{i}]"));
-                if let Some(unknown) = unknown_member(shape, item, path) {
-                    return Some(unknown);
-                }
+                check(item, inner, path)?;
                 path.truncate(before);
             }
-            None
+            return Ok(());
         }
-        _ => None,
-    }
+        (Kind::Map(held), Value::Object(entries)) => {
+            for (key, inner) in entries {
+                let before = path.len();
+                path.push('.');
+                path.push_str(key);
+                check(held, inner, path)?;
+                path.truncate(before);
+            }
+            return Ok(());
+        }
+        (Kind::String, _) => "a string",
+        (Kind::Integer, _) => "a whole number",
+        (Kind::Long, _) => "a whole number",
+        (Kind::Boolean, _) => "true or false",
+        (Kind::Structure(_), _) => "an object",
+        (Kind::List(_), _) => "a list",
+        (Kind::Map(_), _) => "an object of names and values",
+    };
+    let got = match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.chars().count() > 40 => "a string".to_string(),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    };
+    Err(Mismatch::Type(format!(
+        "invalid type: {got}, expected {expected}"
+    )))
 }
 
 /// A JSON response.

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use serde_json::json;
 use wasmbatch_runtime::Batch;
 
-use super::{MAX_BODY, Reply, Who, decode};
+use super::{MAX_BODY, Payload, Reply, Who, decode};
 
 #[derive(Deserialize)]
 struct Tag {
@@ -22,7 +21,7 @@ pub(crate) async fn tag(
     State(batch): State<Batch>,
     Extension(caller): Who,
     Path(arn): Path<String>,
-    body: Bytes,
+    body: Payload,
 ) -> Reply {
     let request: Tag = decode(&body, MAX_BODY, "TagResource")?;
     caller.authorize("batch:TagResource", &[&arn])?;

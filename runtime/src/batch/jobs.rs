@@ -17,6 +17,8 @@ use super::{Batch, BatchError, name_of, now};
 
 /// Most ids DescribeJobs takes.
 const MAX_DESCRIBE: usize = 100;
+/// Longest reason CancelJob and TerminateJob take (AWS's limit).
+const MAX_REASON: usize = 1024;
 
 /// One page of ListJobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +32,18 @@ pub struct JobPage {
 impl Batch {
     /// SubmitJob. Returns once the job (and, for an array, all its children) is committed.
     pub async fn submit_job(&self, request: SubmitJob) -> Result<SubmittedJob, BatchError> {
-        validate::name("jobName", &request.job_name)?;
+        validate::job_name(&request.job_name)?;
+        if let Some(member) = request.extra.keys().next() {
+            return Err(BatchError::invalid(
+                member.as_str(),
+                "is not supported: wasmbatch runs container jobs; use containerOverrides",
+            ));
+        }
         if let Some(array) = &request.array_properties {
             validate::array_properties(array)?;
         }
         validate::depends_on(&request.depends_on)?;
+        validate::parameters("parameters", &request.parameters)?;
         if let Some(retry) = &request.retry_strategy {
             validate::retry_strategy(retry)?;
         }
@@ -42,11 +51,19 @@ impl Batch {
             validate::timeout(timeout)?;
         }
         if let Some(overrides) = &request.container_overrides {
+            validate::command_override(overrides.command.as_deref().unwrap_or_default())?;
             validate::resources(
                 "containerOverrides.resourceRequirements",
                 &overrides.resource_requirements,
             )?;
             check_environment("containerOverrides.environment", &overrides.environment)?;
+        }
+        validate::tags("tags", &request.tags)?;
+        if let Some(share) = &request.share_identifier {
+            validate::share_identifier(share)?;
+        }
+        if let Some(priority) = request.scheduling_priority_override {
+            validate::scheduling_priority("schedulingPriorityOverride", priority.into())?;
         }
         let array_size = request.array_properties.and_then(|a| a.size);
         let now = now();
@@ -54,16 +71,31 @@ impl Batch {
         let (submitted, committed) = {
             let mut state = self.shared.lock();
             let queue_arn = queue_arn(&state, &request.job_queue)?;
+            if request.share_identifier.is_some() && !fair_share(&state, &request.job_queue) {
+                return Err(BatchError::invalid(
+                    "shareIdentifier",
+                    format!(
+                        "job queue {} has no fair-share scheduling policy, so its jobs take no share identifier",
+                        request.job_queue
+                    ),
+                ));
+            }
             let definition = resolve_definition(&state, &request.job_definition)?.clone();
             let resources = job_resources(&definition, &request)?;
             let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
-            if resources.memory_mib.is_some_and(|m| m > max_mib) {
+            if let Some(memory) = resources.memory_mib.filter(|&m| m > max_mib) {
+                // Definitions are checked when registered; the setting may have changed since.
+                let overridden = request
+                    .container_overrides
+                    .as_ref()
+                    .is_some_and(|o| o.resource_requirements.iter().any(|r| r.kind == "MEMORY"));
                 return Err(BatchError::invalid(
-                    "containerOverrides.resourceRequirements",
-                    format!(
-                        "MEMORY {} MiB is more than a job may have here, {max_mib} MiB",
-                        resources.memory_mib.unwrap_or(0)
-                    ),
+                    if overridden {
+                        "containerOverrides.resourceRequirements"
+                    } else {
+                        "containerProperties.resourceRequirements"
+                    },
+                    format!("MEMORY {memory} MiB is more than a job may have here, {max_mib} MiB"),
                 ));
             }
             check_dependencies(&state, &request.depends_on, array_size)?;
@@ -331,8 +363,17 @@ impl Batch {
     }
 
     async fn stop(&self, job_id: &str, reason: &str, terminate: bool) -> Result<(), BatchError> {
-        if reason.is_empty() {
-            return Err(BatchError::invalid("reason", "is required"));
+        if job_id.is_empty() {
+            return Err(BatchError::invalid("jobId", "is required"));
+        }
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(BatchError::invalid(
+                "reason",
+                format!(
+                    "must be 1 to {MAX_REASON} characters, got {}",
+                    reason.chars().count()
+                ),
+            ));
         }
         let now = now();
         let committed = {
@@ -396,6 +437,14 @@ fn queue_arn(state: &State, queue: &str) -> Result<String, BatchError> {
             what: "job queue",
             name: queue.to_string(),
         })
+}
+
+/// Whether queue `queue` (a name or an ARN) names a fair-share scheduling policy.
+fn fair_share(state: &State, queue: &str) -> bool {
+    state
+        .queues
+        .get(name_of("job-queue", queue))
+        .is_some_and(|q| q.queue.extra.contains_key("schedulingPolicyArn"))
 }
 
 fn take_sequence(state: &mut State) -> u64 {

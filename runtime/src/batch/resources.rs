@@ -14,6 +14,15 @@ use crate::store::{Record, Table};
 use super::state::{EnvSlot, QueueSlot};
 use super::{Batch, BatchError, name_of};
 
+/// Members of RegisterJobDefinition for kinds of job wasmbatch does not run: refused by name,
+/// where they would otherwise be stored and never used.
+const UNSUPPORTED_PROPERTIES: [&str; 4] = [
+    "nodeProperties",
+    "ecsProperties",
+    "eksProperties",
+    "consumableResourceProperties",
+];
+
 /// Most compute environments and queues (AWS's quotas).
 const MAX_ENVIRONMENTS: usize = 50;
 const MAX_QUEUES: usize = 50;
@@ -397,10 +406,31 @@ impl Batch {
                 ),
             ));
         }
+        if let Some(member) = UNSUPPORTED_PROPERTIES
+            .into_iter()
+            .find(|m| request.extra.contains_key(*m))
+        {
+            return Err(BatchError::invalid(
+                member,
+                "is not supported: wasmbatch runs container jobs; use containerProperties",
+            ));
+        }
+        if let Some(priority) = request.extra.get("schedulingPriority") {
+            let priority = priority.as_i64().ok_or_else(|| {
+                BatchError::invalid(
+                    "schedulingPriority",
+                    format!("must be a whole number, got {priority}"),
+                )
+            })?;
+            validate::scheduling_priority("schedulingPriority", priority)?;
+        }
+        validate::parameters("parameters", &request.parameters)?;
+        validate::tags("tags", &request.tags)?;
         let container = request
             .container_properties
             .as_ref()
             .ok_or_else(|| BatchError::invalid("containerProperties", "is required"))?;
+        validate::command("containerProperties.command", &container.command)?;
         match &container.image {
             Some(image) => check_image("containerProperties.image", image)?,
             None => {
@@ -410,10 +440,22 @@ impl Batch {
                 ));
             }
         }
-        validate::resources(
+        let resources = validate::resources(
             "containerProperties.resourceRequirements",
             &container.resource_requirements,
         )?;
+        let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
+        if let Some(memory) = resources.memory_mib.filter(|&m| m > max_mib) {
+            let i = container
+                .resource_requirements
+                .iter()
+                .position(|r| r.kind == "MEMORY")
+                .unwrap_or_default();
+            return Err(BatchError::invalid(
+                format!("containerProperties.resourceRequirements[{i}].value"),
+                format!("MEMORY {memory} MiB is more than a job may have here, {max_mib} MiB"),
+            ));
+        }
         check_environment("containerProperties.environment", &container.environment)?;
         validate::volumes(
             "containerProperties",
@@ -624,9 +666,18 @@ pub(crate) fn check_environment(
     environment: &[crate::model::KeyValuePair],
 ) -> Result<(), ValidationError> {
     for (i, pair) in environment.iter().enumerate() {
+        // A NUL would cut the variable short: WASI hands it over as a NUL-terminated string.
+        if pair.value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(ValidationError {
+                field: format!("{field}[{i}].value"),
+                problem: "must not contain a NUL character".into(),
+            });
+        }
         match &pair.name {
             Some(name)
-                if !name.is_empty() && !name.contains('=') && !name.starts_with("AWS_BATCH") => {}
+                if !name.is_empty()
+                    && !name.contains(['=', '\0'])
+                    && !name.starts_with("AWS_BATCH") => {}
             Some(name) if name.starts_with("AWS_BATCH") => {
                 return Err(ValidationError {
                     field: format!("{field}[{i}].name"),
@@ -636,7 +687,7 @@ pub(crate) fn check_environment(
             other => {
                 return Err(ValidationError {
                     field: format!("{field}[{i}].name"),
-                    problem: format!("must be a non-empty name without '=', got {other:?}"),
+                    problem: format!("must be a non-empty name without '=' or NUL, got {other:?}"),
                 });
             }
         }
@@ -650,9 +701,6 @@ pub(crate) fn parse_revision(definition: &str) -> Option<(String, u32)> {
     let revision: u32 = revision.parse().ok().filter(|r| *r > 0)?;
     Some((name.to_string(), revision))
 }
-
-/// Most tags on one resource (AWS's limit).
-const MAX_TAGS: usize = 50;
 
 /// What an ARN of this service names.
 enum Tagged {
@@ -718,20 +766,7 @@ impl Batch {
         add: std::collections::BTreeMap<String, String>,
         remove: &[String],
     ) -> Result<(), BatchError> {
-        for (key, value) in &add {
-            if key.is_empty() || key.chars().count() > 128 || key.starts_with("aws:") {
-                return Err(BatchError::invalid(
-                    "tags",
-                    format!("key {key:?} must be 1 to 128 characters and not start with aws:"),
-                ));
-            }
-            if value.chars().count() > 256 {
-                return Err(BatchError::invalid(
-                    "tags",
-                    format!("the value of {key:?} is longer than 256 characters"),
-                ));
-            }
-        }
+        validate::tags("tags", &add)?;
         let target = tagged(arn)?;
         let committed = {
             let mut state = self.shared.lock();
@@ -746,11 +781,12 @@ impl Batch {
                         next.remove(key);
                     }
                     next.extend(add.clone());
-                    if next.len() > MAX_TAGS {
+                    if next.len() > validate::MAX_TAGS {
                         return Err(BatchError::invalid(
                             "tags",
                             format!(
-                                "at most {MAX_TAGS} tags per resource, would be {}",
+                                "at most {} tags per resource, would be {}",
+                                validate::MAX_TAGS,
                                 next.len()
                             ),
                         ));

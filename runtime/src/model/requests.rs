@@ -156,6 +156,17 @@ pub struct SubmitJob {
     /// Whether the job takes its definition's tags.
     #[serde(default)]
     pub propagate_tags: Option<bool>,
+    /// Fair share's identifier: refused on a queue without a fair-share scheduling policy, as AWS
+    /// does; otherwise checked and not used (every queue here is FIFO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_identifier: Option<String>,
+    /// Fair share's priority, 0 to 9999: checked and not used, as on AWS's FIFO queues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_priority_override: Option<i32>,
+    /// Members for kinds of job wasmbatch does not run (nodeOverrides, ecsPropertiesOverride,
+    /// …): refused by name rather than ignored.
+    #[serde(flatten)]
+    pub extra: Extra,
     /// Who submits it, as the caller's authentication established (never from the request
     /// body); recorded on the job.
     #[serde(skip)]

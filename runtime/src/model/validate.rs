@@ -47,6 +47,109 @@ pub fn name(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A job's name: as [`name`], and starting with a letter or a digit, as AWS asks of `jobName`
+/// (and of no other name).
+pub fn job_name(value: &str) -> Result<(), ValidationError> {
+    name("jobName", value)?;
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return invalid(
+            "jobName",
+            format!("{value:?} must start with a letter or a digit"),
+        );
+    }
+    Ok(())
+}
+
+/// A command's arguments: none may hold a NUL, which would cut it short (WASI hands arguments to
+/// the guest as NUL-terminated strings).
+pub fn command(field: &str, args: &[String]) -> Result<(), ValidationError> {
+    match args.iter().position(|arg| arg.contains('\0')) {
+        Some(i) => invalid(format!("{field}[{i}]"), "must not contain a NUL character"),
+        None => Ok(()),
+    }
+}
+
+/// `containerOverrides.command`: as [`command`], and no empty argument (AWS's rule for
+/// overrides).
+pub fn command_override(args: &[String]) -> Result<(), ValidationError> {
+    let field = "containerOverrides.command";
+    command(field, args)?;
+    match args.iter().position(String::is_empty) {
+        Some(i) => invalid(format!("{field}[{i}]"), "must not be an empty string"),
+        None => Ok(()),
+    }
+}
+
+/// `Ref::` parameters: no NUL in a name or a value, as they become command arguments.
+pub fn parameters(
+    field: &str,
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ValidationError> {
+    match parameters
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        Some((name, _)) => invalid(
+            format!("{field}.{name}"),
+            "must not contain a NUL character",
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Most tags on one resource (AWS's limit).
+pub const MAX_TAGS: usize = 50;
+
+/// Tags: at most 50, keys of 1 to 128 characters that do not start with `aws:` (AWS keeps
+/// those), values of up to 256.
+pub fn tags(
+    field: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ValidationError> {
+    if tags.len() > MAX_TAGS {
+        return invalid(
+            field,
+            format!("at most {MAX_TAGS} tags per resource, got {}", tags.len()),
+        );
+    }
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > 128 || key.starts_with("aws:") {
+            return invalid(
+                field,
+                format!("key {key:?} must be 1 to 128 characters and not start with aws:"),
+            );
+        }
+        if value.chars().count() > 256 {
+            return invalid(
+                field,
+                format!("the value of {key:?} is longer than 256 characters"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A fair-share scheduling priority (`schedulingPriority`, `schedulingPriorityOverride`):
+/// 0 to 9999.
+pub fn scheduling_priority(field: &str, priority: i64) -> Result<(), ValidationError> {
+    if !(0..=9999).contains(&priority) {
+        return invalid(field, format!("must be between 0 and 9999, got {priority}"));
+    }
+    Ok(())
+}
+
+/// A fair-share identifier: up to 255 letters and digits, optionally followed by `*`.
+pub fn share_identifier(value: &str) -> Result<(), ValidationError> {
+    let body = value.strip_suffix('*').unwrap_or(value);
+    if body.is_empty() || body.len() > 255 || !body.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return invalid(
+            "shareIdentifier",
+            format!("{value:?}: expected up to 255 letters and digits, optionally followed by '*'"),
+        );
+    }
+    Ok(())
+}
+
 /// `attempts` 1..10, at most 5 `evaluateOnExit` entries (which need `attempts`), valid patterns.
 pub fn retry_strategy(strategy: &RetryStrategy) -> Result<(), ValidationError> {
     if let Some(attempts) = strategy.attempts
@@ -346,6 +449,57 @@ mod tests {
         assert!(name("jobQueue", &"a".repeat(129)).is_err());
         assert!(name("jobQueue", &"a".repeat(128)).is_ok());
         assert!(name("jobQueue", "ünïcode").is_err());
+    }
+
+    #[test]
+    fn job_names_start_with_a_letter_or_digit_and_arguments_hold_no_nul() {
+        assert!(job_name("9lives").is_ok());
+        assert!(job_name("_job").unwrap_err().problem.contains("start"));
+        assert!(
+            name("jobDefinitionName", "_job").is_ok(),
+            "only jobName has the rule"
+        );
+        assert_eq!(
+            command("containerProperties.command", &["a".into(), "b\0".into()])
+                .unwrap_err()
+                .field,
+            "containerProperties.command[1]"
+        );
+        assert!(command("containerProperties.command", &["".into()]).is_ok());
+        assert_eq!(
+            command_override(&["a".into(), "".into()])
+                .unwrap_err()
+                .field,
+            "containerOverrides.command[1]"
+        );
+        let nul = [("who".to_string(), "a\0".to_string())].into();
+        assert_eq!(
+            parameters("parameters", &nul).unwrap_err().field,
+            "parameters.who"
+        );
+    }
+
+    #[test]
+    fn tags_and_fair_share_members_follow_aws_limits() {
+        let tags = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(super::tags("tags", &tags(&[("team", "render")])).is_ok());
+        for bad in [("", "x"), ("aws:team", "x"), (&"k".repeat(129), "x")] {
+            assert!(super::tags("tags", &tags(&[bad])).is_err(), "{bad:?}");
+        }
+        assert!(super::tags("tags", &tags(&[("k", &"v".repeat(257))])).is_err());
+        let many: Vec<(String, String)> = (0..51).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert!(super::tags("tags", &many.into_iter().collect()).is_err());
+        assert!(scheduling_priority("schedulingPriority", 9999).is_ok());
+        assert!(scheduling_priority("schedulingPriority", 10_000).is_err());
+        assert!(scheduling_priority("schedulingPriority", -1).is_err());
+        assert!(share_identifier("teamA*").is_ok());
+        assert!(share_identifier("team-a").is_err());
+        assert!(share_identifier("").is_err());
     }
 
     #[test]

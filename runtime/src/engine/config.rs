@@ -134,11 +134,6 @@ impl ExecutorConfig {
             .memory_init_cow(true)
             .epoch_interruption(true)
             .consume_fuel(self.fuel_metering)
-            // Parallel compilation runs every module's functions on rayon's one global pool,
-            // where a single huge module (a compile-time bomb, even one already abandoned)
-            // holds up every other compile in the process; `max_concurrent_compiles` bounds
-            // compiles only if each stays on its own thread.
-            .parallel_compilation(false)
             .max_wasm_stack(self.max_wasm_stack_bytes)
             // The host side of a call (WASI, our captures) runs on the same fiber stack.
             .async_stack_size(self.max_wasm_stack_bytes + (1 << 20));

@@ -374,6 +374,15 @@ async fn policies_allow_deny_and_keep_each_team_to_its_queue() {
         Some("AccessDeniedException"),
         "one job of another's refuses the call"
     );
+    // An id that names no job is refused to her as well: the answer does not tell Bob's ids
+    // from ids that name nothing.
+    let error = alice
+        .describe_jobs()
+        .jobs("00000000-0000-4000-8000-000000000000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("AccessDeniedException"));
     let error = alice
         .list_jobs()
         .job_queue("team-b")

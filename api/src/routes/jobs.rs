@@ -37,8 +37,10 @@ struct Describe {
     jobs: Vec<String>,
 }
 
-/// Refused whole if any job named is one the caller may not see, as IAM does; ids that name
-/// no job are left out, as AWS does.
+/// Refused whole if any id named is one the caller may not see, as IAM does; ids that name no
+/// job are left out, as AWS does. An id that names no job is judged by the ARN its job would
+/// have, as CancelJob judges it, so that a caller kept to its own queue cannot tell another
+/// queue's job ids from ids that name nothing.
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
@@ -46,8 +48,8 @@ pub(crate) async fn describe(
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeJobs")?;
     let jobs = batch.describe_jobs(&request.jobs)?;
-    for job in &jobs {
-        caller.authorize("batch:DescribeJobs", &[&job.job_arn, &job.job_queue])?;
+    for id in &request.jobs {
+        authorize_job(&caller, &batch, "batch:DescribeJobs", id)?;
     }
     let details: Vec<_> = jobs
         .iter()

@@ -161,3 +161,28 @@ pub async fn submit_concurrently(
         task.await.expect("a submitting task panicked");
     }
 }
+
+/// Job `id` as DescribeJobs shows it; panics if there is none.
+pub fn describe(batch: &wasmbatch_runtime::Batch, id: &str) -> wasmbatch_runtime::model::Job {
+    batch
+        .describe_jobs(&[id.to_string()])
+        .expect("describing a job")
+        .pop()
+        .unwrap_or_else(|| panic!("job {id} is gone"))
+}
+
+/// Waits (bounded, generously: some tests' guests take what they can) until job `id` reaches
+/// SUCCEEDED or FAILED.
+pub async fn finished(batch: &wasmbatch_runtime::Batch, id: &str) -> wasmbatch_runtime::model::Job {
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            let job = describe(batch, id);
+            if job.status.is_terminal() {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
+}

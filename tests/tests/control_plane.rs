@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde_json::json;
 use wasmbatch_runtime::model::{
     ArrayJobDependency, ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType,
-    ComputeResources, ContainerOverrides, CreateComputeEnvironment, CreateJobQueue, Job,
-    JobDependency, JobStatus, JobTimeout, KeyValuesPair, ListJobs, RegisterJobDefinition, State,
-    SubmitJob, UpdateJobQueue,
+    ComputeResources, ContainerOverrides, CreateComputeEnvironment, CreateJobQueue, JobDependency,
+    JobStatus, JobTimeout, KeyValuesPair, ListJobs, RegisterJobDefinition, State, SubmitJob,
+    UpdateJobQueue,
 };
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::guests;
+use wasmbatch_tests::{describe, finished, guests};
 
 async fn service() -> (Batch, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -97,29 +97,6 @@ fn submit(name: &str, definition: &str) -> SubmitJob {
         job_definition: definition.into(),
         ..SubmitJob::default()
     }
-}
-
-fn describe(batch: &Batch, id: &str) -> Job {
-    batch
-        .describe_jobs(&[id.to_string()])
-        .unwrap()
-        .pop()
-        .unwrap_or_else(|| panic!("job {id} is gone"))
-}
-
-/// Waits (bounded) until the job reaches SUCCEEDED or FAILED.
-async fn finished(batch: &Batch, id: &str) -> Job {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let job = describe(batch, id);
-            if job.status.is_terminal() {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

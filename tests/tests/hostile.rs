@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use wasmbatch_runtime::model::{Job, JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::{decode, guests, local_queue};
+use wasmbatch_tests::{decode, finished, guests, local_queue};
 
 /// The statusReason of an attempt whose guest exited by itself, whatever the code.
 const EXITED: &str = "Essential container in task exited";
@@ -106,29 +106,6 @@ async fn neighbours(batch: &Batch, n: usize) -> Vec<String> {
         ids.push(submit(batch, &format!("neighbour-{i}"), "neighbour").await);
     }
     ids
-}
-
-fn describe(batch: &Batch, id: &str) -> Job {
-    batch
-        .describe_jobs(&[id.to_string()])
-        .unwrap()
-        .pop()
-        .unwrap()
-}
-
-/// Waits (bounded, generously: these guests are built to take what they can) until the job ends.
-async fn finished(batch: &Batch, id: &str) -> Job {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let job = describe(batch, id);
-            if job.status.is_terminal() {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
 }
 
 async fn log(batch: &Batch, job: &Job) -> Vec<String> {

@@ -22,6 +22,12 @@ pub enum ApiError {
     Refused(#[from] crate::access::Refusal),
 }
 
+impl From<wasmbatch_runtime::model::validate::ValidationError> for ApiError {
+    fn from(error: wasmbatch_runtime::model::validate::ValidationError) -> Self {
+        BatchError::from(error).into()
+    }
+}
+
 impl From<BatchError> for ApiError {
     fn from(error: BatchError) -> Self {
         if error.is_client_error() {

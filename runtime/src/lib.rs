@@ -67,14 +67,16 @@ pub mod model;
 mod modules;
 mod scheduler;
 mod store;
+mod volumes;
 
 pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower, ModuleUpload};
 pub use engine::{
     Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
-    ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,
-    ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
+    ExecutorError, ExitStatus, Failure, FailureKind, HostDir, JobModule, KillSwitch, Limits,
+    LoadError, ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
 pub use logs::{LOG_GROUP, LogEvent};
+pub use model::arn::ResourceKind;
 pub use modules::ModuleInfo;
 pub use store::StoreError;
 

@@ -10,8 +10,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::batch::{Shared, State, name_of, now};
+use crate::batch::{Shared, State, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
+use crate::model::arn::{ResourceKind, stored_name};
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{Attempt, ComputeEnvironmentType, JobStatus, State as OnOff};
 
@@ -107,7 +108,8 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                 .compute_environment_order
                 .iter()
                 .find_map(|order| {
-                    let name = name_of("compute-environment", &order.compute_environment);
+                    let name =
+                        stored_name(ResourceKind::ComputeEnvironment, &order.compute_environment);
                     let env = state.envs.get(name)?;
                     (env.env.state == OnOff::Enabled
                         && env.env.kind == ComputeEnvironmentType::Managed
@@ -189,7 +191,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             FailureKind::ModuleInvalid,
             format!("CannotPullContainerError: {reason}"),
         )),
-        Ok(module) => match volumes(&shared.config.volume_root, &plan.mounts).await {
+        Ok(module) => match volumes(&shared, &plan.mounts).await {
             Err(reason) => Err(Outcome::not_started(
                 FailureKind::HostError,
                 format!("CannotCreateContainerError: {reason}"),
@@ -230,32 +232,39 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     shared.wake.notify_one();
 }
 
-/// The directory grants of a job's volumes, each created under `root` if missing; why not,
-/// when one cannot be.
+/// The directory grants of a job's volumes, each opened (and created if missing) beneath the
+/// volume root without following links; why not, when one cannot be.
 async fn volumes(
-    root: &std::path::Path,
+    shared: &Shared,
     mounts: &[(std::path::PathBuf, String, bool)],
 ) -> Result<Vec<crate::engine::DirGrant>, String> {
-    let mut grants = Vec::with_capacity(mounts.len());
-    for (path, guest_path, read_only) in mounts {
-        let host_path = root.join(path);
-        tokio::fs::create_dir_all(&host_path).await.map_err(|e| {
-            format!(
-                "volume {} for {guest_path} cannot be created: {e}",
-                path.display()
-            )
-        })?;
-        grants.push(crate::engine::DirGrant {
-            host_path,
-            guest_path: guest_path.clone(),
-            access: if *read_only {
-                crate::engine::Access::ReadOnly
-            } else {
-                crate::engine::Access::ReadWrite
-            },
-        });
+    if mounts.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(grants)
+    let root = shared.config.volume_root.clone();
+    let mounts = mounts.to_vec();
+    tokio::task::spawn_blocking(move || {
+        // The root is the operator's setting, opened by its path; all beneath it by handle.
+        let root = crate::volumes::open_root(&root).map_err(|e| e.to_string())?;
+        mounts
+            .into_iter()
+            .map(|(path, guest_path, read_only)| {
+                let dir = crate::volumes::open_beneath(&root, &path)
+                    .map_err(|e| format!("volume {} for {guest_path}: {e}", path.display()))?;
+                Ok(crate::engine::DirGrant {
+                    host: crate::engine::HostDir::Opened(Arc::new(dir)),
+                    guest_path,
+                    access: if read_only {
+                        crate::engine::Access::ReadOnly
+                    } else {
+                        crate::engine::Access::ReadWrite
+                    },
+                })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| format!("opening the volumes failed: {e}"))?
 }
 
 /// The loaded module a job's `image` names, loading (and caching) it on first use.

@@ -250,17 +250,25 @@ async fn submit_job_refuses_every_bad_member_and_changes_nothing() {
     // Queues and definitions: the type, and references to nothing.
     cases.at("jobQueue", json!([7, null, true]));
     cases.with(json!({"jobQueue": "nope"}), "job queue nope does not exist");
-    cases.with(
-        json!({"jobQueue": "fila-ção"}),
-        "job queue fila-ção does not exist",
-    );
-    cases.with(json!({"jobQueue": "q".repeat(129)}), "does not exist");
+    // What cannot be a name is refused as such, before anything is looked up.
+    for not_a_name in ["fila-ção".to_string(), "q".repeat(129)] {
+        cases.with(json!({"jobQueue": not_a_name}), "jobQueue: \"");
+    }
     let arn = "arn:aws:batch:us-east-1:000000000000:job-queue/nope";
     cases.with(json!({"jobQueue": arn}), "does not exist");
+    let foreign = "arn:aws:batch:eu-west-1:000000000000:job-queue/main";
+    cases.with(
+        json!({"jobQueue": foreign}),
+        "is not an ARN of this service (region \"eu-west-1\")",
+    );
     cases.at("jobDefinition", json!([false, null, 1.5]));
-    for missing in ["nope", "hello:2", "hello:0", "hello:-1", "héllo", "retired"] {
+    for missing in ["nope", "hello:2", "hello:0", "retired"] {
         let named = format!("job definition {missing} does not exist");
         cases.with(json!({"jobDefinition": missing}), &named);
+    }
+    for not_a_name in ["hello:-1", "héllo"] {
+        let named = format!("jobDefinition: {not_a_name:?} is neither a job-definition name");
+        cases.with(json!({"jobDefinition": not_a_name}), &named);
     }
     let past_revisions = format!("hello:{TOO_BIG}");
     cases.with(json!({"jobDefinition": past_revisions}), "does not exist");

@@ -651,3 +651,117 @@ async fn a_compile_that_runs_too_long_is_abandoned_while_jobs_run() {
         "{again}"
     );
 }
+
+/// The attack of issue 13: a job with a read-write volume plants a relative link
+/// (`up -> ../../../..…`) in it, and a later definition names `sourcePath: "t/up/<host dir>"`.
+/// The text of that path is harmless, so the service must not let the system resolve it: each
+/// component is opened without following links, the attempt fails with
+/// CannotCreateContainerError naming the volume, and nothing is created outside the root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_planted_in_a_volume_does_not_lead_a_later_volume_to_host_files() {
+    let (batch, dir) = service(|_| {}).await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "host secret").unwrap();
+    let up = "../".repeat(64);
+    let volume = |source: &str| {
+        json!({"containerProperties": {
+            "volumes": [{"name": "v", "host": {"sourcePath": source}}],
+            "mountPoints": [{"sourceVolume": "v", "containerPath": "/data", "readOnly": false}]
+        }})
+    };
+    let planter = hostile(
+        &batch,
+        "planter",
+        guests::bytes(guests::wasip1::ESCAPE),
+        &[&format!("plant:/data/up={up}")],
+        volume("t"),
+    )
+    .await;
+    let planted = finished(&batch, &planter).await;
+    assert_eq!(planted.status, JobStatus::Succeeded, "{planted:?}");
+    assert!(
+        log(&batch, &planted)
+            .await
+            .contains(&"PLANTED /data/up".to_string()),
+        "wasmtime let the guest plant a relative link, as the attack needs"
+    );
+    assert!(dir.path().join("volumes/t/up").is_symlink());
+
+    let host_dir = outside
+        .path()
+        .strip_prefix("/")
+        .unwrap()
+        .display()
+        .to_string();
+    let created = format!("{host_dir}/made-by-the-attack");
+    let neighbours = neighbours(&batch, 4).await;
+    let mut attempts = Vec::new();
+    for (i, target) in [
+        "t/up".to_string(),
+        "t/up/etc".to_string(),
+        format!("t/up/{host_dir}"),
+        format!("t/up/{created}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("through-link-{i}");
+        define(
+            &batch,
+            &name,
+            "planter",
+            &["/data/secret", "/data/passwd", "plant:/data/x=/"],
+            volume(target),
+        )
+        .await;
+        attempts.push((target.clone(), submit(&batch, &name, &name).await));
+    }
+    for (target, id) in attempts {
+        let job = finished(&batch, &id).await;
+        assert_eq!(job.status, JobStatus::Failed, "{target}: {job:?}");
+        assert_eq!(
+            job.status_reason.as_deref(),
+            Some(
+                format!(
+                    "CannotCreateContainerError: volume {target} for /data: \"up\" is a symbolic link, which volumes do not follow"
+                )
+                .as_str()
+            ),
+            "{target}"
+        );
+        assert!(
+            job.attempts.iter().all(|a| a.started_at.is_none()),
+            "{target}: the guest never ran: {job:?}"
+        );
+    }
+    assert!(!outside.path().join("made-by-the-attack").exists());
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "host secret"
+    );
+    neighbours_succeeded(&batch, &neighbours).await;
+}
+
+/// A volume root that would hold the data dir, or share it with the database, compiled code or
+/// scratch, is refused when the service opens: a guest's volume must not reach any of them.
+#[tokio::test]
+async fn a_volume_root_that_nests_into_the_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for root in [
+        dir.path().to_path_buf(),
+        dir.path().join("scratch"),
+        dir.path().join("compiled"),
+        dir.path().parent().unwrap().to_path_buf(),
+    ] {
+        let mut config = BatchConfig::new(dir.path());
+        config.volume_root = root.clone();
+        let refused = Batch::open(config).await.err().expect("refused");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("volume_root: the volume root"),
+            "{}: {refused}",
+            root.display()
+        );
+    }
+}

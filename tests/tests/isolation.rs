@@ -7,11 +7,7 @@ use wasmbatch_runtime::{Access, AttemptSpec, DirGrant, ExitStatus};
 use wasmbatch_tests::{CollectedOutput, executor, executor_with, guests};
 
 fn grant(host: &Path, guest: &str, access: Access) -> DirGrant {
-    DirGrant {
-        host_path: host.to_path_buf(),
-        guest_path: guest.into(),
-        access,
-    }
+    DirGrant::path(host, guest, access)
 }
 
 #[tokio::test]

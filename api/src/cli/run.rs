@@ -172,11 +172,7 @@ fn parse_grant(text: &str) -> anyhow::Result<DirGrant> {
             "--dir {text:?}: HOST must not be empty and GUEST must be an absolute path such as /data"
         );
     }
-    Ok(DirGrant {
-        host_path: PathBuf::from(host),
-        guest_path: guest.to_string(),
-        access,
-    })
+    Ok(DirGrant::path(host, *guest, access))
 }
 
 fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
@@ -194,8 +190,8 @@ mod tests {
     fn grants_parse_with_their_access_and_bad_ones_name_the_flag() {
         let g = parse_grant("/tmp/in:/data:ro").unwrap();
         assert_eq!(
-            (g.host_path, g.guest_path.as_str(), g.access),
-            (PathBuf::from("/tmp/in"), "/data", Access::ReadOnly)
+            (g.host.to_string(), g.guest_path.as_str(), g.access),
+            ("/tmp/in".to_string(), "/data", Access::ReadOnly)
         );
         assert_eq!(
             parse_grant("/tmp/out:/out").unwrap().access,

@@ -6,9 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
-use wasmbatch_runtime::Batch;
+use wasmbatch_runtime::{Batch, ResourceKind};
 
-use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode};
+use super::{MAX_BODY, Payload, Reply, Who, decode, resource_arn};
 
 pub(crate) async fn create(
     State(batch): State<Batch>,
@@ -17,11 +17,12 @@ pub(crate) async fn create(
 ) -> Reply {
     let request: wasmbatch_runtime::model::CreateComputeEnvironment =
         decode(&body, MAX_BODY, "CreateComputeEnvironment")?;
-    let arn = arn_of(
+    let arn = resource_arn(
         &batch,
-        "compute-environment",
+        ResourceKind::ComputeEnvironment,
+        "computeEnvironmentName",
         &request.compute_environment_name,
-    );
+    )?;
     caller.authorize("batch:CreateComputeEnvironment", &[&arn])?;
     let env = batch.create_compute_environment(request).await?;
     Ok(Json(json!({
@@ -55,7 +56,12 @@ pub(crate) async fn update(
 ) -> Reply {
     let request: wasmbatch_runtime::model::UpdateComputeEnvironment =
         decode(&body, MAX_BODY, "UpdateComputeEnvironment")?;
-    let arn = arn_of(&batch, "compute-environment", &request.compute_environment);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::ComputeEnvironment,
+        "computeEnvironment",
+        &request.compute_environment,
+    )?;
     caller.authorize("batch:UpdateComputeEnvironment", &[&arn])?;
     let env = batch.update_compute_environment(request).await?;
     Ok(Json(json!({
@@ -76,7 +82,12 @@ pub(crate) async fn delete(
     body: Payload,
 ) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteComputeEnvironment")?;
-    let arn = arn_of(&batch, "compute-environment", &request.compute_environment);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::ComputeEnvironment,
+        "computeEnvironment",
+        &request.compute_environment,
+    )?;
     caller.authorize("batch:DeleteComputeEnvironment", &[&arn])?;
     batch
         .delete_compute_environment(&request.compute_environment)

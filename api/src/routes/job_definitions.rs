@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
-use wasmbatch_runtime::Batch;
+use wasmbatch_runtime::{Batch, ResourceKind};
 
-use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode, definition_arn};
+use super::{MAX_BODY, Payload, Reply, Who, decode, resource_arn};
 
 /// AWS's limit on a job definition's payload.
 const MAX_DEFINITION: usize = 24 * 1024;
@@ -19,8 +19,17 @@ pub(crate) async fn register(
 ) -> Reply {
     let request: wasmbatch_runtime::model::RegisterJobDefinition =
         decode(&body, MAX_DEFINITION, "RegisterJobDefinition")?;
-    let arn = arn_of(&batch, "job-definition", &request.job_definition_name);
+    let name = batch.config().resource_name(
+        ResourceKind::JobDefinition,
+        "jobDefinitionName",
+        &request.job_definition_name,
+    )?;
+    let arn = batch.config().arn(ResourceKind::JobDefinition, name);
     caller.authorize("batch:RegisterJobDefinition", &[&arn])?;
+    // A host directory is a resource of its own: one team's key must not mount another's.
+    for volume in batch.volume_arns(&request)? {
+        caller.authorize("batch:UseVolume", &[&volume])?;
+    }
     let definition = batch.register_job_definition(request).await?;
     Ok(Json(json!({
         "jobDefinitionName": definition.job_definition_name,
@@ -67,7 +76,12 @@ pub(crate) async fn deregister(
     body: Payload,
 ) -> Reply {
     let request: Deregister = decode(&body, MAX_BODY, "DeregisterJobDefinition")?;
-    let arn = definition_arn(&batch, &request.job_definition);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobDefinition,
+        "jobDefinition",
+        &request.job_definition,
+    )?;
     caller.authorize("batch:DeregisterJobDefinition", &[&arn])?;
     batch
         .deregister_job_definition(&request.job_definition)

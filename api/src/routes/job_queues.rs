@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
-use wasmbatch_runtime::Batch;
+use wasmbatch_runtime::{Batch, ResourceKind};
 
-use super::{MAX_BODY, Payload, Reply, Who, arn_of, decode};
+use super::{MAX_BODY, Payload, Reply, Who, decode, resource_arn};
 
 pub(crate) async fn create(
     State(batch): State<Batch>,
@@ -16,7 +16,12 @@ pub(crate) async fn create(
 ) -> Reply {
     let request: wasmbatch_runtime::model::CreateJobQueue =
         decode(&body, MAX_BODY, "CreateJobQueue")?;
-    let arn = arn_of(&batch, "job-queue", &request.job_queue_name);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueueName",
+        &request.job_queue_name,
+    )?;
     caller.authorize("batch:CreateJobQueue", &[&arn])?;
     let queue = batch.create_job_queue(request).await?;
     Ok(Json(
@@ -50,7 +55,12 @@ pub(crate) async fn update(
 ) -> Reply {
     let request: wasmbatch_runtime::model::UpdateJobQueue =
         decode(&body, MAX_BODY, "UpdateJobQueue")?;
-    let arn = arn_of(&batch, "job-queue", &request.job_queue);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueue",
+        &request.job_queue,
+    )?;
     caller.authorize("batch:UpdateJobQueue", &[&arn])?;
     let queue = batch.update_job_queue(request).await?;
     Ok(Json(
@@ -70,7 +80,12 @@ pub(crate) async fn delete(
     body: Payload,
 ) -> Reply {
     let request: Delete = decode(&body, MAX_BODY, "DeleteJobQueue")?;
-    let arn = arn_of(&batch, "job-queue", &request.job_queue);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueue",
+        &request.job_queue,
+    )?;
     caller.authorize("batch:DeleteJobQueue", &[&arn])?;
     batch.delete_job_queue(&request.job_queue).await?;
     Ok(Json(json!({})))

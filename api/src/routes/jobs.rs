@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
-use wasmbatch_runtime::Batch;
 use wasmbatch_runtime::model::{ListJobs, SubmitJob};
+use wasmbatch_runtime::{Batch, ResourceKind};
 
-use super::{MAX_BODY, Payload, Reply, Who, authorize_job, decode, definition_arn, queue_arn};
+use super::{MAX_BODY, Payload, Reply, Who, authorize_job, decode, resource_arn};
 use crate::shapes::{job_detail, job_summary};
 
 /// AWS's limit on a SubmitJob payload.
@@ -21,9 +21,19 @@ pub(crate) async fn submit(
     body: Payload,
 ) -> Reply {
     let mut request: SubmitJob = decode(&body, MAX_SUBMIT, "SubmitJob")?;
-    let queue = queue_arn(&batch, &request.job_queue);
+    let queue = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueue",
+        &request.job_queue,
+    )?;
     caller.authorize("batch:SubmitJob", &[&queue])?;
-    let definition = definition_arn(&batch, &request.job_definition);
+    let definition = resource_arn(
+        &batch,
+        ResourceKind::JobDefinition,
+        "jobDefinition",
+        &request.job_definition,
+    )?;
     caller.authorize("batch:SubmitJob", &[&definition])?;
     request.submitted_by = Some(caller.name.clone());
     let job = batch.submit_job(request).await?;
@@ -72,7 +82,7 @@ pub(crate) async fn list(
     let request: ListJobs = decode(&body, MAX_BODY, "ListJobs")?;
     match (&request.job_queue, &request.array_job_id) {
         (Some(queue), _) => {
-            let arn = queue_arn(&batch, queue);
+            let arn = resource_arn(&batch, ResourceKind::JobQueue, "jobQueue", queue)?;
             caller.authorize("batch:ListJobs", &[&arn])?;
         }
         (None, Some(parent)) => authorize_job(&caller, &batch, "batch:ListJobs", parent)?,

@@ -16,7 +16,7 @@ use axum::extract::FromRequest;
 use axum::routing::{get, post, put};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use wasmbatch_runtime::Batch;
+use wasmbatch_runtime::{Batch, ResourceKind};
 
 use crate::access::Caller;
 use crate::error::ApiError;
@@ -24,28 +24,16 @@ use crate::error::ApiError;
 /// The caller of an operation, as `access::authenticate` verified it.
 pub(crate) type Who = axum::Extension<std::sync::Arc<Caller>>;
 
-/// The ARN `reference` names: itself if it is one, else that of the `kind` named so.
-pub(crate) fn arn_of(batch: &Batch, kind: &str, reference: &str) -> String {
-    if reference.starts_with("arn:") {
-        reference.to_string()
-    } else {
-        batch.config().arn(kind, reference)
-    }
-}
-
-/// The queue ARN `queue` resolves to, or the one it would have if it does not exist (the
-/// operation then refuses it, once the policy has had its say).
-pub(crate) fn queue_arn(batch: &Batch, queue: &str) -> String {
-    batch
-        .job_queue_arn(queue)
-        .unwrap_or_else(|_| arn_of(batch, "job-queue", queue))
-}
-
-/// The revision ARN `definition` resolves to, or the ARN it names if it resolves to none.
-pub(crate) fn definition_arn(batch: &Batch, definition: &str) -> String {
-    batch
-        .job_definition_arn(definition)
-        .unwrap_or_else(|_| arn_of(batch, "job-definition", definition))
+/// The canonical ARN of what `reference` names, the one spelling a policy is asked about:
+/// resolved first, then authorized, whatever spelling the caller used. A look-alike ARN
+/// (another partition, region or account) is refused before any policy is asked.
+pub(crate) fn resource_arn(
+    batch: &Batch,
+    kind: ResourceKind,
+    field: &str,
+    reference: &str,
+) -> Result<String, ApiError> {
+    Ok(batch.resource_arn(kind, field, reference)?)
 }
 
 /// The ARNs a policy may name job `id` by: its own and its queue's (a queue's owner sees and
@@ -57,7 +45,7 @@ pub(crate) fn job_resources(batch: &Batch, id: &str) -> Vec<String> {
         .and_then(|mut j| j.pop())
     {
         Some(job) => vec![job.job_arn, job.job_queue],
-        None => vec![batch.config().arn("job", id)],
+        None => vec![batch.config().arn(ResourceKind::Job, id)],
     }
 }
 

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
 use serde_json::json;
-use wasmbatch_runtime::Batch;
+use wasmbatch_runtime::{Batch, ResourceKind};
 
-use super::{Reply, Who, arn_of};
+use super::{Reply, Who, resource_arn};
 use crate::error::ApiError;
 
 /// `PUT /v1/modules/{name}`: the body goes to disk as it arrives; a body that announces or
@@ -22,8 +22,8 @@ pub(crate) async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    if let Err(refused) = caller.authorize("batch:PushModule", &[&arn_of(&batch, "module", &name)])
-    {
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name);
+    if let Err(refused) = arn.and_then(|arn| caller.authorize("batch:PushModule", &[&arn])) {
         crate::access::drain(body).await;
         return Err(refused);
     }
@@ -60,7 +60,8 @@ pub(crate) async fn describe(
     Extension(caller): Who,
     Path(name): Path<String>,
 ) -> Reply {
-    caller.authorize("batch:DescribeModules", &[&arn_of(&batch, "module", &name)])?;
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name)?;
+    caller.authorize("batch:DescribeModules", &[&arn])?;
     let info = batch
         .module(&name)
         .ok_or_else(|| ApiError::Client(format!("module {name} does not exist")))?;
@@ -72,6 +73,7 @@ pub(crate) async fn delete(
     Extension(caller): Who,
     Path(name): Path<String>,
 ) -> Reply {
-    caller.authorize("batch:DeleteModule", &[&arn_of(&batch, "module", &name)])?;
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name)?;
+    caller.authorize("batch:DeleteModule", &[&arn])?;
     Ok(Json(json!(batch.delete_module(&name).await?)))
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use super::{Batch, BatchError, name_of};
+use super::{Batch, BatchError};
 use crate::logs::LogEvent;
 use crate::model::JobStatus;
+use crate::model::arn::{ResourceKind, stored_name};
 
 /// How long a follower waiting for an attempt to start sleeps before looking again even when
 /// nothing said jobs moved: a safety net, not the way starts are noticed.
@@ -76,7 +77,7 @@ impl Batch {
                 job_over: job.status.is_terminal(),
             });
         }
-        let definition = name_of("job-definition", &job.job_definition)
+        let definition = stored_name(ResourceKind::JobDefinition, &job.job_definition)
             .rsplit_once(':')?
             .0;
         Some(AttemptState::Started {

@@ -13,7 +13,8 @@ use crate::store::{Record, Table};
 
 use super::resources::{check_environment, parse_revision};
 use super::state::State;
-use super::{Batch, BatchError, name_of, now};
+use super::{Batch, BatchConfig, BatchError, now};
+use crate::model::arn::{ResourceKind, stored_name};
 
 /// Most ids DescribeJobs takes.
 const MAX_DESCRIBE: usize = 100;
@@ -70,8 +71,10 @@ impl Batch {
 
         let (submitted, committed) = {
             let mut state = self.shared.lock();
-            let queue_arn = queue_arn(&state, &request.job_queue)?;
-            if request.share_identifier.is_some() && !fair_share(&state, &request.job_queue) {
+            let config = &self.shared.config;
+            let queue_arn = queue_arn(config, &state, &request.job_queue)?;
+            if request.share_identifier.is_some() && !fair_share(config, &state, &request.job_queue)
+            {
                 return Err(BatchError::invalid(
                     "shareIdentifier",
                     format!(
@@ -80,7 +83,7 @@ impl Batch {
                     ),
                 ));
             }
-            let definition = resolve_definition(&state, &request.job_definition)?.clone();
+            let definition = resolve_definition(config, &state, &request.job_definition)?.clone();
             let resources = job_resources(&definition, &request)?;
             let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
             if let Some(memory) = resources.memory_mib.filter(|&m| m > max_mib) {
@@ -112,7 +115,7 @@ impl Batch {
                 }
             }
             let template = Job {
-                job_arn: self.shared.config.arn("job", &id),
+                job_arn: self.shared.config.arn(ResourceKind::Job, &id),
                 job_id: id.clone(),
                 job_name: request.job_name.clone(),
                 job_queue: queue_arn,
@@ -172,7 +175,7 @@ impl Batch {
                     for index in 0..size {
                         let mut child = template.clone();
                         child.job_id = format!("{id}:{index}");
-                        child.job_arn = self.shared.config.arn("job", &child.job_id);
+                        child.job_arn = self.shared.config.arn(ResourceKind::Job, &child.job_id);
                         child.sequence = take_sequence(&mut state);
                         child.array_properties = Some(ArrayJob {
                             size: None,
@@ -189,7 +192,7 @@ impl Batch {
             let committed = self.shared.store.send(records);
             (
                 SubmittedJob {
-                    job_arn: self.shared.config.arn("job", &id),
+                    job_arn: self.shared.config.arn(ResourceKind::Job, &id),
                     job_id: id,
                     job_name: request.job_name,
                 },
@@ -203,13 +206,39 @@ impl Batch {
 
     /// The ARN of job queue `queue` (a name or an ARN), as SubmitJob would resolve it.
     pub fn job_queue_arn(&self, queue: &str) -> Result<String, BatchError> {
-        queue_arn(&self.shared.lock(), queue)
+        queue_arn(&self.shared.config, &self.shared.lock(), queue)
     }
 
     /// The ARN of the revision `definition` (`name`, `name:revision` or an ARN) names, as
     /// SubmitJob would resolve it: without a revision, the latest ACTIVE one.
     pub fn job_definition_arn(&self, definition: &str) -> Result<String, BatchError> {
-        resolve_definition(&self.shared.lock(), definition).map(|d| d.job_definition_arn.clone())
+        resolve_definition(&self.shared.config, &self.shared.lock(), definition)
+            .map(|d| d.job_definition_arn.clone())
+    }
+
+    /// The canonical ARN of what `reference` (a name or one of our ARNs, given in `field`) names,
+    /// whether or not it exists: the one spelling a policy is asked about. A definition named
+    /// without a revision is its latest ACTIVE revision, as SubmitJob resolves it. A look-alike
+    /// ARN (another partition, service, region or account) is refused.
+    pub fn resource_arn(
+        &self,
+        kind: ResourceKind,
+        field: &str,
+        reference: &str,
+    ) -> Result<String, BatchError> {
+        let config = &self.shared.config;
+        let name = config.resource_name(kind, field, reference)?;
+        if kind == ResourceKind::JobDefinition && !name.contains(':') {
+            let state = self.shared.lock();
+            if let Some(latest) = state
+                .definitions
+                .get(name)
+                .and_then(|revisions| revisions.iter().rev().find(|d| d.status == "ACTIVE"))
+            {
+                return Ok(latest.job_definition_arn.clone());
+            }
+        }
+        Ok(config.arn(kind, name))
     }
 
     /// DescribeJobs: the jobs with these ids (at most 100), in the order given; unknown ids are
@@ -249,7 +278,7 @@ impl Batch {
     /// How many jobs of a queue (name or ARN) are in each status, array children included.
     pub fn job_counts(&self, queue: &str) -> Result<BTreeMap<JobStatus, u64>, BatchError> {
         let state = self.shared.lock();
-        let arn = queue_arn(&state, queue)?;
+        let arn = queue_arn(&self.shared.config, &state, queue)?;
         let mut counts = BTreeMap::new();
         for job in state
             .jobs
@@ -265,7 +294,7 @@ impl Batch {
     pub fn list_jobs(&self, request: &ListJobs) -> Result<JobPage, BatchError> {
         let filter = match request.filters.as_slice() {
             [] => None,
-            [one] => Some(ListFilter::parse(one)?),
+            [one] => Some(ListFilter::parse(&self.shared.config, one)?),
             _ => {
                 return Err(BatchError::invalid(
                     "filters",
@@ -294,7 +323,7 @@ impl Batch {
         let state = self.shared.lock();
         let mut jobs: Vec<&Job> = match (&request.job_queue, &request.array_job_id) {
             (Some(queue), None) => {
-                let arn = queue_arn(&state, queue)?;
+                let arn = queue_arn(&self.shared.config, &state, queue)?;
                 // Array children are listed through their parent, as in AWS.
                 let mut jobs: Vec<&Job> = state
                     .jobs
@@ -428,10 +457,10 @@ impl Batch {
 }
 
 /// The ARN of a queue given by name or ARN.
-fn queue_arn(state: &State, queue: &str) -> Result<String, BatchError> {
+fn queue_arn(config: &BatchConfig, state: &State, queue: &str) -> Result<String, BatchError> {
     state
         .queues
-        .get(name_of("job-queue", queue))
+        .get(config.resource_name(ResourceKind::JobQueue, "jobQueue", queue)?)
         .map(|q| q.queue.job_queue_arn.clone())
         .ok_or_else(|| BatchError::NotFound {
             what: "job queue",
@@ -440,10 +469,11 @@ fn queue_arn(state: &State, queue: &str) -> Result<String, BatchError> {
 }
 
 /// Whether queue `queue` (a name or an ARN) names a fair-share scheduling policy.
-fn fair_share(state: &State, queue: &str) -> bool {
-    state
-        .queues
-        .get(name_of("job-queue", queue))
+fn fair_share(config: &BatchConfig, state: &State, queue: &str) -> bool {
+    config
+        .resource_name(ResourceKind::JobQueue, "jobQueue", queue)
+        .ok()
+        .and_then(|name| state.queues.get(name))
         .is_some_and(|q| q.queue.extra.contains_key("schedulingPolicyArn"))
 }
 
@@ -562,6 +592,7 @@ fn check_dependencies(
 
 /// The definition a submit names: `name` (latest ACTIVE revision), `name:revision` or ARN.
 fn resolve_definition<'a>(
+    config: &BatchConfig,
     state: &'a State,
     reference: &str,
 ) -> Result<&'a JobDefinition, BatchError> {
@@ -569,14 +600,15 @@ fn resolve_definition<'a>(
         what: "job definition",
         name: reference.to_string(),
     };
-    let found = match parse_revision(reference) {
+    let named = config.resource_name(ResourceKind::JobDefinition, "jobDefinition", reference)?;
+    let found = match parse_revision(named) {
         Some((name, revision)) => state
             .definitions
             .get(&name)
             .and_then(|r| r.get(revision as usize - 1)),
         None => state
             .definitions
-            .get(name_of("job-definition", reference))
+            .get(named)
             .and_then(|revisions| revisions.iter().rev().find(|d| d.status == "ACTIVE")),
     }
     .ok_or_else(not_found)?;
@@ -640,7 +672,10 @@ enum ListFilter {
 }
 
 impl ListFilter {
-    fn parse(filter: &crate::model::KeyValuesPair) -> Result<Self, BatchError> {
+    fn parse(
+        config: &BatchConfig,
+        filter: &crate::model::KeyValuesPair,
+    ) -> Result<Self, BatchError> {
         let value = match filter.values.as_slice() {
             [one] => one.clone(),
             _ => {
@@ -660,6 +695,12 @@ impl ListFilter {
         };
         match filter.name.as_deref() {
             Some("JOB_NAME") => Ok(ListFilter::Name(value.to_ascii_lowercase())),
+            // A pattern (`render*`) is not a name, so only an ARN is read strictly here.
+            Some("JOB_DEFINITION") if value.starts_with("arn:") => Ok(ListFilter::Definition(
+                config
+                    .resource_name(ResourceKind::JobDefinition, "filters[0].values", &value)?
+                    .to_string(),
+            )),
             Some("JOB_DEFINITION") => Ok(ListFilter::Definition(value)),
             Some("BEFORE_CREATED_AT") => Ok(ListFilter::Before(millis(&value)?)),
             Some("AFTER_CREATED_AT") => Ok(ListFilter::After(millis(&value)?)),
@@ -678,9 +719,8 @@ impl ListFilter {
                 crate::model::retry::glob(pattern, &job.job_name.to_ascii_lowercase())
             }
             ListFilter::Definition(wanted) => {
-                let revision = name_of("job-definition", &job.job_definition);
-                let wanted = name_of("job-definition", wanted);
-                revision == wanted
+                let revision = stored_name(ResourceKind::JobDefinition, &job.job_definition);
+                revision == wanted.as_str()
                     || revision
                         .rsplit_once(':')
                         .is_some_and(|(name, _)| crate::model::retry::glob(wanted, name))

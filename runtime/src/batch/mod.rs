@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::engine::{Executor, ExecutorConfig, ExecutorError};
 use crate::model::EpochMillis;
+use crate::model::arn::{self, ResourceKind};
 use crate::model::validate::ValidationError;
 use crate::modules::ModuleStore;
 use crate::store::{Store, StoreError};
@@ -43,7 +44,9 @@ pub struct BatchConfig {
     /// The largest module that may be pushed, in bytes (64 MiB by default).
     pub max_module_bytes: u64,
     /// Where job definitions' host volumes live: a volume's `host.sourcePath` is a directory
-    /// under it (`<data_dir>/volumes` by default), created when a job first mounts it.
+    /// under it (`<data_dir>/volumes` by default), opened beneath it without following links and
+    /// created when a job first mounts it. It must be `<data_dir>/volumes` or outside the data
+    /// dir: [`Batch::open`] refuses a root that holds the data dir or nests into it.
     pub volume_root: PathBuf,
     /// The executor's settings; its `data_dir` is the same as ours.
     pub executor: ExecutorConfig,
@@ -65,12 +68,30 @@ impl BatchConfig {
         }
     }
 
-    /// The ARN of the `kind` (`job-queue`, `job`, …) named `name` in this region and account.
-    pub fn arn(&self, kind: &str, name: &str) -> String {
-        format!(
-            "arn:aws:batch:{}:{}:{kind}/{name}",
-            self.region, self.account_id
-        )
+    /// The ARN of the resource of `kind` named `name` in this region and account.
+    pub fn arn(&self, kind: ResourceKind, name: &str) -> String {
+        arn::arn(&self.region, &self.account_id, kind, name)
+    }
+
+    /// The name `reference` (a name, or an ARN of this region and account; given in `field`)
+    /// gives a resource of `kind`. Any other ARN is refused, never resolved by its last part.
+    pub fn resource_name<'a>(
+        &self,
+        kind: ResourceKind,
+        field: &str,
+        reference: &'a str,
+    ) -> Result<&'a str, ValidationError> {
+        arn::name(&self.region, &self.account_id, kind, field, reference)
+    }
+
+    /// The kind and name of a resource by its ARN (given in `field`), which must be one of ours
+    /// as [`BatchConfig::arn`] spells them.
+    pub fn parse_arn<'a>(
+        &self,
+        field: &str,
+        arn: &'a str,
+    ) -> Result<(ResourceKind, &'a str), ValidationError> {
+        arn::parse(&self.region, &self.account_id, field, arn)
     }
 }
 
@@ -162,6 +183,8 @@ impl Batch {
                 path: setup.data_dir.display().to_string(),
                 reason: e.to_string(),
             })?;
+            crate::volumes::check_layout(&setup.data_dir, &setup.volume_root)
+                .map_err(|problem| BatchError::invalid("volume_root", problem))?;
             // The database admits one process at a time, so once it is open the scratch
             // directories left here are a dead process's.
             let store = Store::open(&setup.data_dir.join("wasmbatch.redb"))?;
@@ -321,15 +344,4 @@ pub(crate) fn now() -> EpochMillis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as EpochMillis)
-}
-
-/// The name in `value`, which is a name or an ARN of `kind` (`job-queue`, …).
-pub(crate) fn name_of<'a>(kind: &str, value: &'a str) -> &'a str {
-    if value.starts_with("arn:") {
-        value
-            .split_once(&format!(":{kind}/"))
-            .map_or(value, |(_, name)| name)
-    } else {
-        value
-    }
 }

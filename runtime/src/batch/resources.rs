@@ -12,7 +12,8 @@ use crate::modules::ModuleInfo;
 use crate::store::{Record, Table};
 
 use super::state::{EnvSlot, QueueSlot};
-use super::{Batch, BatchError, name_of};
+use super::{Batch, BatchConfig, BatchError};
+use crate::model::arn::ResourceKind;
 
 /// Members of RegisterJobDefinition for kinds of job wasmbatch does not run: refused by name,
 /// where they would otherwise be stored and never used.
@@ -75,7 +76,10 @@ impl Batch {
             return Err(BatchError::invalid("memoryMib", "must be at least 1"));
         }
         let env = ComputeEnvironment {
-            compute_environment_arn: self.shared.config.arn("compute-environment", &name),
+            compute_environment_arn: self
+                .shared
+                .config
+                .arn(ResourceKind::ComputeEnvironment, &name),
             compute_environment_name: name.clone(),
             kind: request.kind,
             state: request.state.unwrap_or(OnOff::Enabled),
@@ -131,7 +135,14 @@ impl Batch {
         }
         names
             .iter()
-            .filter_map(|n| state.envs.get(name_of("compute-environment", n)))
+            .filter_map(|n| {
+                let name = self
+                    .shared
+                    .config
+                    .resource_name(ResourceKind::ComputeEnvironment, "computeEnvironments", n)
+                    .ok()?;
+                state.envs.get(name)
+            })
             .map(|s| s.env.clone())
             .collect()
     }
@@ -141,7 +152,15 @@ impl Batch {
         &self,
         request: UpdateComputeEnvironment,
     ) -> Result<ComputeEnvironment, BatchError> {
-        let name = name_of("compute-environment", &request.compute_environment).to_string();
+        let name = self
+            .shared
+            .config
+            .resource_name(
+                ResourceKind::ComputeEnvironment,
+                "computeEnvironment",
+                &request.compute_environment,
+            )?
+            .to_string();
         let (before, after) = {
             let mut state = self.shared.lock();
             let slot = state
@@ -205,7 +224,15 @@ impl Batch {
 
     /// DeleteComputeEnvironment: it must be DISABLED and in no queue.
     pub async fn delete_compute_environment(&self, environment: &str) -> Result<(), BatchError> {
-        let name = name_of("compute-environment", environment).to_string();
+        let name = self
+            .shared
+            .config
+            .resource_name(
+                ResourceKind::ComputeEnvironment,
+                "computeEnvironment",
+                environment,
+            )?
+            .to_string();
         let removed = {
             let mut state = self.shared.lock();
             let slot = state.envs.get(&name).ok_or_else(|| BatchError::NotFound {
@@ -249,7 +276,11 @@ impl Batch {
         check_priority(request.priority)?;
         let queue = {
             let mut state = self.shared.lock();
-            let order = resolve_order(&state, &request.compute_environment_order)?;
+            let order = resolve_order(
+                &self.shared.config,
+                &state,
+                &request.compute_environment_order,
+            )?;
             if state.queues.contains_key(&name) {
                 return Err(BatchError::Conflict(format!(
                     "Object already exists: job queue {name}"
@@ -261,7 +292,7 @@ impl Batch {
                 )));
             }
             let queue = JobQueue {
-                job_queue_arn: self.shared.config.arn("job-queue", &name),
+                job_queue_arn: self.shared.config.arn(ResourceKind::JobQueue, &name),
                 job_queue_name: name.clone(),
                 state: request.state.unwrap_or(OnOff::Enabled),
                 status: Status::Valid,
@@ -300,21 +331,32 @@ impl Batch {
         }
         names
             .iter()
-            .filter_map(|n| state.queues.get(name_of("job-queue", n)))
+            .filter_map(|n| {
+                let name = self
+                    .shared
+                    .config
+                    .resource_name(ResourceKind::JobQueue, "jobQueues", n)
+                    .ok()?;
+                state.queues.get(name)
+            })
             .map(|q| q.queue.clone())
             .collect()
     }
 
     /// UpdateJobQueue: state, priority, environments.
     pub async fn update_job_queue(&self, request: UpdateJobQueue) -> Result<JobQueue, BatchError> {
-        let name = name_of("job-queue", &request.job_queue).to_string();
+        let name = self
+            .shared
+            .config
+            .resource_name(ResourceKind::JobQueue, "jobQueue", &request.job_queue)?
+            .to_string();
         if let Some(priority) = request.priority {
             check_priority(priority)?;
         }
         let (before, after) = {
             let mut state = self.shared.lock();
             let order = match &request.compute_environment_order {
-                Some(order) => Some(resolve_order(&state, order)?),
+                Some(order) => Some(resolve_order(&self.shared.config, &state, order)?),
                 None => None,
             };
             let slot = state
@@ -351,7 +393,11 @@ impl Batch {
 
     /// DeleteJobQueue: it must be DISABLED and hold no job that has not ended.
     pub async fn delete_job_queue(&self, queue: &str) -> Result<(), BatchError> {
-        let name = name_of("job-queue", queue).to_string();
+        let name = self
+            .shared
+            .config
+            .resource_name(ResourceKind::JobQueue, "jobQueue", queue)?
+            .to_string();
         let removed = {
             let mut state = self.shared.lock();
             let slot = state
@@ -476,7 +522,7 @@ impl Batch {
                 job_definition_arn: self
                     .shared
                     .config
-                    .arn("job-definition", &format!("{name}:{revision}")),
+                    .arn(ResourceKind::JobDefinition, &format!("{name}:{revision}")),
                 job_definition_name: name.clone(),
                 revision,
                 status: "ACTIVE".into(),
@@ -507,6 +553,29 @@ impl Batch {
         Ok(definition)
     }
 
+    /// The ARNs (`…:volume/<path>`) of the host directories a definition would mount, each path
+    /// as the scheduler resolves it under the volume root; refuses a path that would leave it.
+    pub fn volume_arns(&self, request: &RegisterJobDefinition) -> Result<Vec<String>, BatchError> {
+        let Some(properties) = &request.container_properties else {
+            return Ok(Vec::new());
+        };
+        let mut arns = Vec::new();
+        for (i, volume) in properties.volumes.iter().enumerate() {
+            let Some(source) = volume.host.as_ref().and_then(|h| h.source_path.as_deref()) else {
+                continue;
+            };
+            let field = format!("containerProperties.volumes[{i}].host.sourcePath");
+            let path = validate::volume_path(&field, source)?;
+            let path: Vec<&str> = path.iter().filter_map(|c| c.to_str()).collect();
+            arns.push(
+                self.shared
+                    .config
+                    .arn(ResourceKind::Volume, &path.join("/")),
+            );
+        }
+        Ok(arns)
+    }
+
     /// DescribeJobDefinitions: by `name`, `name:revision` or ARN, or by name and status, or all.
     pub fn describe_job_definitions(
         &self,
@@ -522,7 +591,13 @@ impl Batch {
             .filter(|d| {
                 definitions.is_empty()
                     || definitions.iter().any(|wanted| {
-                        let wanted = name_of("job-definition", wanted);
+                        let Ok(wanted) = self.shared.config.resource_name(
+                            ResourceKind::JobDefinition,
+                            "jobDefinitions",
+                            wanted,
+                        ) else {
+                            return false;
+                        };
                         wanted == d.job_definition_name
                             || wanted == format!("{}:{}", d.job_definition_name, d.revision)
                     })
@@ -535,7 +610,12 @@ impl Batch {
 
     /// DeregisterJobDefinition: `name:revision` or ARN becomes INACTIVE.
     pub async fn deregister_job_definition(&self, definition: &str) -> Result<(), BatchError> {
-        let (name, revision) = parse_revision(definition).ok_or_else(|| {
+        let named = self.shared.config.resource_name(
+            ResourceKind::JobDefinition,
+            "jobDefinition",
+            definition,
+        )?;
+        let (name, revision) = parse_revision(named).ok_or_else(|| {
             BatchError::invalid(
                 "jobDefinition",
                 format!("expected name:revision or an ARN, got {definition:?}"),
@@ -598,6 +678,7 @@ fn check_priority(priority: i32) -> Result<(), BatchError> {
 
 /// Checks a queue's environments and returns them with ARNs, in ascending order.
 fn resolve_order(
+    config: &BatchConfig,
     state: &super::State,
     order: &[ComputeEnvironmentOrder],
 ) -> Result<Vec<ComputeEnvironmentOrder>, BatchError> {
@@ -609,7 +690,12 @@ fn resolve_order(
     }
     let mut resolved = Vec::with_capacity(order.len());
     for (i, entry) in order.iter().enumerate() {
-        let name = name_of("compute-environment", &entry.compute_environment);
+        let field = format!("computeEnvironmentOrder[{i}].computeEnvironment");
+        let name = config.resource_name(
+            ResourceKind::ComputeEnvironment,
+            &field,
+            &entry.compute_environment,
+        )?;
         let slot = state.envs.get(name).ok_or_else(|| {
             BatchError::invalid(
                 format!("computeEnvironmentOrder[{i}].computeEnvironment"),
@@ -695,9 +781,10 @@ pub(crate) fn check_environment(
     Ok(())
 }
 
-/// `name:revision` from `name:revision` or a job-definition ARN.
+/// `name` and `revision` from `name:revision` (as [`BatchConfig::resource_name`] reads a
+/// definition's name or ARN).
 pub(crate) fn parse_revision(definition: &str) -> Option<(String, u32)> {
-    let (name, revision) = name_of("job-definition", definition).rsplit_once(':')?;
+    let (name, revision) = definition.rsplit_once(':')?;
     let revision: u32 = revision.parse().ok().filter(|r| *r > 0)?;
     Some((name.to_string(), revision))
 }
@@ -710,29 +797,27 @@ enum Tagged {
     Job(String),
 }
 
-fn tagged(arn: &str) -> Result<Tagged, BatchError> {
-    let unknown = || {
-        BatchError::invalid(
-            "resourceArn",
-            format!(
-                "{arn:?} is not the ARN of a compute environment, job queue, job definition or job"
-            ),
-        )
-    };
-    let resource = arn
-        .strip_prefix("arn:")
-        .and_then(|rest| rest.splitn(5, ':').nth(4))
-        .ok_or_else(unknown)?;
-    let (kind, name) = resource.split_once('/').ok_or_else(unknown)?;
-    match kind {
-        "compute-environment" => Ok(Tagged::Environment(name.to_string())),
-        "job-queue" => Ok(Tagged::Queue(name.to_string())),
-        "job-definition" => parse_revision(name)
+fn tagged(config: &BatchConfig, arn: &str) -> Result<Tagged, BatchError> {
+    let (kind, name) = config.parse_arn("resourceArn", arn)?;
+    Ok(match kind {
+        ResourceKind::ComputeEnvironment => Tagged::Environment(name.to_string()),
+        ResourceKind::JobQueue => Tagged::Queue(name.to_string()),
+        ResourceKind::JobDefinition => parse_revision(name)
             .map(|(n, r)| Tagged::Definition(n, r))
-            .ok_or_else(unknown),
-        "job" => Ok(Tagged::Job(name.to_string())),
-        _ => Err(unknown()),
-    }
+            .ok_or_else(|| {
+                BatchError::invalid(
+                    "resourceArn",
+                    format!("{arn:?}: a job definition's ARN names a revision (…/NAME:REVISION)"),
+                )
+            })?,
+        ResourceKind::Job => Tagged::Job(name.to_string()),
+        ResourceKind::Module | ResourceKind::Volume => {
+            return Err(BatchError::invalid(
+                "resourceArn",
+                format!("{arn:?}: modules and volumes take no tags"),
+            ));
+        }
+    })
 }
 
 impl Batch {
@@ -746,7 +831,7 @@ impl Batch {
             what: "resource",
             name: arn.to_string(),
         };
-        match tagged(arn)? {
+        match tagged(&self.shared.config, arn)? {
             Tagged::Environment(name) => state.envs.get(&name).map(|s| s.env.tags.clone()),
             Tagged::Queue(name) => state.queues.get(&name).map(|q| q.queue.tags.clone()),
             Tagged::Definition(name, revision) => state
@@ -767,7 +852,7 @@ impl Batch {
         remove: &[String],
     ) -> Result<(), BatchError> {
         validate::tags("tags", &add)?;
-        let target = tagged(arn)?;
+        let target = tagged(&self.shared.config, arn)?;
         let committed = {
             let mut state = self.shared.lock();
             let not_found = || BatchError::NotFound {

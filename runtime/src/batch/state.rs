@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use crate::engine::KillSwitch;
 use crate::model::{ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus};
 
-use super::name_of;
+use crate::model::arn::{ResourceKind, stored_name};
 
 pub(crate) struct State {
     pub(crate) envs: BTreeMap<String, EnvSlot>,
@@ -58,7 +58,7 @@ pub(crate) struct QueueSlot {
 impl State {
     /// The definition revision with ARN `arn`.
     pub(crate) fn definition(&self, arn: &str) -> Option<&JobDefinition> {
-        let name = name_of("job-definition", arn)
+        let name = stored_name(ResourceKind::JobDefinition, arn)
             .rsplit_once(':')
             .map_or("", |(name, _)| name);
         self.definitions
@@ -87,7 +87,7 @@ impl State {
             return;
         };
         job.status = JobStatus::Runnable;
-        let queue = name_of("job-queue", &job.job_queue).to_string();
+        let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
         let key = (job.sequence, id.to_string());
         if let Some(slot) = self.queues.get_mut(&queue) {
             slot.runnable.insert(key);
@@ -111,7 +111,7 @@ impl State {
             return false;
         }
         if job.status == JobStatus::Runnable {
-            let queue = name_of("job-queue", &job.job_queue).to_string();
+            let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
             if let Some(slot) = self.queues.get_mut(&queue) {
                 slot.runnable.remove(&(job.sequence, id.to_string()));
             }

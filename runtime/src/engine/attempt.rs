@@ -97,14 +97,64 @@ impl Default for Limits {
 }
 
 /// A host directory made visible to the guest at `guest_path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DirGrant {
     /// The directory on the host.
-    pub host_path: PathBuf,
+    pub host: HostDir,
     /// Where the guest sees it, e.g. `/data`.
     pub guest_path: String,
     /// Whether the guest may change what is in it.
     pub access: Access,
+}
+
+impl DirGrant {
+    /// A grant of the directory at `host_path`, which is opened (following links, as any path
+    /// the embedder names would be) when the attempt starts.
+    pub fn path(
+        host_path: impl Into<PathBuf>,
+        guest_path: impl Into<String>,
+        access: Access,
+    ) -> Self {
+        Self {
+            host: HostDir::Path(host_path.into()),
+            guest_path: guest_path.into(),
+            access,
+        }
+    }
+}
+
+/// Which host directory a [`DirGrant`] gives.
+#[derive(Debug, Clone)]
+pub enum HostDir {
+    /// A path the embedder chose (`wasmbatch run --dir`).
+    Path(PathBuf),
+    /// A directory already opened, by the control plane beneath its volume root without
+    /// following links: the guest gets this very directory, whatever the path to it now holds.
+    Opened(Arc<cap_std::fs::Dir>),
+}
+
+impl HostDir {
+    /// What wasmtime-wasi is asked to open. It takes preopens only by path, so an opened
+    /// directory is named by its descriptor under `/proc/self/fd`: the kernel resolves that to
+    /// the open directory itself, without walking any path again.
+    pub(crate) fn open_path(&self) -> PathBuf {
+        match self {
+            HostDir::Path(path) => path.clone(),
+            HostDir::Opened(dir) => {
+                use std::os::fd::AsRawFd;
+                PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HostDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostDir::Path(path) => write!(f, "{}", path.display()),
+            HostDir::Opened(_) => f.write_str("a volume opened beneath the volume root"),
+        }
+    }
 }
 
 /// Read-only or read-write, for a [`DirGrant`].

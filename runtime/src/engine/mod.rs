@@ -30,7 +30,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-pub use attempt::{Access, AttemptSpec, DirGrant, KillSwitch, Limits};
+pub use attempt::{Access, AttemptSpec, DirGrant, HostDir, KillSwitch, Limits};
 pub use config::ExecutorConfig;
 pub use error::{ExecutorError, LoadError};
 pub use module_cache::{CacheStats, Digest, JobModule, ModuleKind};
@@ -244,7 +244,7 @@ impl Executor {
         {
             return refuse(format!(
                 "directory grant of {} may not use the guest path {SCRATCH_GUEST_PATH}, which is the scratch directory",
-                grant.host_path.display()
+                grant.host
             ));
         }
         Ok(())
@@ -362,14 +362,13 @@ fn wasi_builder(
             Access::ReadWrite => FsPerms::ReadWrite,
         };
         builder
-            .preopened_dir(&grant.host_path, &grant.guest_path, perms)
+            .preopened_dir(grant.host.open_path(), &grant.guest_path, perms)
             .map_err(|e| {
                 Outcome::not_started(
                     FailureKind::InvalidSpec,
                     format!(
                         "directory grant {} -> {}: cannot open the host directory: {e:#}",
-                        grant.host_path.display(),
-                        grant.guest_path
+                        grant.host, grant.guest_path
                     ),
                 )
             })?;

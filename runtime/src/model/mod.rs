@@ -7,6 +7,7 @@
 //! attempt's evaluateOnExit decides), `params` (`Ref::name` substitution), `validate` (names and
 //! limits).
 
+pub mod arn;
 pub mod container;
 pub mod params;
 mod requests;

@@ -1,0 +1,492 @@
+//! What a policy is asked about: a resource's canonical ARN, whatever spelling the caller uses,
+//! and the host volumes a job definition mounts.
+//!
+//! An explicit Deny holds whatever spelling of a resource the caller uses. The attack of issue
+//! 13: with `Allow batch:* on *` and `Deny batch:* on …:job-queue/production`, DeleteJobQueue
+//! with `arn:aws-x:batch:…:job-queue/production` was authorised on the string as given and then
+//! resolved by its last segment, and deleted the queue. Every operation that takes a reference is
+//! tried here, through aws-sdk-batch signing with a real key against a server on a socket, with
+//! a table of spellings; none may change anything, and the canonical ones must be denied.
+
+use aws_sdk_batch::error::ProvideErrorMetadata;
+use serde_json::json;
+use wasmbatch_api::Access;
+use wasmbatch_api::access::credentials::{CredentialsFile, credentials_path};
+use wasmbatch_runtime::model::JobStatus;
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::{decode, finished, guests, module_and_definition};
+
+const ACCOUNT: &str = "000000000000";
+const REGION: &str = "us-east-1";
+
+/// Ways to write the resource `kind`/`name`, each with whether it is this service's canonical
+/// spelling of it (a name counts: it resolves to the canonical ARN).
+fn spellings(kind: &str, name: &str) -> Vec<(String, bool)> {
+    let ours = format!("arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/{name}");
+    vec![
+        (name.to_string(), true),
+        (ours.clone(), true),
+        (
+            format!("arn:aws-x:batch:{REGION}:{ACCOUNT}:{kind}/{name}"),
+            false,
+        ),
+        (
+            format!("arn:aws-cn:batch:{REGION}:{ACCOUNT}:{kind}/{name}"),
+            false,
+        ),
+        (
+            format!("arn:aws:ecs:{REGION}:{ACCOUNT}:{kind}/{name}"),
+            false,
+        ),
+        (
+            format!("arn:aws:batch:eu-west-1:{ACCOUNT}:{kind}/{name}"),
+            false,
+        ),
+        (
+            format!("arn:aws:batch:{REGION}:111111111111:{kind}/{name}"),
+            false,
+        ),
+        (format!("arn:aws:batch:::{kind}/{name}"), false),
+        (format!("arn:aws:batch:{REGION}::{kind}/{name}"), false),
+        (
+            format!("arn::batch:{REGION}:{ACCOUNT}:{kind}/{name}"),
+            false,
+        ),
+        (ours.to_uppercase(), false),
+        (
+            format!(
+                "arn:aws:batch:{}:{ACCOUNT}:{kind}/{name}",
+                REGION.to_uppercase()
+            ),
+            false,
+        ),
+        (
+            format!(
+                "arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/{}",
+                name.to_uppercase()
+            ),
+            false,
+        ),
+        (format!("{ours}/"), false),
+        (format!("{name}/"), false),
+        (
+            format!("arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/x/{name}"),
+            false,
+        ),
+        (
+            format!("arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/../{name}"),
+            false,
+        ),
+        (format!(" {ours}"), false),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_holds_for_every_spelling_of_an_arn() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    for (name, state) in [("shared", "ENABLED"), ("prod-env", "DISABLED")] {
+        batch
+            .create_compute_environment(decode(json!({
+                "computeEnvironmentName": name, "type": "MANAGED", "state": state,
+                "computeResources": {"type": "EC2", "maxvCpus": 2}
+            })))
+            .await
+            .unwrap();
+    }
+    for queue in ["production", "open"] {
+        batch
+            .create_job_queue(decode(json!({
+                "jobQueueName": queue, "priority": 5,
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "shared"}]
+            })))
+            .await
+            .unwrap();
+    }
+    module_and_definition(
+        &batch,
+        "hello",
+        guests::wasip1::HELLO,
+        &["hi"],
+        16,
+        json!({}),
+    )
+    .await;
+    module_and_definition(
+        &batch,
+        "prod-def",
+        guests::wasip1::HELLO,
+        &["p"],
+        16,
+        json!({}),
+    )
+    .await;
+    let production_job = batch
+        .submit_job(decode(
+            json!({"jobName": "p", "jobQueue": "production", "jobDefinition": "hello"}),
+        ))
+        .await
+        .unwrap()
+        .job_id;
+    assert_eq!(
+        finished(&batch, &production_job).await.status,
+        JobStatus::Succeeded
+    );
+    // Disabled, so that a DeleteJobQueue that got through would really delete it.
+    batch
+        .update_job_queue(decode(
+            json!({"jobQueue": "production", "state": "DISABLED"}),
+        ))
+        .await
+        .unwrap();
+
+    let client = serve(
+        &batch,
+        dir.path(),
+        "mallory",
+        json!({"Statement": [
+            {"Effect": "Allow", "Action": "batch:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "batch:*", "Resource": [
+                "arn:aws:batch:*:*:job-queue/production",
+                "arn:aws:batch:*:*:compute-environment/prod-env",
+                "arn:aws:batch:*:*:job-definition/prod-def*"
+            ]}
+        ]}),
+    )
+    .await;
+    let before = snapshot(&batch, &production_job);
+
+    // Each outcome: (operation, spelling, canonical, error code or "ok").
+    let mut outcomes: Vec<(&str, String, bool, String)> = Vec::new();
+    fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
+        match result {
+            Ok(_) => "ok".into(),
+            Err(e) => e.code().unwrap_or("no code").to_string(),
+        }
+    }
+    for (spelling, canonical) in spellings("job-queue", "production") {
+        let s = spelling.clone();
+        let tries = [
+            (
+                "UpdateJobQueue",
+                code(
+                    client
+                        .update_job_queue()
+                        .job_queue(&s)
+                        .priority(999)
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "DeleteJobQueue",
+                code(client.delete_job_queue().job_queue(&s).send().await),
+            ),
+            (
+                "SubmitJob",
+                code(
+                    client
+                        .submit_job()
+                        .job_name("x")
+                        .job_queue(&s)
+                        .job_definition("hello")
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "ListJobs",
+                code(client.list_jobs().job_queue(&s).send().await),
+            ),
+        ];
+        for (operation, outcome) in tries {
+            outcomes.push((operation, spelling.clone(), canonical, outcome));
+        }
+    }
+    for (spelling, canonical) in spellings("compute-environment", "prod-env") {
+        let s = spelling.clone();
+        let tries = [
+            (
+                "UpdateComputeEnvironment",
+                code(
+                    client
+                        .update_compute_environment()
+                        .compute_environment(&s)
+                        .state(aws_sdk_batch::types::CeState::Enabled)
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "DeleteComputeEnvironment",
+                code(
+                    client
+                        .delete_compute_environment()
+                        .compute_environment(&s)
+                        .send()
+                        .await,
+                ),
+            ),
+        ];
+        for (operation, outcome) in tries {
+            outcomes.push((operation, spelling.clone(), canonical, outcome));
+        }
+    }
+    for (spelling, canonical) in spellings("job-definition", "prod-def:1") {
+        let s = spelling.clone();
+        let tries = [
+            (
+                "DeregisterJobDefinition",
+                code(
+                    client
+                        .deregister_job_definition()
+                        .job_definition(&s)
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "SubmitJob",
+                code(
+                    client
+                        .submit_job()
+                        .job_name("x")
+                        .job_queue("open")
+                        .job_definition(&s)
+                        .send()
+                        .await,
+                ),
+            ),
+        ];
+        for (operation, outcome) in tries {
+            outcomes.push((operation, spelling.clone(), canonical, outcome));
+        }
+    }
+    // The tag operations take ARNs only; a job is judged by its own ARN and its queue's.
+    let arn_spellings = spellings("job-queue", "production")
+        .into_iter()
+        .chain(spellings("compute-environment", "prod-env"))
+        .chain(spellings("job-definition", "prod-def:1"))
+        .chain(spellings("job", &production_job))
+        .filter(|(s, _)| s.to_ascii_lowercase().starts_with("arn:"));
+    for (spelling, canonical) in arn_spellings {
+        let s = spelling.clone();
+        let tries = [
+            (
+                "TagResource",
+                code(
+                    client
+                        .tag_resource()
+                        .resource_arn(&s)
+                        .tags("owner", "mallory")
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "UntagResource",
+                code(
+                    client
+                        .untag_resource()
+                        .resource_arn(&s)
+                        .tag_keys("team")
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "ListTagsForResource",
+                code(
+                    client
+                        .list_tags_for_resource()
+                        .resource_arn(&s)
+                        .send()
+                        .await,
+                ),
+            ),
+        ];
+        for (operation, outcome) in tries {
+            outcomes.push((operation, spelling.clone(), canonical, outcome));
+        }
+    }
+
+    let mut wrong = Vec::new();
+    for (operation, spelling, canonical, outcome) in &outcomes {
+        let expected: &[&str] = if *canonical {
+            &["AccessDeniedException"]
+        } else {
+            // Not ours: refused as not an ARN of this service, or (another name) not found.
+            &["ClientException", "AccessDeniedException"]
+        };
+        if !expected.contains(&outcome.as_str()) {
+            wrong.push(format!("{operation}({spelling:?}) -> {outcome}"));
+        }
+    }
+    assert!(wrong.is_empty(), "a spelling got past the Deny: {wrong:#?}");
+    assert!(outcomes.len() > 150, "{} tries", outcomes.len());
+    assert_eq!(snapshot(&batch, &production_job), before, "state changed");
+}
+
+/// What the attack would change: the queue, the environment, the definition and their tags, and
+/// the jobs on the production queue and of the production definition.
+fn snapshot(batch: &Batch, production_job: &str) -> serde_json::Value {
+    let queue = batch.describe_job_queues(&["production".into()]);
+    let env = batch.describe_compute_environments(&["prod-env".into()]);
+    let definition = batch.describe_job_definitions(&["prod-def:1".into()], None, None);
+    let jobs: Vec<_> = ["production", "open"]
+        .iter()
+        .flat_map(|queue| {
+            [
+                JobStatus::Submitted,
+                JobStatus::Runnable,
+                JobStatus::Succeeded,
+            ]
+            .into_iter()
+            .flat_map(move |status| {
+                batch
+                    .list_jobs(&decode(json!({"jobQueue": queue, "jobStatus": status})))
+                    .unwrap()
+                    .jobs
+                    .into_iter()
+                    .map(|j| j.job_id)
+            })
+        })
+        .collect();
+    json!({
+        "queue": queue,
+        "env": env,
+        "definition": definition,
+        "jobs": jobs,
+        "jobTags": batch.describe_jobs(&[production_job.to_string()]).unwrap()[0].tags,
+    })
+}
+
+/// Serves `batch` on a socket with one key, `name`, holding `policy`, and returns an
+/// aws-sdk-batch client signing with it.
+async fn serve(
+    batch: &Batch,
+    data_dir: &std::path::Path,
+    name: &str,
+    policy: serde_json::Value,
+) -> aws_sdk_batch::Client {
+    let path = credentials_path(data_dir);
+    let key =
+        CredentialsFile::create_key(&path, name, serde_json::from_value(policy).unwrap()).unwrap();
+    let access = Access::from_file(&path).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wasmbatch_api::serve(
+        listener,
+        batch.clone(),
+        access,
+        std::future::pending(),
+    ));
+    aws_sdk_batch::Client::from_conf(
+        aws_sdk_batch::Config::builder()
+            .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
+            .region(aws_sdk_batch::config::Region::new(REGION))
+            .credentials_provider(aws_sdk_batch::config::Credentials::new(
+                &key.access_key_id,
+                &key.secret_access_key,
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(&endpoint)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build(),
+    )
+}
+
+/// One team's key cannot mount another team's directory: registering a definition that mounts
+/// `sourcePath P` needs `batch:UseVolume` on `…:volume/P` as well as RegisterJobDefinition, for
+/// every volume it names, however the path is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_mount_another_teams_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let client = serve(
+        &batch,
+        dir.path(),
+        "team-a",
+        json!({"Statement": [
+            {"Effect": "Allow", "Action": "batch:RegisterJobDefinition",
+             "Resource": "arn:aws:batch:*:*:job-definition/*"},
+            {"Effect": "Allow", "Action": "batch:UseVolume",
+             "Resource": "arn:aws:batch:*:*:volume/team-a/*"}
+        ]}),
+    )
+    .await;
+    let register = |name: &'static str, sources: &'static [&'static str]| {
+        let client = client.clone();
+        async move {
+            let mut properties = aws_sdk_batch::types::ContainerProperties::builder()
+                .image("hello")
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                        .value("16")
+                        .build(),
+                );
+            for (i, source) in sources.iter().enumerate() {
+                let volume = format!("v{i}");
+                properties = properties
+                    .volumes(
+                        aws_sdk_batch::types::Volume::builder()
+                            .name(&volume)
+                            .host(
+                                aws_sdk_batch::types::Host::builder()
+                                    .source_path(*source)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .mount_points(
+                        aws_sdk_batch::types::MountPoint::builder()
+                            .source_volume(&volume)
+                            .container_path(format!("/v{i}"))
+                            .build(),
+                    );
+            }
+            client
+                .register_job_definition()
+                .job_definition_name(name)
+                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+                .container_properties(properties.build())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().unwrap_or("no code").to_string())
+        }
+    };
+    assert_eq!(register("own", &["team-a/data"]).await, Ok(()));
+    assert_eq!(
+        register("own-spelled", &["/team-a/./data//x/"]).await,
+        Ok(())
+    );
+    for (name, sources) in [
+        ("other-team", &["team-b/data"][..]),
+        ("one-of-two", &["team-a/data", "team-b/data"][..]),
+        ("the-root", &["/"][..]),
+        ("the-team-dir-itself", &["team-a"][..]),
+    ] {
+        let refused = register(name, sources).await;
+        assert!(
+            matches!(
+                refused.as_ref().map_err(String::as_str),
+                Err("AccessDeniedException" | "ClientException")
+            ),
+            "{name}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        register("escape", &["team-a/../team-b"]).await,
+        Err("ClientException".to_string())
+    );
+    let registered: Vec<String> = batch
+        .describe_job_definitions(&[], None, None)
+        .into_iter()
+        .map(|d| d.job_definition_name)
+        .collect();
+    assert_eq!(registered, ["own", "own-spelled"]);
+}

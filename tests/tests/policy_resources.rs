@@ -490,3 +490,66 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
         .collect();
     assert_eq!(registered, ["own", "own-spelled"]);
 }
+
+/// A dependency tells the dependent job how another ended ("Dependent Job failed: <id>") and
+/// that it exists. A key kept to its own queue must not learn either about another queue's job by
+/// naming it in `dependsOn`: the same refusal as for an id that names nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_on_another_teams_job_is_refused_like_describing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
+    batch
+        .create_job_queue(decode(json!({
+            "jobQueueName": "team-b", "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+        })))
+        .await
+        .unwrap();
+    module_and_definition(
+        &batch,
+        "hello",
+        guests::wasip1::HELLO,
+        &["hi"],
+        16,
+        json!({}),
+    )
+    .await;
+    let submit = |queue: &str| {
+        decode::<wasmbatch_runtime::model::SubmitJob>(
+            json!({"jobName": "j", "jobQueue": queue, "jobDefinition": "hello"}),
+        )
+    };
+    let bobs = batch.submit_job(submit("team-b")).await.unwrap().job_id;
+    let alices = batch.submit_job(submit("main")).await.unwrap().job_id;
+    let client = serve(
+        &batch,
+        dir.path(),
+        "alice",
+        json!({"Statement": {"Effect": "Allow",
+            "Action": ["batch:SubmitJob", "batch:DescribeJobs"],
+            "Resource": ["arn:aws:batch:*:*:job-queue/main", "arn:aws:batch:*:*:job-definition/*"]}}),
+    )
+    .await;
+    let after = |id: &str| {
+        client
+            .submit_job()
+            .job_name("after")
+            .job_queue("main")
+            .job_definition("hello")
+            .depends_on(
+                aws_sdk_batch::types::JobDependency::builder()
+                    .job_id(id)
+                    .build(),
+            )
+            .send()
+    };
+    let made_up = "00000000-0000-4000-8000-000000000000";
+    for id in [bobs.as_str(), made_up] {
+        let refused = after(id).await.unwrap_err();
+        assert_eq!(refused.code(), Some("AccessDeniedException"), "{id}");
+    }
+    after(&alices)
+        .await
+        .expect("her own job may be depended on");
+}

@@ -14,7 +14,8 @@ use crate::shapes::{job_detail, job_summary};
 /// AWS's limit on a SubmitJob payload.
 const MAX_SUBMIT: usize = 30 * 1024;
 
-/// SubmitJob needs the action on both the queue and the definition, as in IAM.
+/// SubmitJob needs the action on both the queue and the definition, as in IAM, and the caller
+/// must be allowed to describe every job it names in `dependsOn`.
 pub(crate) async fn submit(
     State(batch): State<Batch>,
     Extension(caller): Who,
@@ -35,6 +36,13 @@ pub(crate) async fn submit(
         &request.job_definition,
     )?;
     caller.authorize("batch:SubmitJob", &[&definition])?;
+    // A dependency lets the new job learn how another ended ("Dependent Job failed"), and its
+    // existence: so the caller must be allowed to see it, as DescribeJobs would judge it.
+    for dependency in &request.depends_on {
+        if let Some(id) = &dependency.job_id {
+            authorize_job(&caller, &batch, "batch:DescribeJobs", id)?;
+        }
+    }
     request.submitted_by = Some(caller.name.clone());
     let job = batch.submit_job(request).await?;
     Ok(Json(

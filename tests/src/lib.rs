@@ -86,17 +86,37 @@ pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
 /// Creates the MANAGED compute environment `local` with `max_vcpus` (in `state`, ENABLED or
 /// DISABLED) and the job queue `main` on it.
 pub async fn local_queue(batch: &wasmbatch_runtime::Batch, max_vcpus: u32, state: &str) {
+    environment(batch, "local", max_vcpus, state).await;
+    job_queue(batch, "main", 1, "local").await;
+}
+
+/// Creates the MANAGED compute environment `name` with `max_vcpus`, in `state`.
+pub async fn environment(
+    batch: &wasmbatch_runtime::Batch,
+    name: &str,
+    max_vcpus: u32,
+    state: &str,
+) {
     batch
         .create_compute_environment(decode(serde_json::json!({
-            "computeEnvironmentName": "local", "type": "MANAGED", "state": state,
+            "computeEnvironmentName": name, "type": "MANAGED", "state": state,
             "computeResources": {"type": "EC2", "maxvCpus": max_vcpus}
         })))
         .await
         .expect("creating the compute environment");
+}
+
+/// Creates the ENABLED job queue `name` with `priority` over the one environment `environment`.
+pub async fn job_queue(
+    batch: &wasmbatch_runtime::Batch,
+    name: &str,
+    priority: i32,
+    environment: &str,
+) {
     batch
         .create_job_queue(decode(serde_json::json!({
-            "jobQueueName": "main", "priority": 1,
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+            "jobQueueName": name, "priority": priority,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": environment}]
         })))
         .await
         .expect("creating the job queue");

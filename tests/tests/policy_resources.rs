@@ -14,7 +14,9 @@ use wasmbatch_api::Access;
 use wasmbatch_api::access::credentials::{CredentialsFile, credentials_path};
 use wasmbatch_runtime::model::JobStatus;
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::{decode, finished, guests, module_and_definition};
+use wasmbatch_tests::{
+    decode, environment, finished, guests, job_queue, local_queue, module_and_definition,
+};
 
 const ACCOUNT: &str = "000000000000";
 const REGION: &str = "us-east-1";
@@ -85,24 +87,10 @@ fn spellings(kind: &str, name: &str) -> Vec<(String, bool)> {
 async fn a_deny_holds_for_every_spelling_of_an_arn() {
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
-    for (name, state) in [("shared", "ENABLED"), ("prod-env", "DISABLED")] {
-        batch
-            .create_compute_environment(decode(json!({
-                "computeEnvironmentName": name, "type": "MANAGED", "state": state,
-                "computeResources": {"type": "EC2", "maxvCpus": 2}
-            })))
-            .await
-            .unwrap();
-    }
-    for queue in ["production", "open"] {
-        batch
-            .create_job_queue(decode(json!({
-                "jobQueueName": queue, "priority": 5,
-                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "shared"}]
-            })))
-            .await
-            .unwrap();
-    }
+    environment(&batch, "shared", 2, "ENABLED").await;
+    environment(&batch, "prod-env", 2, "DISABLED").await;
+    job_queue(&batch, "production", 5, "shared").await;
+    job_queue(&batch, "open", 5, "shared").await;
     module_and_definition(
         &batch,
         "hello",
@@ -498,14 +486,8 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
 async fn a_dependency_on_another_teams_job_is_refused_like_describing_it() {
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
-    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
-    batch
-        .create_job_queue(decode(json!({
-            "jobQueueName": "team-b", "priority": 1,
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
-        })))
-        .await
-        .unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    job_queue(&batch, "team-b", 1, "local").await;
     module_and_definition(
         &batch,
         "hello",

@@ -1,8 +1,9 @@
 //! Shared pieces of wasmbatch's end-to-end tests and benchmarks.
 //!
-//! The tests themselves live in `tests/` (one file per concern); this library only exposes the
-//! guest examples that `build.rs` compiles from `../guest-examples`, and a sink that collects
-//! a guest's output.
+//! The tests themselves live in `tests/` (one file per concern); this library holds what several
+//! of them need: the guest examples that `build.rs` compiles from `../guest-examples`, a sink that
+//! collects a guest's output, and the set-up steps they share (an executor over a temporary data
+//! dir, environments and queues, a module with its definition, waiting for a job to end).
 
 use std::sync::{Arc, Mutex};
 

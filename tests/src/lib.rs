@@ -1,16 +1,18 @@
 //! Shared pieces of wasmbatch's end-to-end tests and benchmarks.
 //!
 //! The tests themselves live in `tests/` (one file per concern); this library only exposes the
-//! guest examples that `build.rs` compiles from `../guest-examples`, and a sink that collects
-//! a guest's output.
+//! guest examples that `build.rs` compiles from `../guest-examples`, a sink that collects
+//! a guest's output, the set-up helpers several test files share, and [`wire`]: raw HTTP/1.1
+//! over a socket.
 
 use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
-/// Paths of the guest examples, built for each target by `build.rs`.
 pub mod stats;
+pub mod wire;
 
+/// Paths of the guest examples, built for each target by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 

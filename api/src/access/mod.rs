@@ -289,18 +289,28 @@ async fn verified(
                     "the body could not be read, or is over {MAX_HASHED_BODY} bytes"
                 )))
             })?;
+        // The signature covers the body we hashed, never a hash the caller declared: the AWS
+        // services other than S3 compute it themselves, so a request signed over
+        // UNSIGNED-PAYLOAD does not verify there either. Accepting it let anyone who saw one
+        // signed request replay its headers with a body of their own.
         let actual = hex::encode(Sha256::digest(&bytes));
-        let hash = match declared {
-            Some(declared) if declared != "UNSIGNED-PAYLOAD" && declared != actual => {
+        match declared.as_deref() {
+            Some("UNSIGNED-PAYLOAD") => {
+                return Err(refuse(Refusal::Signature(
+                    "x-amz-content-sha256: UNSIGNED-PAYLOAD is accepted only for module uploads \
+                     (PUT /v1/modules/{name}); sign the body's SHA-256"
+                        .into(),
+                )));
+            }
+            Some(declared) if declared != actual => {
                 return Err(refuse(Refusal::Signature(
                     "The provided 'x-amz-content-sha256' header does not match what was computed."
                         .into(),
                 )));
             }
-            Some(declared) => declared,
-            None => actual,
-        };
-        (Body::from(bytes), hash)
+            _ => {}
+        }
+        (Body::from(bytes), actual)
     };
     let arrived = sigv4::Arrived {
         method: parts.method.as_str(),

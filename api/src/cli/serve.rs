@@ -28,6 +28,10 @@ pub struct Serve {
     /// Largest module `PUT /v1/modules/{name}` accepts.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     max_module_mib: u64,
+    /// A name (any port) or NAME:PORT clients may reach this server by, besides loopback and
+    /// the listen address; other `Host` headers are refused (DNS rebinding). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    allowed_host: Vec<String>,
 }
 
 impl Serve {
@@ -47,6 +51,10 @@ impl Serve {
                 data_dir.display()
             );
         };
+        let mut serving = wasmbatch_api::ServeConfig::default();
+        for host in &self.allowed_host {
+            serving.origins = serving.origins.allow(host)?;
+        }
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
         let batch = Batch::open(config)
@@ -92,7 +100,7 @@ impl Serve {
                 let _ = stopped_sender.send(stopped);
             }
         };
-        wasmbatch_api::serve(listener, batch, access, stopping).await?;
+        wasmbatch_api::serve_with(listener, batch, access, serving, stopping).await?;
         let stopped = stopped
             .await
             .context("the shutdown did not finish")?

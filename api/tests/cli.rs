@@ -78,6 +78,27 @@ impl Server {
         (said.join("\n"), self.dir.take().unwrap())
     }
 
+    /// Waits (at most 10 s) for a line on its stderr that contains `text`, and returns it.
+    fn says(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.said.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("serve did not say {text:?}"),
+            }
+        }
+    }
+
+    fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new(WASMBATCH)
             .args(args)
@@ -543,4 +564,46 @@ fn with_keys_the_server_checks_signatures_and_policies_and_reloads_on_sighup() {
     );
     let (said, _) = server.stop();
     assert!(said.contains("credentials reloaded: 2 keys"), "{said}");
+}
+
+/// A SIGHUP (a closed terminal, a reload out of habit) ended a server in local-development mode
+/// by its default action, without recording the attempts it was running. Now it reloads in every
+/// mode, and a credentials file that appeared switches the server to checking signatures.
+#[test]
+fn a_hangup_in_local_mode_neither_kills_the_server_nor_leaves_a_new_key_unchecked() {
+    let server = Server::start();
+    server.hang_up();
+    server.says("still in local-development mode");
+    let unsigned = || {
+        Command::new(WASMBATCH)
+            .args(["queues"])
+            .env("WASMBATCH_ENDPOINT", &server.endpoint)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .unwrap()
+    };
+    let output = unsigned();
+    assert!(
+        output.status.success(),
+        "still serving: {}",
+        stderr(&output)
+    );
+
+    let everything = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}]});
+    let (id, secret) = create_key(server.dir.as_ref().unwrap().path(), "ops", everything);
+    server.hang_up();
+    server.says("now verifying signatures (1 keys)");
+    fails_saying(&unsigned(), "Missing Authentication Token");
+    let signed = Command::new(WASMBATCH)
+        .args(["queues"])
+        .env("WASMBATCH_ENDPOINT", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert!(stdout(&signed).contains("default"), "{}", stdout(&signed));
+    server.stop();
 }

@@ -2,7 +2,8 @@
 //! verified against the keys of the credentials file ([`credentials`]) and the caller's policy
 //! ([`policy`]) decides each operation on its resources. Without a credentials file the server
 //! runs in local-development mode: any signature, or none, is accepted and everything is
-//! allowed — which `wasmbatch serve` permits on loopback only.
+//! allowed — which `wasmbatch serve` permits on loopback only. A reload that finds the file
+//! where there was none switches to checking, for good: no reload switches back.
 
 pub mod credentials;
 pub mod policy;
@@ -83,10 +84,15 @@ impl Refusal {
 /// clone.
 #[derive(Clone)]
 pub struct Access {
-    /// `None`: local-development mode.
+    /// The credentials file, kept even while it does not exist so that a reload can find it;
+    /// `None` only for [`Access::local`], which never checks.
     file: Option<PathBuf>,
-    keys: Arc<RwLock<HashMap<String, Arc<Caller>>>>,
+    /// `None`: local-development mode (no file yet).
+    keys: Arc<RwLock<Option<Keys>>>,
 }
+
+/// The keys in force, by access key id.
+type Keys = HashMap<String, Arc<Caller>>;
 
 /// Who a verified request comes from, and what they may do.
 #[derive(Debug)]
@@ -110,8 +116,19 @@ impl Access {
     }
 
     /// Signatures checked against the keys in the credentials file at `path`, each allowed
-    /// what its policy allows.
+    /// what its policy allows. The file must exist.
     pub fn from_file(path: &Path) -> Result<Self, AccessError> {
+        let access = Access {
+            file: Some(path.to_path_buf()),
+            keys: Arc::default(),
+        };
+        access.load()?;
+        Ok(access)
+    }
+
+    /// As [`Access::from_file`] if the file at `path` exists; else local-development mode
+    /// until a [`reload`](Access::reload) finds it.
+    pub fn at(path: &Path) -> Result<Self, AccessError> {
         let access = Access {
             file: Some(path.to_path_buf()),
             keys: Arc::default(),
@@ -120,14 +137,23 @@ impl Access {
         Ok(access)
     }
 
-    /// Reads the credentials file again (on SIGHUP). On an error the keys in force stay as
-    /// they were. Returns how many keys are now in force.
+    /// Reads the credentials file again (on SIGHUP). In local-development mode a missing file
+    /// keeps it so; once checking, a missing or broken file is an error and the keys in force
+    /// stay as they were. Returns how many keys are now in force.
     pub fn reload(&self) -> Result<usize, AccessError> {
+        match &self.file {
+            Some(path) if self.is_local() && !path.exists() => Ok(0),
+            Some(_) => self.load(),
+            None => Ok(0),
+        }
+    }
+
+    fn load(&self) -> Result<usize, AccessError> {
         let Some(path) = &self.file else {
             return Ok(0);
         };
         let file = CredentialsFile::read(path)?;
-        let keys: HashMap<String, Arc<Caller>> = file
+        let keys: Keys = file
             .keys
             .into_iter()
             .map(|key| {
@@ -141,19 +167,20 @@ impl Access {
             })
             .collect();
         let count = keys.len();
-        *self.keys.write().expect("no panics while held") = keys;
+        *self.keys.write().expect("no panics while held") = Some(keys);
         Ok(count)
     }
 
-    /// Whether this is local-development mode.
+    /// Whether this is local-development mode (now: a reload may end it).
     pub fn is_local(&self) -> bool {
-        self.file.is_none()
+        self.keys.read().expect("no panics while held").is_none()
     }
 
     fn caller(&self, access_key_id: &str) -> Option<Arc<Caller>> {
         self.keys
             .read()
             .expect("no panics while held")
+            .as_ref()?
             .get(access_key_id)
             .cloned()
     }

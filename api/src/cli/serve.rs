@@ -38,19 +38,20 @@ impl Serve {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
         let credentials = credentials_path(&data_dir);
-        let access = if credentials.exists() {
-            Access::from_file(&credentials)
-                .with_context(|| "cannot load the credentials; fix the file and start again")?
-        } else if self.listen.ip().is_loopback() {
-            Access::local()
-        } else {
+        // Without the file: local-development mode, until a SIGHUP finds one.
+        let access = Access::at(&credentials)
+            .with_context(|| "cannot load the credentials; fix the file and start again")?;
+        if access.is_local() && !self.listen.ip().is_loopback() {
             anyhow::bail!(
                 "--listen {}: without credentials any signature is accepted, so only loopback is allowed. \
                  Create a key first: wasmbatch keys create --name NAME --policy FILE --data-dir {}",
                 self.listen,
                 data_dir.display()
             );
-        };
+        }
+        // Before the first line is printed, so that a SIGHUP sent once it is seen is ours: the
+        // default action would end the process without recording the running attempts.
+        let hangups = hangups()?;
         let mut serving = wasmbatch_api::ServeConfig::default();
         for host in &self.allowed_host {
             serving.origins = serving.origins.allow(host)?;
@@ -77,7 +78,8 @@ impl Serve {
         if access.is_local() {
             eprintln!(
                 "wasmbatch: LOCAL DEVELOPMENT MODE: no {} exists, so signatures are not checked \
-                 and every caller may do everything (loopback only). `wasmbatch keys create` makes one.",
+                 and every caller may do everything (loopback only). `wasmbatch keys create` makes one; \
+                 SIGHUP then switches to checking.",
                 credentials.display()
             );
         } else {
@@ -85,8 +87,8 @@ impl Serve {
                 "wasmbatch: verifying signatures against {} (SIGHUP reloads it)",
                 credentials.display()
             );
-            reload_on_hangup(access.clone());
         }
+        reload_on_hangup(hangups, access.clone());
         // Attempts are stopped before the HTTP server drains its requests, so the log
         // followers among those see their jobs end instead of holding the exit up.
         let (stopped_sender, stopped) = tokio::sync::oneshot::channel();
@@ -117,25 +119,41 @@ impl Serve {
     }
 }
 
-/// Reads the credentials file again on each SIGHUP; a file with a mistake leaves the keys in
-/// force as they were.
-fn reload_on_hangup(access: Access) {
-    #[cfg(unix)]
+/// SIGHUPs from now on, instead of their default action (ending the process).
+#[cfg(unix)]
+fn hangups() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch for SIGHUP")
+}
+
+#[cfg(not(unix))]
+fn hangups() -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Reads the credentials file again on each SIGHUP, in every mode: a file that appeared ends
+/// local-development mode; a file with a mistake leaves the keys in force as they were.
+#[cfg(unix)]
+fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, access: Access) {
     tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            eprintln!("wasmbatch: cannot watch for SIGHUP; restart to reload the credentials");
-            return;
-        };
         while hangups.recv().await.is_some() {
+            let was_local = access.is_local();
             match access.reload() {
+                Ok(_) if access.is_local() => {
+                    eprintln!("wasmbatch: no credentials file yet: still in local-development mode")
+                }
+                Ok(keys) if was_local => eprintln!(
+                    "wasmbatch: credentials file found: now verifying signatures ({keys} keys)"
+                ),
                 Ok(keys) => eprintln!("wasmbatch: credentials reloaded: {keys} keys"),
                 Err(e) => eprintln!("wasmbatch: credentials NOT reloaded, the old keys stay: {e}"),
             }
         }
     });
 }
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_: (), _: Access) {}
 
 /// Creates `default` environment and queue when the service has none.
 pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {

@@ -36,11 +36,15 @@ pub fn app(batch: Batch, access: Access) -> Router {
     app_with(batch, access, &ServeConfig::default())
 }
 
-/// [`app`], answering to the hosts `config.origins` names.
+/// [`app`], answering to the hosts `config.origins` names and reading bodies within its bounds.
 pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
     let gate = access::Gate {
         access,
         region: batch.config().region.clone(),
+        bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            config.max_unauthenticated_bodies,
+        )),
+        body_read_timeout: config.body_read_timeout,
     };
     let origins = config.origins.clone();
     routes::router()

@@ -1,9 +1,13 @@
 //! The service's edge, attacked through a real socket: web pages that make a browser call a
-//! server on loopback (a `text/plain` POST, DNS rebinding).
+//! server on loopback (a `text/plain` POST, DNS rebinding), connections that send half a request
+//! and never the rest.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmbatch_api::access::credentials::{CredentialsFile, Key, credentials_path};
 use wasmbatch_api::{Access, ServeConfig};
 use wasmbatch_runtime::{Batch, BatchConfig};
 use wasmbatch_tests::wire::{self, Response};
@@ -13,12 +17,14 @@ use wasmbatch_tests::{guests, local_queue, module_and_definition};
 struct Edge {
     batch: Batch,
     address: SocketAddr,
+    /// The `admin` key (everything allowed), when the server checks signatures.
+    admin: Option<Key>,
     _dir: tempfile::TempDir,
 }
 
-/// A server in local-development mode, which checks no signature, served as `adjust` makes the
-/// default [`ServeConfig`].
-async fn start(adjust: impl FnOnce(&mut ServeConfig)) -> Edge {
+/// A server in local-development mode (`checked: false`) or with an `admin` key, served as
+/// `adjust` makes the default [`ServeConfig`].
+async fn start(checked: bool, adjust: impl FnOnce(&mut ServeConfig)) -> Edge {
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     local_queue(&batch, 2, "ENABLED").await;
@@ -31,6 +37,16 @@ async fn start(adjust: impl FnOnce(&mut ServeConfig)) -> Edge {
         json!({}),
     )
     .await;
+    let (access, admin) = if checked {
+        let path = credentials_path(dir.path());
+        let everything = serde_json::from_value(json!({"Statement": {
+            "Effect": "Allow", "Action": ["batch:*", "logs:*"], "Resource": "*"}}))
+        .unwrap();
+        let admin = CredentialsFile::create_key(&path, "admin", everything).unwrap();
+        (Access::from_file(&path).unwrap(), Some(admin))
+    } else {
+        (Access::local(), None)
+    };
     let mut config = ServeConfig::default();
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -38,13 +54,14 @@ async fn start(adjust: impl FnOnce(&mut ServeConfig)) -> Edge {
     tokio::spawn(wasmbatch_api::serve_with(
         listener,
         batch.clone(),
-        Access::local(),
+        access,
         config,
         std::future::pending(),
     ));
     Edge {
         batch,
         address,
+        admin,
         _dir: dir,
     }
 }
@@ -66,6 +83,39 @@ impl Edge {
         }
         wire::exchange(self.address, &head, SUBMIT.as_bytes()).await
     }
+
+    /// aws-sdk-batch signing with the `admin` key, over plain HTTP.
+    fn client(&self) -> aws_sdk_batch::Client {
+        let admin = self.admin.as_ref().expect("a checked server");
+        sdk(
+            admin,
+            &format!("http://{}", self.address),
+            aws_smithy_http_client::Builder::new().build_http(),
+        )
+    }
+}
+
+fn sdk(
+    key: &Key,
+    endpoint: &str,
+    http: aws_sdk_batch::config::SharedHttpClient,
+) -> aws_sdk_batch::Client {
+    let credentials = aws_sdk_batch::config::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "test",
+    );
+    aws_sdk_batch::Client::from_conf(
+        aws_sdk_batch::Config::builder()
+            .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
+            .region(aws_sdk_batch::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint)
+            .http_client(http)
+            .build(),
+    )
 }
 
 /// A page on another site posts a job with what a `<form enctype="text/plain">` or a `no-cors`
@@ -74,7 +124,7 @@ impl Edge {
 /// which checks no signature, created the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_page_posting_text_plain_cannot_submit_a_job() {
-    let edge = start(|_| {}).await;
+    let edge = start(false, |_| {}).await;
     let host = format!("Host: {}", edge.address);
     let evil = "Origin: http://evil.example".to_string();
     for (headers, status, kind) in [
@@ -169,7 +219,7 @@ async fn a_web_page_posting_text_plain_cannot_submit_a_job() {
 /// with `Host: rebind.evil.example`. Only the names the server answers to are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_rebinding_host_is_refused() {
-    let edge = start(|config| {
+    let edge = start(false, |config| {
         config.origins = config.origins.clone().allow("batch.example.com").unwrap();
     })
     .await;
@@ -207,4 +257,124 @@ async fn dns_rebinding_host_is_refused() {
         let response = edge.submit(&[format!("Host: {host}"), json.clone()]).await;
         assert_eq!(response.status, 200, "{host}: {response:?}");
     }
+}
+
+/// Reads what the server sends on `socket` until it closes it; panics if it is still open after
+/// 10 s (a hang guard, not a timing).
+async fn closed_by_the_server(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut raw)).await {
+        Ok(_) => raw, // closed, or reset after a refusal: either way, not held
+        Err(_) => panic!("the server held the connection: {raw:?}"),
+    }
+}
+
+/// Hundreds of connections that send half a request and then nothing, the slow-loris way: half
+/// a header, or headers (signed with a key the server does not know) and half a body. Before,
+/// the server read up to 1 MiB of each body before looking at its signature and set no bound
+/// on how long headers or bodies could take, so the connections were held forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_connections_do_not_starve_a_signed_caller() {
+    let edge = start(true, |config| {
+        config.header_read_timeout = Duration::from_secs(1);
+        config.body_read_timeout = Duration::from_secs(1);
+        config.max_connections = 1000;
+    })
+    .await;
+    let address = edge.address;
+    let mut half_headers = Vec::new();
+    for _ in 0..300 {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket
+            .write_all(
+                format!("POST /v1/submitjob HTTP/1.1\r\nHost: {address}\r\nContent-Ty").as_bytes(),
+            )
+            .await
+            .unwrap();
+        half_headers.push(socket);
+    }
+    let mut half_bodies = Vec::new();
+    for _ in 0..300 {
+        let mut head = wire::signed_head(
+            "WBNOBODY",
+            "not-a-secret",
+            "POST",
+            &address.to_string(),
+            "/v1/submitjob",
+            "application/json",
+            Some(SUBMIT.as_bytes()),
+        );
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", SUBMIT.len()));
+        // One write: what was sent all arrives, so a refusal closes the connection cleanly.
+        head.push_str(&SUBMIT[..SUBMIT.len() / 2]);
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket.write_all(head.as_bytes()).await.unwrap();
+        half_bodies.push(socket);
+    }
+
+    let queues = tokio::time::timeout(
+        Duration::from_secs(10),
+        edge.client().describe_job_queues().send(),
+    )
+    .await
+    .expect("the signed caller is answered")
+    .unwrap();
+    assert_eq!(queues.job_queues().len(), 1);
+
+    // The half bodies were refused from their headers alone: the key is checked before the
+    // body is read, so their rest was never waited for.
+    for socket in &mut half_bodies {
+        let response = wire::parse(&closed_by_the_server(socket).await);
+        assert_eq!(
+            (response.status, response.error_type()),
+            (403, "UnrecognizedClientException"),
+            "{response:?}"
+        );
+    }
+    // The half headers are closed once the header timeout has passed.
+    for socket in &mut half_headers {
+        let answer = closed_by_the_server(socket).await;
+        assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert_eq!(edge.jobs(), 0);
+}
+
+/// A caller with a valid signature whose body stops half-way (a leaked request, a stalled
+/// client) is cut off after the body timeout instead of holding its connection and its
+/// buffered body for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_whose_body_never_ends_is_cut_off() {
+    let edge = start(true, |config| {
+        config.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = edge.admin.clone().unwrap();
+    let mut head = wire::signed_head(
+        &admin.access_key_id,
+        &admin.secret_access_key,
+        "POST",
+        &edge.address.to_string(),
+        "/v1/submitjob",
+        "application/json",
+        Some(SUBMIT.as_bytes()),
+    );
+    let whole = head.clone();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", SUBMIT.len()));
+    head.push_str(&SUBMIT[..SUBMIT.len() / 2]);
+    let mut socket = tokio::net::TcpStream::connect(edge.address).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let response = wire::parse(&closed_by_the_server(&mut socket).await);
+    assert_eq!(
+        (response.status, response.error_type()),
+        (408, "RequestTimeoutException"),
+        "{response:?}"
+    );
+    assert_eq!(edge.jobs(), 0);
+    // The same request sent whole is served (a replay within the 15 minutes, as AWS allows).
+    let response = wire::exchange(edge.address, &whole, SUBMIT.as_bytes()).await;
+    assert_eq!(response.status, 200, "{response:?}");
 }

@@ -12,7 +12,7 @@ mod sigv4;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -65,6 +65,13 @@ pub enum Refusal {
     /// The caller's policy does not allow the operation.
     #[error("{0}")]
     Denied(String),
+    /// As many bodies as [`crate::ServeConfig::max_unauthenticated_bodies`] are being read
+    /// before their signatures are checked, for the whole of this one's time to arrive.
+    #[error("too many requests are sending their bodies at once; try again")]
+    Busy,
+    /// The body did not all arrive within [`crate::ServeConfig::body_read_timeout`].
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    SlowBody(Duration),
 }
 
 impl Refusal {
@@ -76,6 +83,9 @@ impl Refusal {
             Refusal::UnknownKey => (StatusCode::FORBIDDEN, "UnrecognizedClientException"),
             Refusal::Signature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
             Refusal::Denied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+            // The codes the AWS SDKs retry on.
+            Refusal::Busy => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            Refusal::SlowBody(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
         }
     }
 }
@@ -229,11 +239,21 @@ impl Caller {
 pub(crate) struct Gate {
     pub(crate) access: Access,
     pub(crate) region: String,
+    /// A permit for each body being read before its signature is checked; see
+    /// [`crate::ServeConfig::max_unauthenticated_bodies`].
+    pub(crate) bodies: Arc<tokio::sync::Semaphore>,
+    /// See [`crate::ServeConfig::body_read_timeout`].
+    pub(crate) body_read_timeout: Duration,
 }
 
 /// Largest body buffered to be hashed; larger bodies of buffered operations are refused by the
 /// operations themselves, so the limit only needs to be above theirs.
 const MAX_HASHED_BODY: usize = 1 << 20;
+
+/// Whether the request is a module upload, the one body streamed rather than buffered.
+fn is_streamed(parts: &axum::http::request::Parts) -> bool {
+    parts.method == axum::http::Method::PUT && parts.uri.path().starts_with("/v1/modules/")
+}
 
 /// Verifies the request's signature and hands the [`Caller`] to the operation (as an
 /// extension), or answers the refusal.
@@ -252,11 +272,16 @@ pub(crate) async fn authenticate(
             .as_deref()
             .and_then(|a| sigv4::Authorization::parse(a).ok())
             .map(|a| a.access_key_id);
-        let mut request = request;
-        request
-            .extensions_mut()
-            .insert(Arc::new(Caller::local(key)));
-        return next.run(request).await;
+        // Nothing is verified, but bodies still arrive in bounded time; their size is bounded
+        // by the operations (64 KiB) and their number by the connections.
+        let (mut parts, body) = request.into_parts();
+        let body = if is_streamed(&parts) {
+            with_pauses_under(body, gate.body_read_timeout)
+        } else {
+            by(body, tokio::time::Instant::now() + gate.body_read_timeout)
+        };
+        parts.extensions.insert(Arc::new(Caller::local(key)));
+        return next.run(Request::from_parts(parts, body)).await;
     }
     match verified(&gate, authorization, request).await {
         Ok(request) => next.run(request).await,
@@ -270,7 +295,8 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The request, with its body restored and its caller attached, if its signature holds.
+/// The request, with its body restored and its caller attached, if its signature holds. The
+/// key, the date and the scope are checked from the headers before any of the body is read.
 async fn verified(
     gate: &Gate,
     authorization: Option<String>,
@@ -290,27 +316,63 @@ async fn verified(
         Some(target) if target.as_bytes().starts_with(b"Logs_") => "logs",
         _ => "batch",
     };
+    let signed_at = sigv4::check_scope(
+        &authorization,
+        request.headers(),
+        &gate.region,
+        service,
+        SystemTime::now(),
+    )
+    .map_err(&refuse)?;
     let declared = request
         .headers()
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (mut parts, body) = request.into_parts();
-    let streamed =
-        parts.method == axum::http::Method::PUT && parts.uri.path().starts_with("/v1/modules/");
-    let (body, payload_hash) = if streamed {
-        // A module is streamed to disk as it arrives, so its hash is declared up front and
-        // checked as the last piece passes.
+    let arrived = |parts: &axum::http::request::Parts, payload_hash: &str| {
+        let arrived = sigv4::Arrived {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            payload_hash,
+        };
+        sigv4::check_signature(
+            &authorization,
+            &caller.secret,
+            &arrived,
+            &gate.region,
+            service,
+            &signed_at,
+        )
+    };
+    let body = if is_streamed(&parts) {
+        // A module is streamed to disk as it arrives, so its hash is declared up front, signed
+        // with the headers, and checked as the last piece passes.
+        let body = with_pauses_under(body, gate.body_read_timeout);
         let Some(declared) = declared else {
             drain(body).await;
             return Err(refuse(Refusal::Incomplete(
                 "a module upload must declare x-amz-content-sha256 (the body's SHA-256, or UNSIGNED-PAYLOAD)".into(),
             )));
         };
-        (body, declared)
+        if let Err(refusal) = arrived(&parts, &declared) {
+            drain(body).await;
+            return Err(refuse(refusal));
+        }
+        checked_stream(body, &declared)
     } else {
-        let bytes = axum::body::to_bytes(body, MAX_HASHED_BODY)
+        // Buffered to be hashed: a permit bounds how many such bodies are held at once, and
+        // the deadline how long one may take, waiting for the permit included.
+        let deadline = tokio::time::Instant::now() + gate.body_read_timeout;
+        let _permit = tokio::time::timeout_at(deadline, gate.bodies.acquire())
             .await
+            .map_err(|_| refuse(Refusal::Busy))?
+            .expect("the semaphore is never closed");
+        let bytes = tokio::time::timeout_at(deadline, axum::body::to_bytes(body, MAX_HASHED_BODY))
+            .await
+            .map_err(|_| refuse(Refusal::SlowBody(gate.body_read_timeout)))?
             .map_err(|_| {
                 refuse(Refusal::Incomplete(format!(
                     "the body could not be read, or is over {MAX_HASHED_BODY} bytes"
@@ -337,33 +399,45 @@ async fn verified(
             }
             _ => {}
         }
-        (Body::from(bytes), actual)
-    };
-    let arrived = sigv4::Arrived {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        payload_hash: &payload_hash,
-    };
-    if let Err(refusal) = sigv4::verify(
-        &authorization,
-        &caller.secret,
-        &arrived,
-        &gate.region,
-        service,
-        SystemTime::now(),
-    ) {
-        drain(body).await;
-        return Err(refuse(refusal));
-    }
-    let body = if streamed {
-        checked_stream(body, &payload_hash)
-    } else {
-        body
+        arrived(&parts, &actual).map_err(&refuse)?;
+        Body::from(bytes)
     };
     parts.extensions.insert(caller);
     Ok(Request::from_parts(parts, body))
+}
+
+/// `body`, ending in an error instead of the rest if it has not all arrived by `deadline`.
+fn by(body: Body, deadline: tokio::time::Instant) -> Body {
+    timed(body, move || deadline)
+}
+
+/// `body`, ending in an error if no piece of it arrives for `pause`: a module may be large and
+/// slow, but not stalled.
+fn with_pauses_under(body: Body, pause: Duration) -> Body {
+    timed(body, move || tokio::time::Instant::now() + pause)
+}
+
+/// `body`, each piece of which must arrive before the instant `deadline` gives when it is
+/// awaited.
+fn timed(body: Body, mut deadline: impl FnMut() -> tokio::time::Instant + Send + 'static) -> Body {
+    let pieces = futures_util::stream::unfold(Some(body.into_data_stream()), move |pieces| {
+        let deadline = deadline();
+        async move {
+            let mut pieces = pieces?;
+            match tokio::time::timeout_at(deadline, pieces.next()).await {
+                Ok(Some(piece)) => Some((piece, Some(pieces))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(axum::Error::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body stopped arriving",
+                    ))),
+                    None,
+                )),
+            }
+        }
+    });
+    Body::from_stream(pieces)
 }
 
 /// Most a refused upload is read for; past it the connection is simply closed.

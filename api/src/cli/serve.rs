@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use wasmbatch_api::Access;
@@ -32,6 +33,19 @@ pub struct Serve {
     /// the listen address; other `Host` headers are refused (DNS rebinding). Repeatable.
     #[arg(long, value_name = "HOST")]
     allowed_host: Vec<String>,
+    /// Seconds a client has to send a request's headers; also
+    /// how long an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    header_read_timeout: u64,
+    /// Seconds a request body may take to arrive (for a module upload: the longest pause).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    body_read_timeout: u64,
+    /// Connections held at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_connections: usize,
+    /// Request bodies read at once before their signature is checked; more wait.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_unauthenticated_bodies: usize,
 }
 
 impl Serve {
@@ -56,6 +70,10 @@ impl Serve {
         for host in &self.allowed_host {
             serving.origins = serving.origins.allow(host)?;
         }
+        serving.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
+        serving.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        serving.max_connections = self.max_connections.max(1);
+        serving.max_unauthenticated_bodies = self.max_unauthenticated_bodies.max(1);
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
         let batch = Batch::open(config)

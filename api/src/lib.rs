@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! - [`app`] builds the router (tests drive it with `oneshot`, no socket); [`serve`] runs it on a
-//!   listener until a shutdown future resolves, [`serve_with`] with a [`ServeConfig`]
-//!   (`server`: the listener's side).
+//!   listener until a shutdown future resolves, [`serve_with`] with a [`ServeConfig`].
+//! - `server`: the listener's side: TLS ([`Tls`]), the accept loop, the connection limit and
+//!   the header timeout; every bound a [`ServeConfig`] field.
 //! - [`origin`]: requests a web page could make a browser send (a foreign `Host` or `Origin`,
 //!   a body type the SDKs never send) are refused before anything else, in every mode.
 //! - [`access`]: who is calling (SigV4 against the credentials file's keys) and what their
@@ -28,7 +29,7 @@ use wasmbatch_runtime::Batch;
 pub use access::Access;
 pub use error::ApiError;
 pub use origin::SameOrigin;
-pub use server::{ServeConfig, ServeError, serve, serve_with};
+pub use server::{ServeConfig, ServeError, Tls, serve, serve_with};
 
 /// The router of every operation, over `batch`, admitting the callers `access` admits, with the
 /// default [`ServeConfig`] (loopback names only; see [`app_with`]).

@@ -1,9 +1,10 @@
-//! The listener's side of serving: how many connections are held, how long a client may take
-//! to send its headers, and the accept loop that serves [`crate::app_with`] until the
+//! The listener's side of serving: TLS, how many connections are held, how long a client may
+//! take to send its headers, and the accept loop that serves [`crate::app_with`] until the
 //! shutdown future resolves, then lets the requests in flight finish. Every bound is a field of
 //! [`ServeConfig`] with a default.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,10 @@ use crate::{Access, SameOrigin};
 pub struct ServeConfig {
     /// The hosts answered to besides loopback; the listen address is added by [`serve_with`].
     pub origins: SameOrigin,
-    /// How long a client has to send a request's headers. hyper starts this clock as soon as it waits for a request, so it is also how
+    /// Serve HTTPS with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<Tls>,
+    /// How long a client has to send a request's headers (and, first, to finish the TLS
+    /// handshake). hyper starts this clock as soon as it waits for a request, so it is also how
     /// long an idle keep-alive connection is kept. Default 30 s.
     pub header_read_timeout: Duration,
     /// Connections held at once; past it, new ones wait in the kernel's backlog until one
@@ -40,11 +44,51 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             origins: SameOrigin::loopback(),
+            tls: None,
             header_read_timeout: Duration::from_secs(30),
             max_connections: 512,
             max_unauthenticated_bodies: 64,
             body_read_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// A certificate chain and its private key, ready to serve (rustls, ring provider).
+#[derive(Clone)]
+pub struct Tls(Arc<rustls::ServerConfig>);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls(..)")
+    }
+}
+
+impl Tls {
+    /// The PEM certificate chain in `cert` (leaf first) and the PEM private key in `key`.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, ServeError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |path: &Path, reason: String| ServeError::Tls {
+            path: path.display().to_string(),
+            reason,
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(bad(cert, "no certificate in it".into()));
+        }
+        let private = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(cert, e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| bad(key, format!("does not go with the certificate: {e}")))?;
+        // Only HTTP/1.1 is served.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls(Arc::new(config)))
     }
 }
 
@@ -55,6 +99,14 @@ pub enum ServeError {
     /// The listener failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    /// The certificate or key could not be used.
+    #[error("TLS: {path}: {reason}")]
+    Tls {
+        /// The file at fault.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Serves [`crate::app`] on `listener` with the default [`ServeConfig`] until `shutdown`
@@ -68,6 +120,7 @@ pub async fn serve(
     match serve_with(listener, batch, access, ServeConfig::default(), shutdown).await {
         Ok(()) => Ok(()),
         Err(ServeError::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e)),
     }
 }
 
@@ -81,10 +134,15 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     config.origins = config.origins.listening_on(listener.local_addr()?);
+    if config.tls.is_some() {
+        config.origins = config.origins.https();
+    }
     let service = TowerToHyperService::new(crate::app_with(batch, access, &config));
+    let tls = config.tls.map(|Tls(c)| tokio_rustls::TlsAcceptor::from(c));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
+    let handshake_timeout = config.header_read_timeout;
     // Before accepting a connection, a permit is acquired; it is held until the connection
     // closes.
     let connections = Arc::new(Semaphore::new(config.max_connections));
@@ -107,12 +165,29 @@ pub async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let (service, http, watcher) = (service.clone(), http.clone(), graceful.watcher());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            let _permit = permit;
-            // A connection's errors (a reset, a header timeout) end only it.
-            let _ = watcher.watch(connection).await;
-        });
+        match &tls {
+            None => {
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    // A connection's errors (a reset, a header timeout) end only it.
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;

@@ -1,6 +1,7 @@
 //! The service's edge, attacked through a real socket: web pages that make a browser call a
 //! server on loopback (a `text/plain` POST, DNS rebinding), connections that send half a request
-//! and never the rest.
+//! and never the rest, and the network between a client and the server (TLS, with the real AWS
+//! CLI and aws-sdk-rust).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -377,4 +378,143 @@ async fn a_signed_request_whose_body_never_ends_is_cut_off() {
     // The same request sent whole is served (a replay within the 15 minutes, as AWS allows).
     let response = wire::exchange(edge.address, &whole, SUBMIT.as_bytes()).await;
     assert_eq!(response.status, 200, "{response:?}");
+}
+
+/// A CA and a certificate it issued for `localhost` and 127.0.0.1, as PEM files in `dir`:
+/// (ca.pem, cert.pem, key.pem).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "wasmbatch test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// aws-sdk-rust over rustls (ring) trusting only the CA in `ca_pem`.
+fn https_client(ca_pem: &[u8]) -> aws_sdk_batch::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(tls::TrustStore::empty().with_pem_certificate(ca_pem.to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .build_https()
+}
+
+/// On a network, plain HTTP let anyone on the path read every job's command, environment and
+/// logs (SigV4 keeps a request from being changed, not from being read). `serve` with a
+/// certificate speaks only TLS; the real AWS CLI (`--ca-bundle`) and aws-sdk-rust (rustls on
+/// ring) work over it, and a client that does not trust the certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_on_the_network_gives_way_to_tls_for_the_aws_cli_and_sdk() {
+    let pems = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(pems.path());
+    let tls = wasmbatch_api::Tls::from_pem_files(&cert, &key).unwrap();
+    let edge = start(true, |config| config.tls = Some(tls)).await;
+    let admin = edge.admin.clone().unwrap();
+    let endpoint = format!("https://localhost:{}", edge.address.port());
+
+    let client = sdk(
+        &admin,
+        &endpoint,
+        https_client(&std::fs::read(&ca).unwrap()),
+    );
+    let queues = client.describe_job_queues().send().await.unwrap();
+    assert_eq!(queues.job_queues().len(), 1);
+    let job = client
+        .submit_job()
+        .job_name("over-tls")
+        .job_queue("main")
+        .job_definition("hello")
+        .send()
+        .await
+        .unwrap();
+    assert!(job.job_id().is_some());
+
+    // A client that trusts another CA does not get through.
+    let stranger = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = certificates(stranger.path());
+    let untrusting = sdk(
+        &admin,
+        &endpoint,
+        https_client(&std::fs::read(&other_ca).unwrap()),
+    );
+    assert!(untrusting.describe_job_queues().send().await.is_err());
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut socket = tokio::net::TcpStream::connect(edge.address).await.unwrap();
+    socket
+        .write_all(format!("GET /v1/modules HTTP/1.1\r\nHost: {}\r\n\r\n", edge.address).as_bytes())
+        .await
+        .unwrap();
+    let answer = closed_by_the_server(&mut socket).await;
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+
+    // The AWS CLI, trusting the CA with --ca-bundle.
+    let program = std::env::var("WASMBATCH_AWS_CLI").expect(
+        "WASMBATCH_AWS_CLI is not set: run the suite with scripts/test, which installs the AWS CLI",
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(program)
+            .args(["--endpoint-url", &endpoint, "--ca-bundle"])
+            .arg(&ca)
+            .args([
+                "--output",
+                "json",
+                "batch",
+                "submit-job",
+                "--job-name",
+                "cli-over-tls",
+            ])
+            .args(["--job-queue", "main", "--job-definition", "hello"])
+            .env("AWS_ACCESS_KEY_ID", &admin.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &admin.secret_access_key)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let submitted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(submitted["jobId"].is_string(), "{submitted}");
+    assert_eq!(edge.jobs(), 2);
 }

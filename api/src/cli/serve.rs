@@ -33,7 +33,13 @@ pub struct Serve {
     /// the listen address; other `Host` headers are refused (DNS rebinding). Repeatable.
     #[arg(long, value_name = "HOST")]
     allowed_host: Vec<String>,
-    /// Seconds a client has to send a request's headers; also
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (and to finish the TLS handshake); also
     /// how long an idle keep-alive connection is kept.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     header_read_timeout: u64,
@@ -70,10 +76,18 @@ impl Serve {
         for host in &self.allowed_host {
             serving.origins = serving.origins.allow(host)?;
         }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            serving.tls = Some(wasmbatch_api::Tls::from_pem_files(cert, key)?);
+        }
         serving.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
         serving.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
         serving.max_connections = self.max_connections.max(1);
         serving.max_unauthenticated_bodies = self.max_unauthenticated_bodies.max(1);
+        let scheme = if serving.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
         let batch = Batch::open(config)
@@ -84,7 +98,7 @@ impl Serve {
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         eprintln!(
-            "wasmbatch: serving on http://{} (data dir {}){}",
+            "wasmbatch: serving on {scheme}://{} (data dir {}){}",
             listener.local_addr()?,
             data_dir.display(),
             if created {
@@ -93,6 +107,14 @@ impl Serve {
                 ""
             }
         );
+        if serving.tls.is_none() && !self.listen.ip().is_loopback() {
+            eprintln!(
+                "wasmbatch: WARNING: plain HTTP on {}: SigV4 protects the integrity of requests, \
+                 not their secrecy; anyone on the network path reads job commands, environments \
+                 and logs. Serve HTTPS with --tls-cert and --tls-key.",
+                self.listen
+            );
+        }
         if access.is_local() {
             eprintln!(
                 "wasmbatch: LOCAL DEVELOPMENT MODE: no {} exists, so signatures are not checked \

@@ -32,7 +32,9 @@ pub struct ServeConfig {
     /// closes. Default 512, under the usual limit of 1024 open files a process.
     pub max_connections: usize,
     /// Request bodies read at once before their signature is checked (they are buffered to be
-    /// hashed, up to 1 MiB each); others wait, within their `body_read_timeout`. Default 64.
+    /// hashed, up to 1 MiB each); others wait for a turn within their `body_read_timeout`, or
+    /// are answered ThrottlingException. Only with signatures checked: in local-development
+    /// mode the operations read their own bodies, 64 KiB at most. Default 64.
     pub max_unauthenticated_bodies: usize,
     /// How long a buffered request body (every operation but the module upload) may take to
     /// arrive, from the end of its headers; for a module upload, the longest pause between two
@@ -194,8 +196,9 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// An accept error is the listener's, not a connection's, only when it cannot go on; when the
-/// process is out of file descriptors, accepting again at once would spin, so it waits.
+/// Skips an accept error that is one connection's (the peer gave up before it was accepted);
+/// any other (out of file descriptors) would repeat at once, so the loop pauses before it
+/// accepts again instead of spinning.
 async fn accept_failed(error: std::io::Error) {
     use std::io::ErrorKind::*;
     if matches!(

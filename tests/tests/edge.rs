@@ -344,6 +344,41 @@ async fn half_sent_connections_do_not_starve_a_signed_caller() {
     assert_eq!(edge.jobs(), 0);
 }
 
+/// A flood of connections that never send anything took a socket, a task and a file descriptor
+/// each, without end. Past `max_connections` new connections now wait to be accepted until a
+/// held one closes: with one slot, held by a silent connection, a second caller is answered
+/// only after the header timeout has closed the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_waits_for_free_slots_instead_of_taking_the_server() {
+    let edge = start(false, |config| {
+        config.header_read_timeout = Duration::from_secs(1);
+        config.max_connections = 1;
+    })
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(edge.address).await.unwrap();
+    let host = format!("Host: {}", edge.address);
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        wire::exchange(
+            edge.address,
+            &format!("GET /v1/modules HTTP/1.1\r\n{host}"),
+            b"",
+        ),
+    )
+    .await
+    .expect("the second caller is answered once the slot is free");
+    assert_eq!(response.status, 200, "{response:?}");
+    // The silent one was closed before the second was accepted: its end is already here.
+    let mut buffer = [0; 64];
+    match silent.try_read(&mut buffer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            panic!("the second caller was served while the first still held the only slot")
+        }
+        Err(_) => {} // reset: closed too
+    }
+}
+
 /// A caller with a valid signature whose body stops half-way (a leaked request, a stalled
 /// client) is cut off after the body timeout instead of holding its connection and its
 /// buffered body for good.

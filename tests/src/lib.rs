@@ -2,14 +2,15 @@
 //!
 //! The tests themselves live in `tests/` (one file per concern); this library only exposes the
 //! guest examples that `build.rs` compiles from `../guest-examples`, a sink that collects
-//! a guest's output, the set-up helpers several test files share, and [`wire`]: raw HTTP/1.1
-//! over a socket.
+//! a guest's output, the set-up helpers several test files share, [`wire`]: raw HTTP/1.1
+//! over a socket, and [`tls`]: certificates made for the TLS tests.
 
 use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
 pub mod stats;
+pub mod tls;
 pub mod wire;
 
 /// Paths of the guest examples, built for each target by `build.rs`.

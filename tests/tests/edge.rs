@@ -355,7 +355,7 @@ async fn a_connection_flood_waits_for_free_slots_instead_of_taking_the_server() 
         config.max_connections = 1;
     })
     .await;
-    let mut silent = tokio::net::TcpStream::connect(edge.address).await.unwrap();
+    let silent = tokio::net::TcpStream::connect(edge.address).await.unwrap();
     let host = format!("Host: {}", edge.address);
     let response = tokio::time::timeout(
         Duration::from_secs(10),
@@ -415,43 +415,6 @@ async fn a_signed_request_whose_body_never_ends_is_cut_off() {
     assert_eq!(response.status, 200, "{response:?}");
 }
 
-/// A CA and a certificate it issued for `localhost` and 127.0.0.1, as PEM files in `dir`:
-/// (ca.pem, cert.pem, key.pem).
-fn certificates(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "wasmbatch test CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
-}
-
 /// aws-sdk-rust over rustls (ring) trusting only the CA in `ca_pem`.
 fn https_client(ca_pem: &[u8]) -> aws_sdk_batch::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
@@ -475,7 +438,7 @@ fn https_client(ca_pem: &[u8]) -> aws_sdk_batch::config::SharedHttpClient {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_on_the_network_gives_way_to_tls_for_the_aws_cli_and_sdk() {
     let pems = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(pems.path());
+    let (ca, cert, key) = wasmbatch_tests::tls::certificates(pems.path());
     let tls = wasmbatch_api::Tls::from_pem_files(&cert, &key).unwrap();
     let edge = start(true, |config| config.tls = Some(tls)).await;
     let admin = edge.admin.clone().unwrap();
@@ -500,7 +463,7 @@ async fn plain_http_on_the_network_gives_way_to_tls_for_the_aws_cli_and_sdk() {
 
     // A client that trusts another CA does not get through.
     let stranger = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = certificates(stranger.path());
+    let (other_ca, _, _) = wasmbatch_tests::tls::certificates(stranger.path());
     let untrusting = sdk(
         &admin,
         &endpoint,

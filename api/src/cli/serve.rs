@@ -69,9 +69,11 @@ impl Serve {
                 data_dir.display()
             );
         }
-        // Before the first line is printed, so that a SIGHUP sent once it is seen is ours: the
-        // default action would end the process without recording the running attempts.
+        // Before the first line is printed, so that a signal sent once it is seen is ours: the
+        // default actions of SIGHUP and SIGTERM end the process without recording the running
+        // attempts.
         let hangups = hangups()?;
+        let stop_signal = shutdown_signal()?;
         let mut serving = wasmbatch_api::ServeConfig::default();
         for host in &self.allowed_host {
             serving.origins = serving.origins.allow(host)?;
@@ -135,7 +137,7 @@ impl Serve {
         let stopping = {
             let batch = batch.clone();
             async move {
-                shutdown_signal().await;
+                stop_signal.await;
                 let stopped = batch
                     .shutdown("Host stopped: wasmbatch serve was stopped while the attempt ran")
                     .await;
@@ -218,18 +220,23 @@ pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+/// Resolves on SIGINT or SIGTERM; the handlers are installed now, not when it is first awaited.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

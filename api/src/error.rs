@@ -20,6 +20,9 @@ pub enum ApiError {
     /// type the AWS SDKs know.
     #[error("{0}")]
     Refused(#[from] crate::access::Refusal),
+    /// A request a web page may have made a browser send: 403 (400 for a body's type).
+    #[error("{0}")]
+    CrossOrigin(#[from] crate::origin::CrossOrigin),
 }
 
 impl From<wasmbatch_runtime::model::validate::ValidationError> for ApiError {
@@ -44,6 +47,10 @@ impl IntoResponse for ApiError {
         let (status, kind, message) = match self {
             ApiError::Client(message) => (StatusCode::BAD_REQUEST, "ClientException", message),
             ApiError::Refused(refusal) => {
+                let (status, kind) = refusal.kind();
+                (status, kind, refusal.to_string())
+            }
+            ApiError::CrossOrigin(refusal) => {
                 let (status, kind) = refusal.kind();
                 (status, kind, refusal.to_string())
             }

@@ -3,7 +3,11 @@
 //!
 //! # Layout
 //! - [`app`] builds the router (tests drive it with `oneshot`, no socket); [`serve`] runs it on a
-//!   listener until a shutdown future resolves.
+//!   listener until a shutdown future resolves, [`serve_with`] with a [`ServeConfig`].
+//! - `server`: the listener's side: TLS ([`Tls`]), the accept loop, the connection limit and
+//!   the header timeout; every bound a [`ServeConfig`] field.
+//! - [`origin`]: requests a web page could make a browser send (a foreign `Host` or `Origin`,
+//!   a body type the SDKs never send) are refused before anything else, in every mode.
 //! - [`access`]: who is calling (SigV4 against the credentials file's keys) and what their
 //!   policy lets them do; or local-development mode, where everything is allowed.
 //! - `error`: the one error type of this layer and its AWS envelope (`x-amzn-ErrorType`,
@@ -14,29 +18,45 @@
 
 pub mod access;
 mod error;
+pub mod origin;
 mod routes;
+mod server;
 mod shapes;
-
-use std::future::Future;
 
 use axum::Router;
 use wasmbatch_runtime::Batch;
 
 pub use access::Access;
 pub use error::ApiError;
+pub use origin::SameOrigin;
+pub use server::{ServeConfig, ServeError, Tls, serve, serve_with};
 
-/// The router of every operation, over `batch`, admitting the callers `access` admits.
+/// The router of every operation, over `batch`, admitting the callers `access` admits, with the
+/// default [`ServeConfig`] (loopback names only; see [`app_with`]).
 pub fn app(batch: Batch, access: Access) -> Router {
+    app_with(batch, access, &ServeConfig::default())
+}
+
+/// [`app`], answering to the hosts `config.origins` names and reading bodies within its bounds.
+pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
     let gate = access::Gate {
         access,
         region: batch.config().region.clone(),
+        bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            config.max_unauthenticated_bodies,
+        )),
+        body_read_timeout: config.body_read_timeout,
     };
+    let origins = config.origins.clone();
     routes::router()
         .with_state(batch)
         .layer(axum::middleware::from_fn_with_state(
             gate,
             access::authenticate,
         ))
+        // Outside the signature check: a foreign page is refused in every mode, before its
+        // body is read.
+        .layer(axum::middleware::from_fn_with_state(origins, origin::check))
         .layer(axum::middleware::from_fn(identify))
 }
 
@@ -74,18 +94,6 @@ async fn identify(
 fn access_key_id(authorization: &str) -> Option<&str> {
     let credential = authorization.split("Credential=").nth(1)?;
     credential.split('/').next().filter(|k| !k.is_empty())
-}
-
-/// Serves [`app`] on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    batch: Batch,
-    access: Access,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(batch, access))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

@@ -24,9 +24,15 @@ impl Server {
     }
 
     fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// `serve` over `dir` with `flags` besides the listen address and the data dir.
+    fn start_with(dir: tempfile::TempDir, flags: &[&std::ffi::OsStr]) -> Self {
         let mut child = Command::new(WASMBATCH)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
+            .args(flags)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -35,7 +41,7 @@ impl Server {
         stderr.read_line(&mut line).unwrap();
         let endpoint = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
             .to_string();
         // Keep its later lines, and keep draining so it never blocks on a full pipe.
@@ -76,6 +82,27 @@ impl Server {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let said: Vec<String> = self.said.try_iter().collect();
         (said.join("\n"), self.dir.take().unwrap())
+    }
+
+    /// Waits (at most 10 s) for a line on its stderr that contains `text`, and returns it.
+    fn says(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.said.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("serve did not say {text:?}"),
+            }
+        }
+    }
+
+    fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -543,4 +570,92 @@ fn with_keys_the_server_checks_signatures_and_policies_and_reloads_on_sighup() {
     );
     let (said, _) = server.stop();
     assert!(said.contains("credentials reloaded: 2 keys"), "{said}");
+}
+
+/// A SIGHUP (a closed terminal, a reload out of habit) ended a server in local-development mode
+/// by its default action, without recording the attempts it was running. Now it reloads in every
+/// mode, and a credentials file that appeared switches the server to checking signatures.
+#[test]
+fn a_hangup_in_local_mode_neither_kills_the_server_nor_leaves_a_new_key_unchecked() {
+    let server = Server::start();
+    server.hang_up();
+    server.says("still in local-development mode");
+    let unsigned = || {
+        Command::new(WASMBATCH)
+            .args(["queues"])
+            .env("WASMBATCH_ENDPOINT", &server.endpoint)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .unwrap()
+    };
+    let output = unsigned();
+    assert!(
+        output.status.success(),
+        "still serving: {}",
+        stderr(&output)
+    );
+
+    let everything = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}]});
+    let (id, secret) = create_key(server.dir.as_ref().unwrap().path(), "ops", everything);
+    server.hang_up();
+    server.says("now verifying signatures (1 keys)");
+    fails_saying(&unsigned(), "Missing Authentication Token");
+    let signed = Command::new(WASMBATCH)
+        .args(["queues"])
+        .env("WASMBATCH_ENDPOINT", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert!(stdout(&signed).contains("default"), "{}", stdout(&signed));
+    server.stop();
+}
+
+/// On a network, plain HTTP showed every job's command, environment and logs to anyone on the
+/// path. `serve --tls-cert/--tls-key` speaks only HTTPS, and the client commands follow it,
+/// trusting the CA given as `--ca-bundle` or `AWS_CA_BUNDLE` (as the AWS CLI does).
+#[test]
+fn the_client_commands_speak_tls_to_a_server_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pems = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = wasmbatch_tests::tls::certificates(pems.path());
+    let server = Server::start_with(
+        dir,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    assert!(
+        server.endpoint.starts_with("https://"),
+        "{}",
+        server.first_line
+    );
+    let trusting = |ca: &std::path::Path, args: &[&str]| {
+        Command::new(WASMBATCH)
+            .args(args)
+            .env("WASMBATCH_ENDPOINT", &server.endpoint)
+            .env("AWS_CA_BUNDLE", ca)
+            .output()
+            .unwrap()
+    };
+    let pushed = trusting(&ca, &["push", guests::wasip1::HELLO]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let followed = trusting(
+        &ca,
+        &["submit", "--image", "hello", "--follow", "--", "tls"],
+    );
+    assert!(followed.status.success(), "{}", stderr(&followed));
+    assert!(stdout(&followed).contains(r#"args=["hello", "tls"]"#));
+
+    // Trusting another CA, the client refuses the server, in one line.
+    let others = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = wasmbatch_tests::tls::certificates(others.path());
+    fails_saying(&trusting(&other_ca, &["queues"]), "certificate");
+    server.stop();
 }

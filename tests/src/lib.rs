@@ -2,16 +2,19 @@
 //!
 //! The tests themselves live in `tests/` (one file per concern); this library holds what several
 //! of them need: the guest examples that `build.rs` compiles from `../guest-examples`, a sink that
-//! collects a guest's output, and the set-up steps they share (an executor over a temporary data
-//! dir, environments and queues, a module with its definition, waiting for a job to end).
+//! collects a guest's output, the set-up steps they share (an executor over a temporary data dir,
+//! environments and queues, a module with its definition, waiting for a job to end), [`wire`]:
+//! raw HTTP/1.1 over a socket, and [`tls`]: certificates made for the TLS tests.
 
 use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
-/// Paths of the guest examples, built for each target by `build.rs`.
 pub mod stats;
+pub mod tls;
+pub mod wire;
 
+/// Paths of the guest examples, built for each target by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 

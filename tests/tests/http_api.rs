@@ -263,6 +263,7 @@ async fn modules_are_pushed_over_http_and_logs_read_with_get_log_events() {
     let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
     let push = |name: &str, bytes: Vec<u8>| {
         Request::put(format!("/v1/modules/{name}"))
+            .header("content-type", "application/wasm")
             .body(Body::from(bytes))
             .unwrap()
     };
@@ -437,6 +438,7 @@ async fn resources_are_tagged_untagged_and_listed_by_arn() {
         (status, body)
     };
     let tag = Request::post(&path)
+        .header("content-type", "application/json")
         .body(Body::from(r#"{"tags": {"team": "render", "cost": "42"}}"#))
         .unwrap();
     assert_eq!(send(tag).await.0, StatusCode::OK);
@@ -628,6 +630,7 @@ async fn module_uploads_stream_to_disk_within_the_size_limit() {
             r.recv().await.map(|piece| (piece, r))
         }));
         let request = Request::put(format!("/v1/modules/{name}"))
+            .header("content-type", "application/octet-stream")
             .body(body)
             .unwrap();
         let response = tokio::spawn(app.clone().oneshot(request));
@@ -713,6 +716,7 @@ async fn module_uploads_stream_to_disk_within_the_size_limit() {
         .clone()
         .oneshot(
             Request::put("/v1/modules/huge")
+                .header("content-type", "application/wasm")
                 .header("content-length", huge.len())
                 .body(Body::from(huge.clone()))
                 .unwrap(),

@@ -2,7 +2,8 @@
 //! verified against the keys of the credentials file ([`credentials`]) and the caller's policy
 //! ([`policy`]) decides each operation on its resources. Without a credentials file the server
 //! runs in local-development mode: any signature, or none, is accepted and everything is
-//! allowed — which `wasmbatch serve` permits on loopback only.
+//! allowed — which `wasmbatch serve` permits on loopback only. A reload that finds the file
+//! where there was none switches to checking, for good: no reload switches back.
 
 pub mod credentials;
 pub mod policy;
@@ -11,7 +12,7 @@ mod sigv4;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -64,6 +65,13 @@ pub enum Refusal {
     /// The caller's policy does not allow the operation.
     #[error("{0}")]
     Denied(String),
+    /// As many bodies as [`crate::ServeConfig::max_unauthenticated_bodies`] are being read
+    /// before their signatures are checked, for the whole of this one's time to arrive.
+    #[error("too many requests are sending their bodies at once; try again")]
+    Busy,
+    /// The body did not all arrive within [`crate::ServeConfig::body_read_timeout`].
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    SlowBody(Duration),
 }
 
 impl Refusal {
@@ -75,6 +83,9 @@ impl Refusal {
             Refusal::UnknownKey => (StatusCode::FORBIDDEN, "UnrecognizedClientException"),
             Refusal::Signature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
             Refusal::Denied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+            // The codes the AWS SDKs retry on.
+            Refusal::Busy => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            Refusal::SlowBody(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
         }
     }
 }
@@ -83,10 +94,15 @@ impl Refusal {
 /// clone.
 #[derive(Clone)]
 pub struct Access {
-    /// `None`: local-development mode.
+    /// The credentials file, kept even while it does not exist so that a reload can find it;
+    /// `None` only for [`Access::local`], which never checks.
     file: Option<PathBuf>,
-    keys: Arc<RwLock<HashMap<String, Arc<Caller>>>>,
+    /// `None`: local-development mode (no file yet).
+    keys: Arc<RwLock<Option<Keys>>>,
 }
+
+/// The keys in force, by access key id.
+type Keys = HashMap<String, Arc<Caller>>;
 
 /// Who a verified request comes from, and what they may do.
 #[derive(Debug)]
@@ -110,8 +126,19 @@ impl Access {
     }
 
     /// Signatures checked against the keys in the credentials file at `path`, each allowed
-    /// what its policy allows.
+    /// what its policy allows. The file must exist.
     pub fn from_file(path: &Path) -> Result<Self, AccessError> {
+        let access = Access {
+            file: Some(path.to_path_buf()),
+            keys: Arc::default(),
+        };
+        access.load()?;
+        Ok(access)
+    }
+
+    /// As [`Access::from_file`] if the file at `path` exists; else local-development mode
+    /// until a [`reload`](Access::reload) finds it.
+    pub fn at(path: &Path) -> Result<Self, AccessError> {
         let access = Access {
             file: Some(path.to_path_buf()),
             keys: Arc::default(),
@@ -120,14 +147,23 @@ impl Access {
         Ok(access)
     }
 
-    /// Reads the credentials file again (on SIGHUP). On an error the keys in force stay as
-    /// they were. Returns how many keys are now in force.
+    /// Reads the credentials file again (on SIGHUP). In local-development mode a missing file
+    /// keeps it so; once checking, a missing or broken file is an error and the keys in force
+    /// stay as they were. Returns how many keys are now in force.
     pub fn reload(&self) -> Result<usize, AccessError> {
+        match &self.file {
+            Some(path) if self.is_local() && !path.exists() => Ok(0),
+            Some(_) => self.load(),
+            None => Ok(0),
+        }
+    }
+
+    fn load(&self) -> Result<usize, AccessError> {
         let Some(path) = &self.file else {
             return Ok(0);
         };
         let file = CredentialsFile::read(path)?;
-        let keys: HashMap<String, Arc<Caller>> = file
+        let keys: Keys = file
             .keys
             .into_iter()
             .map(|key| {
@@ -141,19 +177,20 @@ impl Access {
             })
             .collect();
         let count = keys.len();
-        *self.keys.write().expect("no panics while held") = keys;
+        *self.keys.write().expect("no panics while held") = Some(keys);
         Ok(count)
     }
 
-    /// Whether this is local-development mode.
+    /// Whether this is local-development mode (now: a reload may end it).
     pub fn is_local(&self) -> bool {
-        self.file.is_none()
+        self.keys.read().expect("no panics while held").is_none()
     }
 
     fn caller(&self, access_key_id: &str) -> Option<Arc<Caller>> {
         self.keys
             .read()
             .expect("no panics while held")
+            .as_ref()?
             .get(access_key_id)
             .cloned()
     }
@@ -202,11 +239,21 @@ impl Caller {
 pub(crate) struct Gate {
     pub(crate) access: Access,
     pub(crate) region: String,
+    /// A permit for each body being read before its signature is checked; see
+    /// [`crate::ServeConfig::max_unauthenticated_bodies`].
+    pub(crate) bodies: Arc<tokio::sync::Semaphore>,
+    /// See [`crate::ServeConfig::body_read_timeout`].
+    pub(crate) body_read_timeout: Duration,
 }
 
 /// Largest body buffered to be hashed; larger bodies of buffered operations are refused by the
 /// operations themselves, so the limit only needs to be above theirs.
 const MAX_HASHED_BODY: usize = 1 << 20;
+
+/// Whether the request is a module upload, the one body streamed rather than buffered.
+fn is_streamed(parts: &axum::http::request::Parts) -> bool {
+    parts.method == axum::http::Method::PUT && parts.uri.path().starts_with("/v1/modules/")
+}
 
 /// Verifies the request's signature and hands the [`Caller`] to the operation (as an
 /// extension), or answers the refusal.
@@ -225,11 +272,16 @@ pub(crate) async fn authenticate(
             .as_deref()
             .and_then(|a| sigv4::Authorization::parse(a).ok())
             .map(|a| a.access_key_id);
-        let mut request = request;
-        request
-            .extensions_mut()
-            .insert(Arc::new(Caller::local(key)));
-        return next.run(request).await;
+        // Nothing is verified, but bodies still arrive in bounded time; their size is bounded
+        // by the operations (64 KiB) and their number by the connections.
+        let (mut parts, body) = request.into_parts();
+        let body = if is_streamed(&parts) {
+            with_pauses_under(body, gate.body_read_timeout)
+        } else {
+            by(body, tokio::time::Instant::now() + gate.body_read_timeout)
+        };
+        parts.extensions.insert(Arc::new(Caller::local(key)));
+        return next.run(Request::from_parts(parts, body)).await;
     }
     match verified(&gate, authorization, request).await {
         Ok(request) => next.run(request).await,
@@ -243,7 +295,8 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The request, with its body restored and its caller attached, if its signature holds.
+/// The request, with its body restored and its caller attached, if its signature holds. The
+/// key, the date and the scope are checked from the headers before any of the body is read.
 async fn verified(
     gate: &Gate,
     authorization: Option<String>,
@@ -263,70 +316,128 @@ async fn verified(
         Some(target) if target.as_bytes().starts_with(b"Logs_") => "logs",
         _ => "batch",
     };
+    let signed_at = sigv4::check_scope(
+        &authorization,
+        request.headers(),
+        &gate.region,
+        service,
+        SystemTime::now(),
+    )
+    .map_err(&refuse)?;
     let declared = request
         .headers()
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (mut parts, body) = request.into_parts();
-    let streamed =
-        parts.method == axum::http::Method::PUT && parts.uri.path().starts_with("/v1/modules/");
-    let (body, payload_hash) = if streamed {
-        // A module is streamed to disk as it arrives, so its hash is declared up front and
-        // checked as the last piece passes.
+    let arrived = |parts: &axum::http::request::Parts, payload_hash: &str| {
+        let arrived = sigv4::Arrived {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            payload_hash,
+        };
+        sigv4::check_signature(
+            &authorization,
+            &caller.secret,
+            &arrived,
+            &gate.region,
+            service,
+            &signed_at,
+        )
+    };
+    let body = if is_streamed(&parts) {
+        // A module is streamed to disk as it arrives, so its hash is declared up front, signed
+        // with the headers, and checked as the last piece passes.
+        let body = with_pauses_under(body, gate.body_read_timeout);
         let Some(declared) = declared else {
             drain(body).await;
             return Err(refuse(Refusal::Incomplete(
                 "a module upload must declare x-amz-content-sha256 (the body's SHA-256, or UNSIGNED-PAYLOAD)".into(),
             )));
         };
-        (body, declared)
+        if let Err(refusal) = arrived(&parts, &declared) {
+            drain(body).await;
+            return Err(refuse(refusal));
+        }
+        checked_stream(body, &declared)
     } else {
-        let bytes = axum::body::to_bytes(body, MAX_HASHED_BODY)
+        // Buffered to be hashed: a permit bounds how many such bodies are held at once, and
+        // the deadline how long one may take, waiting for the permit included.
+        let deadline = tokio::time::Instant::now() + gate.body_read_timeout;
+        let _permit = tokio::time::timeout_at(deadline, gate.bodies.acquire())
             .await
+            .map_err(|_| refuse(Refusal::Busy))?
+            .expect("the semaphore is never closed");
+        let bytes = tokio::time::timeout_at(deadline, axum::body::to_bytes(body, MAX_HASHED_BODY))
+            .await
+            .map_err(|_| refuse(Refusal::SlowBody(gate.body_read_timeout)))?
             .map_err(|_| {
                 refuse(Refusal::Incomplete(format!(
                     "the body could not be read, or is over {MAX_HASHED_BODY} bytes"
                 )))
             })?;
+        // The signature covers the body we hashed, never a hash the caller declared: the AWS
+        // services other than S3 compute it themselves, so a request signed over
+        // UNSIGNED-PAYLOAD does not verify there either. Accepting it let anyone who saw one
+        // signed request replay its headers with a body of their own.
         let actual = hex::encode(Sha256::digest(&bytes));
-        let hash = match declared {
-            Some(declared) if declared != "UNSIGNED-PAYLOAD" && declared != actual => {
+        match declared.as_deref() {
+            Some("UNSIGNED-PAYLOAD") => {
+                return Err(refuse(Refusal::Signature(
+                    "x-amz-content-sha256: UNSIGNED-PAYLOAD is accepted only for module uploads \
+                     (PUT /v1/modules/{name}); sign the body's SHA-256"
+                        .into(),
+                )));
+            }
+            Some(declared) if declared != actual => {
                 return Err(refuse(Refusal::Signature(
                     "The provided 'x-amz-content-sha256' header does not match what was computed."
                         .into(),
                 )));
             }
-            Some(declared) => declared,
-            None => actual,
-        };
-        (Body::from(bytes), hash)
-    };
-    let arrived = sigv4::Arrived {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        payload_hash: &payload_hash,
-    };
-    if let Err(refusal) = sigv4::verify(
-        &authorization,
-        &caller.secret,
-        &arrived,
-        &gate.region,
-        service,
-        SystemTime::now(),
-    ) {
-        drain(body).await;
-        return Err(refuse(refusal));
-    }
-    let body = if streamed {
-        checked_stream(body, &payload_hash)
-    } else {
-        body
+            _ => {}
+        }
+        arrived(&parts, &actual).map_err(&refuse)?;
+        Body::from(bytes)
     };
     parts.extensions.insert(caller);
     Ok(Request::from_parts(parts, body))
+}
+
+/// `body`, ending in an error instead of the rest if it has not all arrived by `deadline`.
+fn by(body: Body, deadline: tokio::time::Instant) -> Body {
+    timed(body, move || deadline)
+}
+
+/// `body`, ending in an error if no piece of it arrives for `pause`: a module may be large and
+/// slow, but not stalled.
+fn with_pauses_under(body: Body, pause: Duration) -> Body {
+    timed(body, move || tokio::time::Instant::now() + pause)
+}
+
+/// `body`, each piece of which must arrive before the instant `deadline` gives when it is
+/// awaited.
+fn timed(body: Body, mut deadline: impl FnMut() -> tokio::time::Instant + Send + 'static) -> Body {
+    let pieces = futures_util::stream::unfold(Some(body.into_data_stream()), move |pieces| {
+        let deadline = deadline();
+        async move {
+            let mut pieces = pieces?;
+            match tokio::time::timeout_at(deadline, pieces.next()).await {
+                Ok(Some(piece)) => Some((piece, Some(pieces))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(axum::Error::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body stopped arriving",
+                    ))),
+                    None,
+                )),
+            }
+        }
+    });
+    Body::from_stream(pieces)
 }
 
 /// Most a refused upload is read for; past it the connection is simply closed.

@@ -86,17 +86,24 @@ pub(crate) struct Arrived<'a> {
     pub(crate) payload_hash: &'a str,
 }
 
-/// Checks `authorization` against `arrived`, signed with `secret` for `region` and `service`,
-/// at `now`. The scope, the date and the signed headers are checked before the signature, so
-/// each refusal says what was wrong.
-pub(crate) fn verify(
+/// When a request was signed, as its `X-Amz-Date` says (checked by [`check_scope`]).
+pub(crate) struct SignedAt {
+    /// `X-Amz-Date` as it came: it is part of the string to sign.
+    amz_date: String,
+    time: SystemTime,
+}
+
+/// Everything about `authorization` that the headers alone can show: the required signed
+/// headers, the date and its skew from `now`, the scope's date, region and service. Checked
+/// before a body is read, so a caller without a current, well-scoped credential is refused
+/// without costing a buffered body; each refusal says what was wrong.
+pub(crate) fn check_scope(
     authorization: &Authorization,
-    secret: &str,
-    arrived: &Arrived<'_>,
+    headers: &HeaderMap,
     region: &str,
     service: &str,
     now: SystemTime,
-) -> Result<(), Refusal> {
+) -> Result<SignedAt, Refusal> {
     for required in ["host", "x-amz-date"] {
         if !authorization.signed_headers.iter().any(|h| h == required) {
             return Err(Refusal::Signature(format!(
@@ -104,7 +111,7 @@ pub(crate) fn verify(
             )));
         }
     }
-    let amz_date = header(arrived.headers, "x-amz-date")
+    let amz_date = header(headers, "x-amz-date")
         .ok_or_else(|| Refusal::Incomplete("the X-Amz-Date header is missing".into()))?;
     let signed_at = parse_amz_date(&amz_date).ok_or_else(|| {
         Refusal::Incomplete(format!(
@@ -142,14 +149,30 @@ pub(crate) fn verify(
             format_amz_date(now)
         )));
     }
+    Ok(SignedAt {
+        amz_date,
+        time: signed_at,
+    })
+}
 
+/// Checks the signature of `authorization`, whose scope [`check_scope`] passed, over `arrived`
+/// (its body's hash included), signed with `secret` for `region` and `service`.
+pub(crate) fn check_signature(
+    authorization: &Authorization,
+    secret: &str,
+    arrived: &Arrived<'_>,
+    region: &str,
+    service: &str,
+    signed_at: &SignedAt,
+) -> Result<(), Refusal> {
     let canonical = canonical_request(authorization, arrived)?;
     let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{}/{region}/{service}/aws4_request\n{}",
+        "AWS4-HMAC-SHA256\n{}\n{}/{region}/{service}/aws4_request\n{}",
+        signed_at.amz_date,
         authorization.date,
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let key = aws_sigv4::sign::v4::generate_signing_key(secret, signed_at, region, service);
+    let key = aws_sigv4::sign::v4::generate_signing_key(secret, signed_at.time, region, service);
     let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
     if constant_time_eq(expected.as_bytes(), authorization.signature.as_bytes()) {
         Ok(())

@@ -1,12 +1,14 @@
 //! The client side of the commands that talk to a server (`push`, `submit`, `jobs`, …): the
 //! endpoint and output flags they share, the HTTP calls, and how a failure becomes one line.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -28,6 +30,10 @@ pub struct Connection {
     /// `table` for people, `json` for programs (the server's replies, as they are).
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
+    /// PEM certificates to trust for an https:// endpoint instead of the system's (a private
+    /// CA, as `wasmbatch serve --tls-cert` may use); the variable the AWS CLI reads.
+    #[arg(long, env = "AWS_CA_BUNDLE", value_name = "FILE", global = true)]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// How results are printed.
@@ -42,7 +48,7 @@ pub enum Output {
 /// A wasmbatch server, as the client commands reach it.
 pub struct Endpoint {
     url: String,
-    http: Client<HttpConnector, Body>,
+    http: Client<HttpsConnector<HttpConnector>, Body>,
     /// Requests are signed (SigV4, as the AWS CLI signs) when the environment has a key.
     key: Option<SigningKey>,
 }
@@ -70,11 +76,29 @@ impl SigningKey {
 impl Endpoint {
     pub fn new(connection: &Connection) -> anyhow::Result<Self> {
         let url = connection.endpoint.trim_end_matches('/').to_string();
-        if !url.starts_with("http://") {
-            bail!("--endpoint {url}: expected http://HOST:PORT");
+        let https = url.starts_with("https://");
+        if !https && !url.starts_with("http://") {
+            bail!("--endpoint {url}: expected http://HOST:PORT or https://HOST:PORT");
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.enforce_http(false);
+        let roots = if https {
+            trusted(connection.ca_bundle.as_deref())?
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(Self {
             url,
             http: Client::builder(TokioExecutor::new()).build(connector),
@@ -233,6 +257,29 @@ impl Endpoint {
             ""
         }
     }
+}
+
+/// The certificates an https:// endpoint is checked against: those in `ca_bundle`, or the
+/// system's, as the AWS CLI does.
+fn trusted(ca_bundle: Option<&std::path::Path>) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_bundle {
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("--ca-bundle {}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                bail!("--ca-bundle {}: no certificate in it", path.display());
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    Ok(roots)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

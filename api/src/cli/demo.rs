@@ -70,6 +70,7 @@ impl Demo {
         let client = Endpoint::new(&Connection {
             endpoint,
             output: Output::Table,
+            ca_bundle: None,
         })?;
         let result = tour(&client, &self.modules).await;
 

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use wasmbatch_api::Access;
@@ -28,24 +29,66 @@ pub struct Serve {
     /// Largest module `PUT /v1/modules/{name}` accepts.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     max_module_mib: u64,
+    /// A name (any port) or NAME:PORT clients may reach this server by, besides loopback and
+    /// the listen address; other `Host` headers are refused (DNS rebinding). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    allowed_host: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (and to finish the TLS handshake); also
+    /// how long an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    header_read_timeout: u64,
+    /// Seconds a request body may take to arrive (for a module upload: the longest pause).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    body_read_timeout: u64,
+    /// Connections held at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_connections: usize,
+    /// Request bodies read at once before their signature is checked; more wait.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_unauthenticated_bodies: usize,
 }
 
 impl Serve {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
         let credentials = credentials_path(&data_dir);
-        let access = if credentials.exists() {
-            Access::from_file(&credentials)
-                .with_context(|| "cannot load the credentials; fix the file and start again")?
-        } else if self.listen.ip().is_loopback() {
-            Access::local()
-        } else {
+        // Without the file: local-development mode, until a SIGHUP finds one.
+        let access = Access::at(&credentials)
+            .with_context(|| "cannot load the credentials; fix the file and start again")?;
+        if access.is_local() && !self.listen.ip().is_loopback() {
             anyhow::bail!(
                 "--listen {}: without credentials any signature is accepted, so only loopback is allowed. \
                  Create a key first: wasmbatch keys create --name NAME --policy FILE --data-dir {}",
                 self.listen,
                 data_dir.display()
             );
+        }
+        // Before the first line is printed, so that a signal sent once it is seen is ours: the
+        // default actions of SIGHUP and SIGTERM end the process without recording the running
+        // attempts.
+        let hangups = hangups()?;
+        let stop_signal = shutdown_signal()?;
+        let mut serving = wasmbatch_api::ServeConfig::default();
+        for host in &self.allowed_host {
+            serving.origins = serving.origins.allow(host)?;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            serving.tls = Some(wasmbatch_api::Tls::from_pem_files(cert, key)?);
+        }
+        serving.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
+        serving.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        serving.max_connections = self.max_connections.max(1);
+        serving.max_unauthenticated_bodies = self.max_unauthenticated_bodies.max(1);
+        let scheme = if serving.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
@@ -57,7 +100,7 @@ impl Serve {
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         eprintln!(
-            "wasmbatch: serving on http://{} (data dir {}){}",
+            "wasmbatch: serving on {scheme}://{} (data dir {}){}",
             listener.local_addr()?,
             data_dir.display(),
             if created {
@@ -66,10 +109,19 @@ impl Serve {
                 ""
             }
         );
+        if serving.tls.is_none() && !self.listen.ip().is_loopback() {
+            eprintln!(
+                "wasmbatch: WARNING: plain HTTP on {}: SigV4 protects the integrity of requests, \
+                 not their secrecy; anyone on the network path reads job commands, environments \
+                 and logs. Serve HTTPS with --tls-cert and --tls-key.",
+                self.listen
+            );
+        }
         if access.is_local() {
             eprintln!(
                 "wasmbatch: LOCAL DEVELOPMENT MODE: no {} exists, so signatures are not checked \
-                 and every caller may do everything (loopback only). `wasmbatch keys create` makes one.",
+                 and every caller may do everything (loopback only). `wasmbatch keys create` makes one; \
+                 SIGHUP then switches to checking.",
                 credentials.display()
             );
         } else {
@@ -77,22 +129,22 @@ impl Serve {
                 "wasmbatch: verifying signatures against {} (SIGHUP reloads it)",
                 credentials.display()
             );
-            reload_on_hangup(access.clone());
         }
+        reload_on_hangup(hangups, access.clone());
         // Attempts are stopped before the HTTP server drains its requests, so the log
         // followers among those see their jobs end instead of holding the exit up.
         let (stopped_sender, stopped) = tokio::sync::oneshot::channel();
         let stopping = {
             let batch = batch.clone();
             async move {
-                shutdown_signal().await;
+                stop_signal.await;
                 let stopped = batch
                     .shutdown("Host stopped: wasmbatch serve was stopped while the attempt ran")
                     .await;
                 let _ = stopped_sender.send(stopped);
             }
         };
-        wasmbatch_api::serve(listener, batch, access, stopping).await?;
+        wasmbatch_api::serve_with(listener, batch, access, serving, stopping).await?;
         let stopped = stopped
             .await
             .context("the shutdown did not finish")?
@@ -109,25 +161,41 @@ impl Serve {
     }
 }
 
-/// Reads the credentials file again on each SIGHUP; a file with a mistake leaves the keys in
-/// force as they were.
-fn reload_on_hangup(access: Access) {
-    #[cfg(unix)]
+/// SIGHUPs from now on, instead of their default action (ending the process).
+#[cfg(unix)]
+fn hangups() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch for SIGHUP")
+}
+
+#[cfg(not(unix))]
+fn hangups() -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Reads the credentials file again on each SIGHUP, in every mode: a file that appeared ends
+/// local-development mode; a file with a mistake leaves the keys in force as they were.
+#[cfg(unix)]
+fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, access: Access) {
     tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            eprintln!("wasmbatch: cannot watch for SIGHUP; restart to reload the credentials");
-            return;
-        };
         while hangups.recv().await.is_some() {
+            let was_local = access.is_local();
             match access.reload() {
+                Ok(_) if access.is_local() => {
+                    eprintln!("wasmbatch: no credentials file yet: still in local-development mode")
+                }
+                Ok(keys) if was_local => eprintln!(
+                    "wasmbatch: credentials file found: now verifying signatures ({keys} keys)"
+                ),
                 Ok(keys) => eprintln!("wasmbatch: credentials reloaded: {keys} keys"),
                 Err(e) => eprintln!("wasmbatch: credentials NOT reloaded, the old keys stay: {e}"),
             }
         }
     });
 }
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_: (), _: Access) {}
 
 /// Creates `default` environment and queue when the service has none.
 pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
@@ -152,18 +220,23 @@ pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+/// Resolves on SIGINT or SIGTERM; the handlers are installed now, not when it is first awaited.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -239,12 +239,18 @@ async fn volumes(
     let mut grants = Vec::with_capacity(mounts.len());
     for (path, guest_path, read_only) in mounts {
         let host_path = root.join(path);
-        tokio::fs::create_dir_all(&host_path).await.map_err(|e| {
-            format!(
-                "volume {} for {guest_path} cannot be created: {e}",
-                path.display()
-            )
-        })?;
+        // 0700, as everything in the data dir: a volume holds jobs' data.
+        let creating = host_path.clone();
+        tokio::task::spawn_blocking(move || crate::private_files::create_dir_all(&creating))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|created| created)
+            .map_err(|e| {
+                format!(
+                    "volume {} for {guest_path} cannot be created: {e}",
+                    path.display()
+                )
+            })?;
         grants.push(crate::engine::DirGrant {
             host_path,
             guest_path: guest_path.clone(),

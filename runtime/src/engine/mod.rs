@@ -90,10 +90,12 @@ impl Executor {
         let scratch_root = config.data_dir.join("scratch");
         let artifact_dir = config.data_dir.join("compiled");
         for dir in [&scratch_root, &artifact_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| ExecutorError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
+            crate::private_files::create_dir_all(dir)
+                .and_then(|()| crate::private_files::tighten(dir))
+                .map_err(|source| ExecutorError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         epoch::start_ticker(&engine, config.epoch_tick);
         let cache = ModuleCache::new(

@@ -391,14 +391,16 @@ impl Artifact {
         Ok(module)
     }
 
-    /// Writes the artifact whole or not at all (temp file, then rename), so a crash never
-    /// leaves a half-written one to be loaded later. Failing to save only costs a recompile.
+    /// Writes the artifact whole or not at all (a new private file, then a rename), so a crash
+    /// never leaves a half-written one to be loaded later. Failing to save only costs a
+    /// recompile.
     fn save(&self, artifact: &[u8]) {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
-        let result =
-            std::fs::write(&tmp, artifact).and_then(|()| std::fs::rename(&tmp, &self.path));
+        let _ = std::fs::remove_file(&tmp);
+        let result = crate::private_files::write_new(&tmp, artifact)
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(artifact = %self.path.display(), "could not save compiled module: {e}");

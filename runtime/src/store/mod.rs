@@ -128,9 +128,21 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
+        // Opened by us rather than by redb, so that a new database is created 0600 (redb's
+        // own create follows the umask); one made looser by an older version is tightened.
+        let file = crate::private_files::open_or_create(path).map_err(|e| open_error(&e))?;
+        match crate::private_files::tighten(path) {
+            Ok(true) => tracing::warn!(
+                path = %path.display(),
+                "the database was readable by others; made it private (0600)"
+            ),
+            Ok(false) => {}
+            Err(e) => return Err(open_error(&e)),
+        }
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&e))?;
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .create(path)
+            .create_with_backend(backend)
             .map_err(|e| open_error(&e))?;
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_error(&e))?;
@@ -311,6 +323,23 @@ mod tests {
         assert_eq!(jobs[0], ("job-000".to_string(), 0));
         assert!(!jobs.iter().any(|(k, _)| k == "job-007"));
         assert!(store.load::<u32>(Table::JobQueues).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_file_is_private_new_or_old() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.redb");
+        drop(Store::open(&new).unwrap());
+        assert_eq!(mode(&new), 0o600, "created private");
+        // As an older wasmbatch (or redb's own create) left it.
+        let old = dir.path().join("old.redb");
+        drop(Database::create(&old).unwrap());
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&old).unwrap();
+        assert_eq!(mode(&old), 0o600, "tightened");
     }
 
     #[tokio::test]

@@ -72,9 +72,10 @@ mod store;
 
 pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower, ModuleUpload};
 pub use engine::{
-    Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
-    ExecutorError, ExitStatus, Failure, FailureKind, JobModule, KillSwitch, Limits, LoadError,
-    ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
+    Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,
+    DiscardOutput, Executor, ExecutorConfig, ExecutorError, ExitStatus, Failure, FailureKind,
+    JobModule, KillSwitch, Limits, LoadError, MemoryLedger, ModuleKind, Outcome, OutputSink,
+    SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
 pub use logs::{LOG_GROUP, LogEvent};
 pub use modules::ModuleInfo;

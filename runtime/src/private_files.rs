@@ -60,6 +60,28 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_new(path)?.write_all(bytes)
 }
 
+/// Opens the regular file at `path` for reading, and says how long it is. Refuses anything
+/// else without waiting on it: a symlink is not followed (`O_NOFOLLOW`), and a FIFO or device
+/// planted in its place neither blocks the open (`O_NONBLOCK`) nor is read.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok((file, metadata.len()))
+}
+
 /// Takes group and other permissions away from `path`, a directory that existed before us or a
 /// file a library created with its own mode (redb's database); whether it had any. The owner's
 /// bits are left alone. A symlink is refused, never followed.
@@ -127,5 +149,28 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert!(tighten(&link).is_err(), "a link is not followed");
+    }
+
+    #[test]
+    fn only_regular_files_are_opened_and_nothing_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"abc").unwrap();
+        assert_eq!(open_regular(&file).unwrap().1, 3);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(open_regular(&link).is_err(), "a link is not followed");
+        assert!(open_regular(Path::new("/dev/zero")).is_err());
+        assert!(open_regular(dir.path()).is_err());
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(
+            open_regular(&fifo).is_err(),
+            "a FIFO neither blocks nor is read"
+        );
     }
 }

@@ -481,3 +481,26 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
         "{stats:?}"
     );
 }
+
+/// A module file changed under `<data-dir>/modules` is another program than the one pushed
+/// under that digest: the job fails saying so, rather than run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_file_changed_on_disk_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = service_with_two_modules(dir.path()).await;
+    batch.shutdown("restart").await.unwrap();
+    drop(batch);
+    let hello = Digest::of(&guests::bytes(guests::wasip1::HELLO));
+    let file = dir
+        .path()
+        .join("modules")
+        .join(format!("{}.wasm", hello.hex()));
+    std::fs::write(&file, guests::bytes(guests::wasip1::WRITE_LOT)).unwrap();
+
+    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let (job, lines) = run_job(&batch, "hello").await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    let reason = job.status_reason.unwrap_or_default();
+    assert!(reason.contains("was changed on disk"), "{reason}");
+    assert!(lines.is_empty(), "{lines:?}");
+}

@@ -1,6 +1,6 @@
-//! Which compiled artifacts may be loaded: the [`ArtifactLedger`] holds the sha256 of every
-//! artifact this executor (or whoever keeps the ledger for it) wrote, and the module cache loads
-//! an artifact only if its bytes hash to that digest.
+//! Which compiled artifacts may be loaded: the [`ArtifactLedger`] holds the sha256 and length of
+//! every artifact this executor (or whoever keeps the ledger for it) wrote, and the module cache
+//! loads an artifact only if it is a regular file of that length whose bytes hash to that digest.
 //!
 //! Loading an artifact is wasmtime's `unsafe` `deserialize`: its bytes become native code in
 //! this process, so a file planted or changed under `<data_dir>/compiled` (by a guest that got

@@ -1,6 +1,7 @@
 //! What the fuzz targets share: a [`Service`] (a `Batch` in a temporary directory, with a
 //! compute environment, queues, job definitions and a module, behind `wasmbatch_api::app`) to
-//! send one request body at, and the check every answer must pass.
+//! send one request body at, and the check every answer must pass; a [`LogStream`] (a job's
+//! finished log behind the same router) for GetLogEvents; a [`Loader`] for modules.
 //!
 //! The compute environment is DISABLED, so an accepted job is only recorded, never run: each
 //! input costs a decode and a commit, and the outcome does not depend on what ran before.
@@ -179,6 +180,11 @@ async fn send(router: axum::Router, operation: &str, body: Vec<u8>) -> Answer {
         .header("content-type", "application/json")
         .body(Body::from(body))
         .expect("request");
+    answer(router, operation, request).await
+}
+
+/// Sends `request` and checks the answer as [`Service::post`] says.
+async fn answer(router: axum::Router, operation: &str, request: Request<Body>) -> Answer {
     let response = router.oneshot(request).await.expect("the router is infallible");
     let status = response.status();
     let kind = response.headers().get("x-amzn-ErrorType").cloned();
@@ -291,6 +297,125 @@ impl Loader {
 }
 
 impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Lines the job behind a [`LogStream`] writes.
+pub const LOG_LINES: usize = 3;
+
+/// A WASI command that writes [`LOG_LINES`] lines to stdout.
+const THREE_LINES: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "one\ntwo\nthree\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 14))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// One job's finished log stream behind the router, to send GetLogEvents requests at. Reading
+/// changes nothing, so unlike [`Service`] it is built once and never rebuilt.
+pub struct LogStream {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+    /// The stream's name, which a request body without `logStreamName` is given.
+    pub stream: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LogStream {
+    pub fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::Builder::new()
+            .prefix("wasmbatch-fuzz-")
+            .tempdir()
+            .expect("temporary directory");
+        let (router, stream) = runtime.block_on(async {
+            let mut config = BatchConfig::new(dir.path());
+            config.executor.max_concurrent_attempts = 1;
+            config.executor.max_memory_bytes = 64 << 20;
+            let batch = Batch::open(config).await.expect("Batch::open");
+            batch
+                .push_module("lines", wat::parse_str(THREE_LINES).expect("wat"))
+                .await
+                .expect("push_module");
+            let router = wasmbatch_api::app(batch.clone(), Access::local());
+            let setup = [
+                (
+                    "createcomputeenvironment",
+                    json!({"computeEnvironmentName": "logs", "type": "MANAGED",
+                           "computeResources": {"type": "EC2", "maxvCpus": 1}}),
+                ),
+                (
+                    "createjobqueue",
+                    json!({"jobQueueName": "logs", "priority": 1,
+                           "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "logs"}]}),
+                ),
+                (
+                    "registerjobdefinition",
+                    json!({"jobDefinitionName": "lines", "type": "container",
+                           "containerProperties": {"image": "lines",
+                               "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                        {"type": "MEMORY", "value": "16"}]}}),
+                ),
+                (
+                    "submitjob",
+                    json!({"jobName": "lines", "jobQueue": "logs", "jobDefinition": "lines"}),
+                ),
+            ];
+            let mut job_id = String::new();
+            for (operation, body) in setup {
+                let answer = send(router.clone(), operation, body.to_string().into_bytes()).await;
+                assert_eq!(answer.status, StatusCode::OK, "{operation}: {}", answer.body);
+                if let Some(id) = answer.body["jobId"].as_str() {
+                    job_id = id.to_string();
+                }
+            }
+            loop {
+                let job = batch
+                    .describe_jobs(std::slice::from_ref(&job_id))
+                    .expect("describe_jobs")
+                    .pop()
+                    .expect("the job");
+                if job.status.is_terminal() {
+                    let stream = batch.log_stream(&job_id, None).expect("a log stream");
+                    break (router, stream);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        Self {
+            runtime,
+            router,
+            stream,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `body` as CloudWatch Logs' GetLogEvents and checks the answer as [`Service::post`]
+    /// does (no panic, no 5xx, a refusal in the error envelope).
+    pub fn get(&self, body: Vec<u8>) -> Answer {
+        let request = Request::post("/")
+            .header("x-amz-target", "Logs_20140328.GetLogEvents")
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Body::from(body))
+            .expect("request");
+        let answer = self
+            .runtime
+            .block_on(answer(self.router.clone(), "GetLogEvents", request));
+        if *SHOW {
+            eprintln!("GetLogEvents {}: {}", answer.status.as_u16(), answer.body);
+        }
+        answer
+    }
+}
+
+impl Default for LogStream {
     fn default() -> Self {
         Self::new()
     }

@@ -9,6 +9,7 @@
 //! - `scheduler`: places runnable jobs on environments' capacity and runs their attempts.
 //! - `store`: redb tables and the group-committing writer thread.
 //! - `modules`: the content-addressed module store (our ECR).
+//! - `private_files`: the data directory's modes (directories 0700, files 0600).
 //! - `logs`: each attempt's output as log events, live for followers and stored in chunks.
 //! - [`model`]: the domain (compute environments, job queues, job definitions, jobs, attempts)
 //!   with AWS Batch's names, and the pure rules on it: retry decisions, `Ref::` parameters,
@@ -65,15 +66,17 @@ pub mod engine;
 mod logs;
 pub mod model;
 mod modules;
+mod private_files;
 mod scheduler;
 mod store;
 mod volumes;
 
 pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower, ModuleUpload};
 pub use engine::{
-    Access, AttemptSpec, CacheStats, Digest, DirGrant, DiscardOutput, Executor, ExecutorConfig,
-    ExecutorError, ExitStatus, Failure, FailureKind, HostDir, JobModule, KillSwitch, Limits,
-    LoadError, ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
+    Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,
+    DiscardOutput, Executor, ExecutorConfig, ExecutorError, ExitStatus, Failure, FailureKind,
+    HostDir, JobModule, KillSwitch, Limits, LoadError, MemoryLedger, ModuleKind, Outcome,
+    OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
 pub use logs::{LOG_GROUP, LogEvent};
 pub use model::arn::ResourceKind;

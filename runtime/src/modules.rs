@@ -38,10 +38,12 @@ pub(crate) struct ModuleStore {
 impl ModuleStore {
     /// Blocking: reads the names from the store.
     pub(crate) fn open(dir: PathBuf, store: Store) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Open {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        crate::private_files::create_dir_all(&dir)
+            .and_then(|()| crate::private_files::tighten(&dir).map(drop))
+            .map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
         remove_leftovers(&dir);
         let names = store
             .load::<ModuleInfo>(Table::Modules)?
@@ -239,7 +241,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return Ok(());
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = crate::private_files::create_new(&tmp)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
     std::fs::rename(&tmp, path)
 }

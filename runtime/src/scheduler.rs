@@ -287,6 +287,14 @@ async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
         .load(bytes)
         .await
         .map_err(|e| e.to_string())?;
+    // The file is named by the digest its bytes had when pushed; bytes changed on disk since
+    // are another program, and the job asked for this one.
+    if module.digest() != digest {
+        return Err(format!(
+            "module {image} ({digest}) was changed on disk: its file now holds {}; not run",
+            module.digest()
+        ));
+    }
     shared
         .loaded
         .lock()

@@ -102,7 +102,7 @@ pub(crate) fn open_root(root: &Path) -> Result<Dir, VolumeError> {
         root: root.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(root).map_err(fail)?;
+    crate::private_files::create_dir_all(root).map_err(fail)?;
     Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(fail)
 }
 

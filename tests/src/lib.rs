@@ -210,3 +210,48 @@ pub async fn finished(batch: &wasmbatch_runtime::Batch, id: &str) -> wasmbatch_r
     .await
     .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
 }
+
+/// Opens a `Batch` on `config`'s data dir once the previous one there has let go of it (its
+/// store's writer thread holds the database until it has written everything it was sent).
+pub async fn reopen(config: wasmbatch_runtime::BatchConfig) -> wasmbatch_runtime::Batch {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match wasmbatch_runtime::Batch::open(config.clone()).await {
+                Ok(batch) => return batch,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("the data dir was not released within 30 s")
+}
+
+/// Submits a job of `definition` to queue `main`, waits for it to end, and returns it with the
+/// lines its (last) attempt wrote.
+pub async fn run_job(
+    batch: &wasmbatch_runtime::Batch,
+    definition: &str,
+) -> (wasmbatch_runtime::model::Job, Vec<String>) {
+    let id = batch
+        .submit_job(wasmbatch_runtime::model::SubmitJob {
+            job_name: definition.to_string(),
+            job_queue: "main".into(),
+            job_definition: definition.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("submitting a job")
+        .job_id;
+    let job = finished(batch, &id).await;
+    let lines = match batch.log_stream(&id, None) {
+        Some(stream) => batch
+            .log_events(&stream)
+            .await
+            .expect("reading the job's log")
+            .into_iter()
+            .map(|e| e.message)
+            .collect(),
+        None => Vec::new(),
+    };
+    (job, lines)
+}

@@ -997,3 +997,63 @@ async fn mistakes_come_back_as_typed_client_exceptions_and_change_nothing() {
         .unwrap_or_default();
     assert_eq!(envs.len(), 1);
 }
+
+/// Hole 6 of issue 13: a GetLogEvents token is the caller's input. `f/<usize::MAX>` with limit 1
+/// once overflowed `index + limit` and panicked the handler (the connection dropped, no
+/// answer); every token the service never issued, and every limit outside CloudWatch's 1 to
+/// 10,000, is now the SDK's typed InvalidParameterException, and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_get_log_events_token_is_refused_not_a_panic() {
+    let server = Server::start().await;
+    server.queue("env", "queue", 1).await;
+    server
+        .definition("writer", guests::wasip1::WRITE_LOT, &["3"])
+        .await;
+    let id = server.submit("w", "queue", "writer").await;
+    let job = server.wait(&id).await;
+    assert_eq!(job.status, Some(JobStatus::Succeeded), "{job:?}");
+    let stream = job.container.unwrap().log_stream_name.unwrap();
+    let get = |token: Option<&str>, limit: i32| {
+        server
+            .logs
+            .get_log_events()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream)
+            .set_next_token(token.map(str::to_string))
+            .limit(limit)
+            .send()
+    };
+    let refused = [
+        (Some("f/18446744073709551615"), 1),
+        (Some("b/18446744073709551615"), 1),
+        (Some("f/99999999999999999999999"), 1),
+        (Some("f/4"), 1),
+        (Some("f/-1"), 1),
+        (Some("f/abc"), 1),
+        (Some("z/0"), 1),
+        (Some("f/0"), 0),
+        (Some("f/0"), 10_001),
+        (None, -1),
+    ];
+    for (token, limit) in refused {
+        let error = get(token, limit)
+            .await
+            .expect_err("a bad token or limit must be refused")
+            .into_service_error();
+        assert!(
+            error.is_invalid_parameter_exception(),
+            "token {token:?}, limit {limit}: {error:?}"
+        );
+    }
+    // The same server still answers, and the tokens it issues still work.
+    let page = get(Some("f/1"), 1).await.unwrap();
+    let messages: Vec<_> = page
+        .events
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    assert_eq!(messages, ["out line 1"]);
+    assert_eq!(page.next_forward_token.as_deref(), Some("f/2"));
+    assert_eq!(server.log(&stream).await.len(), 3);
+}

@@ -1,7 +1,9 @@
 //! A job's output over HTTP, two ways:
 //! - CloudWatch Logs' GetLogEvents on the same port (JSON 1.1: `POST /` with `X-Amz-Target:
 //!   Logs_20140328.GetLogEvents`), so `aws logs get-log-events --log-group-name /aws/batch/job
-//!   --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`.
+//!   --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`, and
+//!   only tokens this handler could have issued for the stream are accepted ([`Page::of`]):
+//!   a token or a limit is the caller's input and indexes into the stream.
 //! - For people and our CLI, `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`: plain text, one
 //!   line per event; with `follow`, a chunked response that grows as the guest writes and ends
 //!   with the attempt (or, without `attempt`, goes through every attempt from the first and ends
@@ -21,8 +23,8 @@ use wasmbatch_runtime::{Batch, LOG_GROUP, LogEvent, LogFollower};
 use super::{Who, authorize_job};
 use crate::error::ApiError;
 
-/// Events per call when the caller does not say (CloudWatch's default).
-const DEFAULT_LIMIT: usize = 10_000;
+/// Events per call when the caller does not say: CloudWatch's default, and its largest.
+const MAX_LIMIT: i64 = 10_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,8 +33,10 @@ struct GetLogEvents {
     log_stream_name: String,
     #[serde(default)]
     start_from_head: Option<bool>,
+    /// Signed, so that a negative limit is refused by our range check, with CloudWatch's
+    /// message, rather than by the decoder.
     #[serde(default)]
-    limit: Option<usize>,
+    limit: Option<i64>,
     #[serde(default)]
     next_token: Option<String>,
 }
@@ -103,30 +107,14 @@ pub(crate) async fn dispatch(
         Ok(events) => events,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    let limit = request
-        .limit
-        .unwrap_or(DEFAULT_LIMIT)
-        .clamp(1, DEFAULT_LIMIT);
-    let position = |token: &str| -> Option<(bool, usize)> {
-        let (direction, index) = token.split_once('/')?;
-        Some((direction == "f", index.parse().ok()?))
-    };
-    // A forward page starts at its token, a backward page ends at it; without a token the
-    // first page is the head or, by default as in CloudWatch, the tail.
-    let (from, to) = match request.next_token.as_deref().map(position) {
-        Some(Some((true, i))) => (i.min(events.len()), (i + limit).min(events.len())),
-        Some(Some((false, i))) => (
-            i.min(events.len()).saturating_sub(limit),
-            i.min(events.len()),
-        ),
-        Some(None) => {
-            return logs_error(
-                "InvalidParameterException",
-                "The specified nextToken is invalid.".into(),
-            );
-        }
-        None if request.start_from_head.unwrap_or(false) => (0, limit.min(events.len())),
-        None => (events.len().saturating_sub(limit), events.len()),
+    let Page { from, to } = match Page::of(
+        events.len(),
+        request.next_token.as_deref(),
+        request.limit,
+        request.start_from_head.unwrap_or(false),
+    ) {
+        Ok(page) => page,
+        Err(problem) => return logs_error("InvalidParameterException", problem),
     };
     let page: Vec<_> = events[from..to]
         .iter()
@@ -138,6 +126,97 @@ pub(crate) async fn dispatch(
         "nextBackwardToken": format!("b/{from}"),
     }))
     .into_response()
+}
+
+/// The events of a stream one GetLogEvents call returns: `from..to`, which always lies within
+/// the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Page {
+    from: usize,
+    to: usize,
+}
+
+impl Page {
+    /// The page a call asks for in a stream of `len` events, or what is wrong with the call (as
+    /// the message of an InvalidParameterException). A forward page starts at its token, a
+    /// backward page ends at it; without a token the first page is the head or, by default as
+    /// in CloudWatch, the tail.
+    fn of(
+        len: usize,
+        token: Option<&str>,
+        limit: Option<i64>,
+        start_from_head: bool,
+    ) -> Result<Self, String> {
+        let limit = match limit.unwrap_or(MAX_LIMIT) {
+            limit @ 1..=MAX_LIMIT => limit as usize,
+            limit => {
+                return Err(format!(
+                    "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy \
+                     constraint: Member must have value between 1 and {MAX_LIMIT}"
+                ));
+            }
+        };
+        // Every bound below is at most `len`, so no sum overflows and no slice is out of range.
+        Ok(
+            match token.map(|token| Token::parse(token, len)).transpose()? {
+                Some(Token::Forward(from)) => Page {
+                    from,
+                    to: from + limit.min(len - from),
+                },
+                Some(Token::Backward(to)) => Page {
+                    from: to.saturating_sub(limit),
+                    to,
+                },
+                None if start_from_head => Page {
+                    from: 0,
+                    to: limit.min(len),
+                },
+                None => Page {
+                    from: len.saturating_sub(limit),
+                    to: len,
+                },
+            },
+        )
+    }
+}
+
+/// A GetLogEvents token as this handler issues them: `f/<index>` (a forward page starts at the
+/// event at that index) or `b/<index>` (a backward page ends before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Forward(usize),
+    Backward(usize),
+}
+
+impl Token {
+    /// Accepts only what [`dispatch`] could have issued for a stream of `len` events (which only
+    /// grows): the prefix, then an index in canonical decimal no greater than `len`. A token is
+    /// the caller's input, so anything else is refused rather than guessed at.
+    fn parse(text: &str, len: usize) -> Result<Self, String> {
+        let invalid = || format!("The specified nextToken is invalid: {text:?}");
+        let (direction, index) = text.split_once('/').ok_or_else(invalid)?;
+        let canonical = !index.is_empty()
+            && index.bytes().all(|b| b.is_ascii_digit())
+            && (index == "0" || !index.starts_with('0'));
+        if !canonical {
+            return Err(invalid());
+        }
+        // Digits that do not fit a usize are past the end of any stream.
+        let index = index
+            .parse::<usize>()
+            .ok()
+            .filter(|&i| i <= len)
+            .ok_or_else(|| {
+                format!(
+                    "The specified nextToken is invalid: {text:?} is past the end of the stream"
+                )
+            })?;
+        match direction {
+            "f" => Ok(Token::Forward(index)),
+            "b" => Ok(Token::Backward(index)),
+            _ => Err(invalid()),
+        }
+    }
 }
 
 /// The job id and attempt a stream name (`<definition>/default/<jobId>-<attempt>`) speaks of.
@@ -228,4 +307,62 @@ fn lines(events: &[LogEvent]) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(len: usize, token: Option<&str>, limit: Option<i64>, head: bool) -> (usize, usize) {
+        let page = Page::of(len, token, limit, head).unwrap();
+        (page.from, page.to)
+    }
+
+    #[test]
+    fn pages_lie_within_the_stream() {
+        assert_eq!(page(25, None, Some(10), true), (0, 10));
+        assert_eq!(page(25, None, Some(10), false), (15, 25));
+        assert_eq!(page(25, Some("f/20"), Some(10), true), (20, 25));
+        assert_eq!(page(25, Some("f/25"), Some(10), true), (25, 25));
+        assert_eq!(page(25, Some("b/5"), Some(10), false), (0, 5));
+        assert_eq!(page(25, Some("b/25"), None, false), (0, 25));
+        assert_eq!(page(0, None, None, false), (0, 0));
+        assert_eq!(page(0, Some("f/0"), Some(1), false), (0, 0));
+        assert_eq!(page(3, Some("f/1"), Some(MAX_LIMIT), false), (1, 3));
+    }
+
+    #[test]
+    fn tokens_that_were_never_issued_are_refused() {
+        for token in [
+            "f/18446744073709551615",
+            "f/18446744073709551616",
+            "b/18446744073709551615",
+            "f/26",
+            "b/26",
+            "f/",
+            "f/-1",
+            "f/+1",
+            "f/ 1",
+            "f/01",
+            "f/1.0",
+            "x/1",
+            "F/1",
+            "f1",
+            "",
+            "f/1/2",
+        ] {
+            let error = Page::of(25, Some(token), Some(1), false).unwrap_err();
+            assert!(error.contains("nextToken is invalid"), "{token:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn limits_are_between_1_and_10000() {
+        for limit in [0, -1, 10_001, i64::MIN, i64::MAX] {
+            let error = Page::of(25, None, Some(limit), false).unwrap_err();
+            assert!(error.contains(&format!("'{limit}' at 'limit'")), "{error}");
+        }
+        assert_eq!(page(25, None, Some(1), true), (0, 1));
+        assert_eq!(page(25, None, Some(10_000), true), (0, 25));
+    }
 }

@@ -21,7 +21,7 @@ use crate::model::EpochMillis;
 use crate::model::arn::{self, ResourceKind};
 use crate::model::validate::ValidationError;
 use crate::modules::ModuleStore;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredLedger};
 
 pub use follow::LogFollower;
 pub use jobs::JobPage;
@@ -173,32 +173,44 @@ pub(crate) struct Shared {
 }
 
 impl Batch {
-    /// Opens the data dir (creating it), recovers what a previous process left (attempts that
-    /// were running are recorded as failed, then retried or failed), and starts the scheduler.
-    /// Must be called within a tokio runtime.
+    /// Opens the data dir (creating it, private to this user: 0700, and tightening it if it
+    /// was not), recovers what a previous process left (attempts that were running are
+    /// recorded as failed, then retried or failed), and starts the scheduler. Compiled
+    /// artifacts are loaded only if the database vouches for them (see
+    /// [`ArtifactLedger`](crate::ArtifactLedger)). Must be called within a tokio runtime.
     pub async fn open(config: BatchConfig) -> Result<Self, BatchError> {
         let setup = config.clone();
-        let (store, modules, state, recovered) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&setup.data_dir).map_err(|e| StoreError::Open {
-                path: setup.data_dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            crate::volumes::check_layout(&setup.data_dir, &setup.volume_root)
+        let (store, modules, ledger, state, recovered) = tokio::task::spawn_blocking(move || {
+            let data_dir = &setup.data_dir;
+            let private = crate::private_files::create_dir_all(data_dir)
+                .and_then(|()| crate::private_files::tighten(data_dir))
+                .map_err(|e| StoreError::Open {
+                    path: data_dir.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            if private {
+                tracing::warn!(
+                    path = %data_dir.display(),
+                    "the data dir was open to other users; made it private (0700)"
+                );
+            }
+            crate::volumes::check_layout(data_dir, &setup.volume_root)
                 .map_err(|problem| BatchError::invalid("volume_root", problem))?;
             // The database admits one process at a time, so once it is open the scratch
             // directories left here are a dead process's.
-            let store = Store::open(&setup.data_dir.join("wasmbatch.redb"))?;
-            clear_stale_scratch(&setup.data_dir.join("scratch"));
-            let modules = ModuleStore::open(setup.data_dir.join("modules"), store.clone())?;
+            let store = Store::open(&data_dir.join("wasmbatch.redb"))?;
+            clear_stale_scratch(&data_dir.join("scratch"));
+            let modules = ModuleStore::open(data_dir.join("modules"), store.clone())?;
+            let ledger = StoredLedger::open(store.clone())?;
             let (state, recovered) = recover::load(&setup, &store, now())?;
-            Ok::<_, BatchError>((store, modules, state, recovered))
+            Ok::<_, BatchError>((store, modules, ledger, state, recovered))
         })
         .await
         .map_err(|e| StoreError::Read(e.to_string()))??;
         store.write(recovered).await?;
         let mut executor_config = config.executor.clone();
         executor_config.data_dir = config.data_dir.clone();
-        let executor = Executor::new(executor_config)?;
+        let executor = Executor::with_ledger(executor_config, Arc::new(ledger))?;
         let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             config,

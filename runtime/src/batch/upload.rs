@@ -53,9 +53,12 @@ impl Batch {
     pub async fn upload_module(&self, name: &str) -> Result<ModuleUpload, BatchError> {
         validate::name("name", name)?;
         let path = self.shared.modules.staging_path();
-        let file = tokio::fs::File::create(&path)
+        let staging = path.clone();
+        let file = tokio::task::spawn_blocking(move || crate::private_files::create_new(&staging))
             .await
+            .map_err(|e| StoreError::Write(format!("staging an upload: {e}")))?
             .map_err(|e| StoreError::Write(format!("staging an upload: {e}")))?;
+        let file = tokio::fs::File::from_std(file);
         Ok(ModuleUpload {
             batch: self.clone(),
             name: name.to_string(),

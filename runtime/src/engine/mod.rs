@@ -7,14 +7,16 @@
 //! kill switch. Guests run as async tasks that yield at every epoch tick, so a spinning guest
 //! never holds a tokio worker.
 //!
-//! Files: `config` (sizing), `module_cache` (digest → compiled, linked module), `wasi` (store
-//! state and linkers), `limits` (memory cap), `output` (stdout/stderr capture), `attempt` (an
-//! attempt's inputs), `outcome` (how it ended), `epoch` (the ticker), `error`.
+//! Files: `config` (sizing), `module_cache` (digest → compiled, linked module), `ledger` (which
+//! compiled artifacts may be loaded), `wasi` (store state and linkers), `limits` (memory cap),
+//! `output` (stdout/stderr capture), `attempt` (an attempt's inputs), `outcome` (how it ended),
+//! `epoch` (the ticker), `error`.
 
 mod attempt;
 mod config;
 mod epoch;
 mod error;
+mod ledger;
 mod limits;
 mod module_cache;
 mod outcome;
@@ -33,6 +35,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 pub use attempt::{Access, AttemptSpec, DirGrant, HostDir, KillSwitch, Limits};
 pub use config::ExecutorConfig;
 pub use error::{ExecutorError, LoadError};
+pub use ledger::{ArtifactDigest, ArtifactLedger, MemoryLedger};
 pub use module_cache::{CacheStats, Digest, JobModule, ModuleKind};
 pub use outcome::{ExitStatus, Failure, FailureKind, Outcome};
 pub use output::{DiscardOutput, OutputSink, StreamKind, StreamStats};
@@ -80,8 +83,22 @@ struct Inner {
 }
 
 impl Executor {
-    /// Builds the engine, the pool and the caches, and starts the epoch ticker.
+    /// Builds the engine, the pool and the caches, and starts the epoch ticker. Compiled
+    /// artifacts are vouched for by a fresh [`MemoryLedger`]: artifacts already in
+    /// `<data_dir>/compiled` (another process's, or this one's before a restart) are not
+    /// trusted, so each module is compiled once per executor and its artifact rewritten. Use
+    /// [`Executor::with_ledger`] with a ledger that outlives the executor to reuse them.
     pub fn new(config: ExecutorConfig) -> Result<Self, ExecutorError> {
+        Self::with_ledger(config, Arc::new(MemoryLedger::new()))
+    }
+
+    /// As [`Executor::new`], with `ledger` deciding which compiled artifacts on disk may be
+    /// loaded (it records each artifact the executor writes, and only those are loaded). A
+    /// [`Batch`](crate::Batch) passes one kept in its database.
+    pub fn with_ledger(
+        config: ExecutorConfig,
+        ledger: Arc<dyn ArtifactLedger>,
+    ) -> Result<Self, ExecutorError> {
         config.validate()?;
         let engine =
             Engine::new(&config.wasmtime()).map_err(|e| ExecutorError::Engine(format!("{e:#}")))?;
@@ -90,10 +107,12 @@ impl Executor {
         let scratch_root = config.data_dir.join("scratch");
         let artifact_dir = config.data_dir.join("compiled");
         for dir in [&scratch_root, &artifact_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| ExecutorError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
+            crate::private_files::create_dir_all(dir)
+                .and_then(|()| crate::private_files::tighten(dir))
+                .map_err(|source| ExecutorError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         epoch::start_ticker(&engine, config.epoch_tick);
         let cache = ModuleCache::new(
@@ -105,6 +124,7 @@ impl Executor {
                 max_functions: config.max_module_functions,
                 max_time: config.max_compile_time,
             },
+            ledger,
         );
         let scratch = ScratchDirs::new(
             scratch_root,

@@ -1,7 +1,8 @@
 //! Modules by content: each is named by the sha256 of its bytes, compiled at most once per
 //! digest (off the async workers, a bounded number at a time, each within a function count and
 //! a time limit), kept in memory as a ready-to-use `InstancePre`, and kept on disk as a
-//! compiled artifact so a restarted process does not compile it again.
+//! compiled artifact so a restarted process does not compile it again. An artifact is loaded
+//! only if its bytes hash to the digest the [`ArtifactLedger`] recorded when it was written.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use wasmtime::component::Component;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::error::LoadError;
+use super::ledger::{ArtifactDigest, ArtifactLedger};
 use super::wasi::{ComponentState, CoreState, Linkers};
 
 /// A module's identity: the sha256 of its bytes, shown as `sha256:<hex>`.
@@ -115,6 +117,10 @@ pub struct CacheStats {
     pub loaded_from_disk: u64,
     /// Loads answered from memory.
     pub reused: u64,
+    /// Artifacts found on disk but not loaded, because the ledger had no digest for them or
+    /// their bytes did not match it (planted, changed, or written by another process); each
+    /// was compiled again and overwritten, and is counted in `compiled` too.
+    pub untrusted_artifacts: u64,
 }
 
 pub(crate) struct ModuleCache {
@@ -128,9 +134,12 @@ pub(crate) struct ModuleCache {
     modules: Mutex<HashMap<Digest, Arc<OnceCell<JobModule>>>>,
     compile_slots: Arc<Semaphore>,
     limits: CompileLimits,
+    /// The digests of the artifacts this cache wrote: the only ones it loads.
+    ledger: Arc<dyn ArtifactLedger>,
     compiled: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
     reused: AtomicU64,
+    untrusted_artifacts: Arc<AtomicU64>,
 }
 
 /// What one compilation may cost.
@@ -147,6 +156,7 @@ impl ModuleCache {
         artifact_dir: PathBuf,
         max_concurrent_compiles: usize,
         limits: CompileLimits,
+        ledger: Arc<dyn ArtifactLedger>,
     ) -> Self {
         let compatibility = {
             use std::hash::{Hash, Hasher};
@@ -162,9 +172,11 @@ impl ModuleCache {
             modules: Mutex::new(HashMap::new()),
             compile_slots: Arc::new(Semaphore::new(max_concurrent_compiles)),
             limits,
+            ledger,
             compiled: Arc::default(),
             loaded_from_disk: Arc::default(),
             reused: AtomicU64::new(0),
+            untrusted_artifacts: Arc::default(),
         }
     }
 
@@ -173,6 +185,7 @@ impl ModuleCache {
             compiled: self.compiled.load(Ordering::Relaxed),
             loaded_from_disk: self.loaded_from_disk.load(Ordering::Relaxed),
             reused: self.reused.load(Ordering::Relaxed),
+            untrusted_artifacts: self.untrusted_artifacts.load(Ordering::Relaxed),
         }
     }
 
@@ -216,34 +229,31 @@ impl ModuleCache {
             .await
             .expect("the compile semaphore is never closed");
         let abandoned = Arc::new(AtomicBool::new(false));
+        let name = format!("{}-{}.cwasm", digest.hex(), self.compatibility);
         let job = Artifact {
             engine: self.engine.clone(),
             linkers: self.linkers.clone(),
-            path: self
-                .artifact_dir
-                .join(format!("{}-{}.cwasm", digest.hex(), self.compatibility)),
+            path: self.artifact_dir.join(&name),
+            name,
+            ledger: self.ledger.clone(),
             digest,
             kind,
             max_functions: self.limits.max_functions,
             abandoned: abandoned.clone(),
             compiled: self.compiled.clone(),
             loaded_from_disk: self.loaded_from_disk.clone(),
+            untrusted_artifacts: self.untrusted_artifacts.clone(),
         };
-        // Only compiling needs a deadline: an artifact on disk loads in milliseconds, and
-        // only ever exists for bytes that compiled within the limit.
-        let compiling = !job.path.exists();
         // Cranelift and file I/O block; they run on tokio's blocking pool. The slot goes with
         // the work, not with this future: an abandoned compile keeps it until it really ends.
         let work = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             job.load(&bytes)
         });
-        let joined = if compiling {
-            tokio::time::timeout(self.limits.max_time, work).await
-        } else {
-            Ok(work.await)
-        };
-        match joined {
+        // Every load gets the compile deadline: whether it compiles is only known on the
+        // blocking thread, once the artifact has been read and checked against the ledger. A
+        // load from a good artifact takes milliseconds.
+        match tokio::time::timeout(self.limits.max_time, work).await {
             Ok(done) => done.map_err(|e| LoadError::Internal {
                 digest,
                 reason: e.to_string(),
@@ -258,6 +268,32 @@ impl ModuleCache {
             }
         }
     }
+}
+
+/// The artifact at `path` if it is exactly the one `expected` describes: `None` if there is
+/// none, the reason if the file there is another. Never reads more than `expected.len` bytes,
+/// and never a link, FIFO or device planted in its place.
+fn read_artifact(path: &Path, expected: ArtifactDigest) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read as _;
+    let (file, len) = match crate::private_files::open_regular(path) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("it cannot be opened as a regular file: {e}")),
+    };
+    if len != expected.len {
+        return Err(format!(
+            "it is {len} bytes long; the one written was {} bytes",
+            expected.len
+        ));
+    }
+    let mut artifact = Vec::with_capacity(len as usize);
+    file.take(len)
+        .read_to_end(&mut artifact)
+        .map_err(|e| format!("it cannot be read: {e}"))?;
+    if ArtifactDigest::of(&artifact) != expected {
+        return Err("its bytes differ from the ones recorded when it was written".into());
+    }
+    Ok(Some(artifact))
 }
 
 /// Tells a core module from a component by the version field of the header.
@@ -311,6 +347,9 @@ struct Artifact {
     engine: Engine,
     linkers: Arc<Linkers>,
     path: PathBuf,
+    /// The file name under the artifact directory: the artifact's name in the ledger.
+    name: String,
+    ledger: Arc<dyn ArtifactLedger>,
     digest: Digest,
     kind: ModuleKind,
     max_functions: u32,
@@ -319,6 +358,7 @@ struct Artifact {
     abandoned: Arc<AtomicBool>,
     compiled: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
+    untrusted_artifacts: Arc<AtomicU64>,
 }
 
 impl Artifact {
@@ -327,7 +367,8 @@ impl Artifact {
             ModuleKind::Preview1 => {
                 let module = self.obtain(
                     bytes,
-                    |engine, path| unsafe { wasmtime::Module::deserialize_file(engine, path) },
+                    // Safety: see `trusted_artifact`, the only source of these bytes.
+                    |engine, artifact| unsafe { wasmtime::Module::deserialize(engine, artifact) },
                     |engine, bytes| wasmtime::Module::new(engine, bytes),
                     wasmtime::Module::serialize,
                 )?;
@@ -336,7 +377,8 @@ impl Artifact {
             ModuleKind::Preview2 => {
                 let component = self.obtain(
                     bytes,
-                    |engine, path| unsafe { Component::deserialize_file(engine, path) },
+                    // Safety: see `trusted_artifact`, the only source of these bytes.
+                    |engine, artifact| unsafe { Component::deserialize(engine, artifact) },
                     |engine, bytes| Component::new(engine, bytes),
                     Component::serialize,
                 )?;
@@ -353,15 +395,12 @@ impl Artifact {
     fn obtain<M>(
         &self,
         bytes: &[u8],
-        deserialize: impl Fn(&Engine, &Path) -> wasmtime::Result<M>,
+        deserialize: impl Fn(&Engine, &[u8]) -> wasmtime::Result<M>,
         compile: impl Fn(&Engine, &[u8]) -> wasmtime::Result<M>,
         serialize: impl Fn(&M) -> wasmtime::Result<Vec<u8>>,
     ) -> Result<M, LoadError> {
-        if self.path.exists() {
-            // Safety: artifacts are only ever written by `save` below, into the executor's
-            // own data directory, and named by this engine's compatibility hash; wasmtime
-            // also checks the header and refuses an incompatible one.
-            match deserialize(&self.engine, &self.path) {
+        if let Some(artifact) = self.trusted_artifact() {
+            match deserialize(&self.engine, &artifact) {
                 Ok(module) => {
                     self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
                     return Ok(module);
@@ -391,17 +430,55 @@ impl Artifact {
         Ok(module)
     }
 
-    /// Writes the artifact whole or not at all (temp file, then rename), so a crash never
-    /// leaves a half-written one to be loaded later. Failing to save only costs a recompile.
+    /// The artifact's bytes, if there is one on disk and they hash to the digest the ledger
+    /// recorded for it; else `None`, with a warning when a file was there but is not trusted.
+    ///
+    /// Safety of deserializing what this returns: the bytes are read once, into memory, and
+    /// the very bytes that were hashed are the ones handed to wasmtime, so a file changed after
+    /// the check changes nothing. They are the bytes `save` wrote from this engine's own
+    /// `serialize` (no one else writes the ledger), named by this engine's compatibility hash,
+    /// and wasmtime still checks their header and refuses an incompatible one.
+    fn trusted_artifact(&self) -> Option<Vec<u8>> {
+        let why = match self.ledger.expected(&self.name) {
+            // Not read at all: nothing could make it trusted.
+            None if self.path.symlink_metadata().is_ok() => {
+                "no digest was recorded for it (written by another process, or planted)".into()
+            }
+            None => return None,
+            Some(expected) => match read_artifact(&self.path, expected) {
+                Ok(Some(artifact)) => return Some(artifact),
+                Ok(None) => return None,
+                Err(why) => why,
+            },
+        };
+        self.untrusted_artifacts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            artifact = %self.path.display(),
+            "compiled artifact not loaded, compiling again and replacing it: {why}"
+        );
+        None
+    }
+
+    /// Writes the artifact whole or not at all (a new private file, then a rename), so a crash
+    /// never leaves a half-written one to be loaded later, then records its digest. Failing to
+    /// save or record only costs a recompile; so does a crash between the two, or a ledger
+    /// entry that is durable before the file's bytes are, since the bytes are checked on load.
     fn save(&self, artifact: &[u8]) {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
-        let result =
-            std::fs::write(&tmp, artifact).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!(artifact = %self.path.display(), "could not save compiled module: {e}");
+        let _ = std::fs::remove_file(&tmp);
+        let result = crate::private_files::write_new(&tmp, artifact)
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        match result {
+            Ok(()) => self.ledger.record(&self.name, ArtifactDigest::of(artifact)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(
+                    artifact = %self.path.display(),
+                    "could not save compiled module: {e}"
+                );
+            }
         }
     }
 

@@ -42,7 +42,8 @@ impl ScratchDirs {
             None => {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let path = self.root.join(format!("{}-{seq}", self.prefix));
-                std::fs::create_dir(&path)?;
+                // 0700: the guest's files are the job's, not other local users'.
+                crate::private_files::create_dir(&path)?;
                 path
             }
         };

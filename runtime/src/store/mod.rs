@@ -1,5 +1,6 @@
-//! Durable state in redb: the table definitions, the single writer thread with group commit, and
-//! the start-up read of everything stored.
+//! Durable state in redb: the table definitions, the store's format version (and the upgrade
+//! from older ones at open), the single writer thread with group commit, and the start-up read
+//! of everything stored. `ledger` keeps the compiled artifacts' digests here.
 //!
 //! Every write goes through one thread, which takes all writes waiting in its channel, applies
 //! them in one transaction and commits once, then answers each caller. So a thousand concurrent
@@ -7,12 +8,28 @@
 //! they were sent. Callers await [`Store::write`], which resolves only after the commit that
 //! includes their records.
 
+mod ledger;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
+
+pub(crate) use ledger::StoredLedger;
+
+/// The layout of the tables this code writes. A data dir outlives the binary that wrote it, so
+/// [`Store::open`] reads any older format (and upgrades it in place) and refuses a newer one.
+///
+/// - 1: the tables up to `LogChunks`; no `meta` table (a database without one is format 1).
+/// - 2: adds `CompiledArtifacts` and `meta`. A format-1 database has no digests, so every
+///   compiled artifact is compiled again once.
+pub(crate) const FORMAT_VERSION: u64 = 2;
+
+/// `format` → the [`FORMAT_VERSION`] the database was last opened with.
+const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+const FORMAT_KEY: &str = "format";
 
 /// The tables. Keys are names or ids; values are JSON, so a record can be read by people and by
 /// later versions that add fields.
@@ -28,16 +45,20 @@ pub(crate) enum Table {
     Modules,
     /// `<stream>\u{1}<chunk number>` → a chunk of an attempt's log events.
     LogChunks,
+    /// A compiled artifact's file name under `compiled/` → its sha256 and length, recorded when
+    /// it was written (format 2).
+    CompiledArtifacts,
 }
 
 impl Table {
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 7] = [
         Table::ComputeEnvironments,
         Table::JobQueues,
         Table::JobDefinitions,
         Table::Jobs,
         Table::Modules,
         Table::LogChunks,
+        Table::CompiledArtifacts,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -48,6 +69,7 @@ impl Table {
             Table::Jobs => "jobs",
             Table::Modules => "modules",
             Table::LogChunks => "log_chunks",
+            Table::CompiledArtifacts => "compiled_artifacts",
         })
     }
 }
@@ -89,6 +111,19 @@ pub enum StoreError {
         /// redb's message.
         reason: String,
     },
+    /// The database was written by a newer wasmbatch, in a format this one cannot read.
+    #[error(
+        "cannot open the database {path}: it is in store format {found}, written by a newer \
+         wasmbatch; this one reads formats up to {supported}"
+    )]
+    NewerFormat {
+        /// The database file.
+        path: String,
+        /// The format recorded in it.
+        found: u64,
+        /// The newest format this build reads ([`FORMAT_VERSION`]).
+        supported: u64,
+    },
     /// A transaction failed; nothing of it was written.
     #[error("storage write failed: {0}")]
     Write(String),
@@ -128,12 +163,61 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
+        // Opened by us rather than by redb, so that a new database is created 0600 (redb's
+        // own create follows the umask); one made looser by an older version is tightened.
+        let file = crate::private_files::open_or_create(path).map_err(|e| open_error(&e))?;
+        match crate::private_files::tighten(path) {
+            Ok(true) => tracing::warn!(
+                path = %path.display(),
+                "the database was readable by others; made it private (0600)"
+            ),
+            Ok(false) => {}
+            Err(e) => return Err(open_error(&e)),
+        }
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&e))?;
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .create(path)
+            .create_with_backend(backend)
             .map_err(|e| open_error(&e))?;
-        // Create every table up front so readers never meet a missing one.
+        // Check the format, then create every table up front (upgrading an older format is
+        // only that: its missing tables start empty) so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_error(&e))?;
+        let fresh = txn
+            .list_tables()
+            .map_err(|e| open_error(&e))?
+            .next()
+            .is_none();
+        {
+            let mut meta = txn.open_table(META).map_err(|e| open_error(&e))?;
+            let found = meta
+                .get(FORMAT_KEY)
+                .map_err(|e| open_error(&e))?
+                .map(|v| v.value());
+            match found {
+                Some(found) if found > FORMAT_VERSION => {
+                    return Err(StoreError::NewerFormat {
+                        path: path.display().to_string(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Some(FORMAT_VERSION) => {}
+                None if fresh => {
+                    meta.insert(FORMAT_KEY, FORMAT_VERSION)
+                        .map_err(|e| open_error(&e))?;
+                }
+                older => {
+                    tracing::info!(
+                        path = %path.display(),
+                        from = older.unwrap_or(1),
+                        to = FORMAT_VERSION,
+                        "upgrading the store's format"
+                    );
+                    meta.insert(FORMAT_KEY, FORMAT_VERSION)
+                        .map_err(|e| open_error(&e))?;
+                }
+            }
+        }
         for table in Table::ALL {
             txn.open_table(table.definition())
                 .map_err(|e| open_error(&e))?;
@@ -311,6 +395,111 @@ mod tests {
         assert_eq!(jobs[0], ("job-000".to_string(), 0));
         assert!(!jobs.iter().any(|(k, _)| k == "job-007"));
         assert!(store.load::<u32>(Table::JobQueues).unwrap().is_empty());
+    }
+
+    /// What a wasmbatch from before store formats wrote (format 1): the six tables of that
+    /// time, no `meta`, no `compiled_artifacts`.
+    fn write_format_1(path: &Path) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for name in [
+            "compute_environments",
+            "job_queues",
+            "job_definitions",
+            "jobs",
+            "modules",
+            "log_chunks",
+        ] {
+            txn.open_table(TableDefinition::<&str, &[u8]>::new(name))
+                .unwrap();
+        }
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("jobs"))
+            .unwrap()
+            .insert("job-1", br#""SUCCEEDED""#.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    fn format_of(store: &Store) -> Option<u64> {
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        meta.get(FORMAT_KEY).unwrap().map(|v| v.value())
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_previous_format_opens_and_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        write_format_1(&path);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(format_of(&store), Some(FORMAT_VERSION));
+        let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
+        assert_eq!(jobs, [("job-1".to_string(), "SUCCEEDED".to_string())]);
+        // The new table is there, empty: no artifact is trusted, each compiles once more; and
+        // the writer records into it.
+        use crate::engine::{ArtifactDigest, ArtifactLedger as _};
+        let ledger = StoredLedger::open(store.clone()).unwrap();
+        assert_eq!(ledger.expected("a.cwasm"), None);
+        let digest = ArtifactDigest::of(b"artifact");
+        ledger.record("a.cwasm", digest);
+        store.write(Vec::new()).await.unwrap();
+        let reopened = StoredLedger::open(store.clone()).unwrap();
+        assert_eq!(reopened.expected("a.cwasm"), Some(digest));
+    }
+
+    #[test]
+    fn a_new_database_is_written_in_the_current_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        assert_eq!(format_of(&store), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn a_database_of_a_newer_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(FORMAT_KEY, FORMAT_VERSION + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let error = Store::open(&path)
+            .err()
+            .expect("a newer format must be refused");
+        assert!(
+            matches!(error, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1),
+            "{error}"
+        );
+        let db = Database::open(&path).unwrap();
+        let tables: Vec<String> = db
+            .begin_read()
+            .unwrap()
+            .list_tables()
+            .unwrap()
+            .map(|t| redb::TableHandle::name(&t).to_string())
+            .collect();
+        assert_eq!(tables, ["meta"], "nothing was added to it");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_file_is_private_new_or_old() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.redb");
+        drop(Store::open(&new).unwrap());
+        assert_eq!(mode(&new), 0o600, "created private");
+        // As an older wasmbatch (or redb's own create) left it.
+        let old = dir.path().join("old.redb");
+        drop(Database::create(&old).unwrap());
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&old).unwrap();
+        assert_eq!(mode(&old), 0o600, "tightened");
     }
 
     #[tokio::test]

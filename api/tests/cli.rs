@@ -37,8 +37,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        // Warnings may come first (a data dir made private, say): the line that names the
+        // endpoint is the one that says it is serving.
         let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
+        let mut before = String::new();
+        while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("serving on") {
+            before.push_str(&line);
+            line.clear();
+        }
+        assert!(line.contains("serving on"), "serve said only: {before}");
         let endpoint = line
             .split_whitespace()
             .find(|w| w.starts_with("http://") || w.starts_with("https://"))

@@ -229,6 +229,7 @@ impl ModuleCache {
             .await
             .expect("the compile semaphore is never closed");
         let abandoned = Arc::new(AtomicBool::new(false));
+        let (compiling, compile_started) = tokio::sync::oneshot::channel();
         let name = format!("{}-{}.cwasm", digest.hex(), self.compatibility);
         let job = Artifact {
             engine: self.engine.clone(),
@@ -240,19 +241,30 @@ impl ModuleCache {
             kind,
             max_functions: self.limits.max_functions,
             abandoned: abandoned.clone(),
+            compiling: std::sync::Mutex::new(Some(compiling)),
             compiled: self.compiled.clone(),
             loaded_from_disk: self.loaded_from_disk.clone(),
             untrusted_artifacts: self.untrusted_artifacts.clone(),
         };
         // Cranelift and file I/O block; they run on tokio's blocking pool. The slot goes with
         // the work, not with this future: an abandoned compile keeps it until it really ends.
-        let work = tokio::task::spawn_blocking(move || {
+        let mut work = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             job.load(&bytes)
         });
-        // Every load gets the compile deadline: whether it compiles is only known on the
-        // blocking thread, once the artifact has been read and checked against the ledger. A
-        // load from a good artifact takes milliseconds.
+        // Whether it compiles is only known on the blocking thread, once the artifact has been
+        // read and checked against the ledger: the deadline starts when it says so (or at once,
+        // if it ended without compiling). Loading a trusted artifact has no deadline, as before.
+        tokio::select! {
+            biased;
+            done = &mut work => {
+                return done.map_err(|e| LoadError::Internal {
+                    digest,
+                    reason: e.to_string(),
+                })?;
+            }
+            _ = compile_started => {}
+        }
         match tokio::time::timeout(self.limits.max_time, work).await {
             Ok(done) => done.map_err(|e| LoadError::Internal {
                 digest,
@@ -356,6 +368,9 @@ struct Artifact {
     /// Set when the caller stopped waiting: the result is unwanted, and saving it would let the
     /// next load of these bytes skip the limit that refused them.
     abandoned: Arc<AtomicBool>,
+    /// Told when compiling starts (no good artifact): the compile deadline runs from then, so
+    /// that loading a trusted artifact, hashing it included, is never cut short by it.
+    compiling: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     compiled: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
     untrusted_artifacts: Arc<AtomicU64>,
@@ -410,6 +425,14 @@ impl Artifact {
                     "compiled artifact unusable, compiling again: {e:#}"
                 ),
             }
+        }
+        if let Some(compiling) = self
+            .compiling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = compiling.send(());
         }
         check_functions(self.digest, bytes, self.max_functions)?;
         let module = compile(&self.engine, bytes).map_err(|e| LoadError::Invalid {

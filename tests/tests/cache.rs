@@ -242,6 +242,17 @@ async fn hello_runs_as_hello(batch: &Batch) {
     );
 }
 
+/// What the service's loads have been so far: (compiled, loaded from an artifact, artifacts found
+/// but not trusted).
+fn loads(batch: &Batch) -> (u64, u64, u64) {
+    let stats = batch.executor().cache_stats();
+    (
+        stats.compiled,
+        stats.loaded_from_disk,
+        stats.untrusted_artifacts,
+    )
+}
+
 /// A service reuses the artifacts it compiled across a restart: its ledger is in its database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_batch_loads_its_own_artifacts_from_disk() {
@@ -258,16 +269,7 @@ async fn a_restarted_batch_loads_its_own_artifacts_from_disk() {
 
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
-    let stats = batch.executor().cache_stats();
-    assert_eq!(
-        (
-            stats.compiled,
-            stats.loaded_from_disk,
-            stats.untrusted_artifacts
-        ),
-        (0, 1, 0),
-        "{stats:?}"
-    );
+    assert_eq!(loads(&batch), (0, 1, 0));
 }
 
 /// Someone who can write `<data-dir>/compiled` replaces hello's artifact with another module's
@@ -289,16 +291,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
 
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
-    let stats = batch.executor().cache_stats();
-    assert_eq!(
-        (
-            stats.compiled,
-            stats.loaded_from_disk,
-            stats.untrusted_artifacts
-        ),
-        (1, 0, 1),
-        "{stats:?}"
-    );
+    assert_eq!(loads(&batch), (1, 0, 1));
     let replaced = std::fs::read(&hello).unwrap();
     assert_ne!(replaced, planted, "the tampered artifact was replaced");
     assert_eq!(
@@ -314,16 +307,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
     drop(batch);
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
-    let stats = batch.executor().cache_stats();
-    assert_eq!(
-        (
-            stats.compiled,
-            stats.loaded_from_disk,
-            stats.untrusted_artifacts
-        ),
-        (0, 1, 0),
-        "{stats:?}"
-    );
+    assert_eq!(loads(&batch), (0, 1, 0));
 }
 
 /// Someone plants a valid artifact under the name a module's artifact will have, before the
@@ -455,31 +439,13 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
     assert_eq!(kept.len(), 1, "the old job is still there");
     assert_eq!(kept[0].status, JobStatus::Succeeded);
     hello_runs_as_hello(&batch).await;
-    let stats = batch.executor().cache_stats();
-    assert_eq!(
-        (
-            stats.compiled,
-            stats.loaded_from_disk,
-            stats.untrusted_artifacts
-        ),
-        (1, 0, 1),
-        "{stats:?}"
-    );
+    assert_eq!(loads(&batch), (1, 0, 1));
     batch.shutdown("restart").await.unwrap();
     drop(batch);
 
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
-    let stats = batch.executor().cache_stats();
-    assert_eq!(
-        (
-            stats.compiled,
-            stats.loaded_from_disk,
-            stats.untrusted_artifacts
-        ),
-        (0, 1, 0),
-        "{stats:?}"
-    );
+    assert_eq!(loads(&batch), (0, 1, 0));
 }
 
 /// A module file changed under `<data-dir>/modules` is another program than the one pushed

@@ -242,6 +242,12 @@ async fn hello_runs_as_hello(batch: &Batch) {
     );
 }
 
+/// Stops the service as `serve` does on SIGTERM, and lets it go, so its data dir can be
+/// reopened.
+async fn stop(batch: Batch) {
+    batch.shutdown("restart").await.unwrap();
+}
+
 /// What the service's loads have been so far: (compiled, loaded from an artifact, artifacts found
 /// but not trusted).
 fn loads(batch: &Batch) -> (u64, u64, u64) {
@@ -264,8 +270,7 @@ async fn a_restarted_batch_loads_its_own_artifacts_from_disk() {
         2,
         "compiled at push"
     );
-    batch.shutdown("restart").await.unwrap();
-    drop(batch);
+    stop(batch).await;
 
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
@@ -280,8 +285,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let batch = service_with_two_modules(dir.path()).await;
     hello_runs_as_hello(&batch).await;
-    batch.shutdown("restart").await.unwrap();
-    drop(batch);
+    stop(batch).await;
     let hello = artifact_of(dir.path(), &guests::bytes(guests::wasip1::HELLO));
     let writer = artifact_of(dir.path(), &guests::bytes(guests::wasip1::WRITE_LOT));
     let original = std::fs::read(&hello).unwrap();
@@ -303,8 +307,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     assert_eq!(lines, ["out line 0", "out line 1"]);
     assert_eq!(batch.executor().cache_stats().loaded_from_disk, 1);
-    batch.shutdown("restart").await.unwrap();
-    drop(batch);
+    stop(batch).await;
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (0, 1, 0));
@@ -440,8 +443,7 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
     assert_eq!(kept[0].status, JobStatus::Succeeded);
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (1, 0, 1));
-    batch.shutdown("restart").await.unwrap();
-    drop(batch);
+    stop(batch).await;
 
     let batch = reopen(BatchConfig::new(dir.path())).await;
     hello_runs_as_hello(&batch).await;
@@ -454,8 +456,7 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
 async fn a_module_file_changed_on_disk_is_not_run() {
     let dir = tempfile::tempdir().unwrap();
     let batch = service_with_two_modules(dir.path()).await;
-    batch.shutdown("restart").await.unwrap();
-    drop(batch);
+    stop(batch).await;
     let hello = Digest::of(&guests::bytes(guests::wasip1::HELLO));
     let file = dir
         .path()

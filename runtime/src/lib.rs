@@ -7,7 +7,8 @@
 //! - `batch`: [`Batch`], the control plane: environments, queues, definitions and jobs, kept in
 //!   memory and persisted before each change is acknowledged; recovery after a crash.
 //! - `scheduler`: places runnable jobs on environments' capacity and runs their attempts.
-//! - `store`: redb tables and the group-committing writer thread.
+//! - `store`: redb tables and the group-committing writer thread, which stops taking writes
+//!   after a failed commit (fail-stop).
 //! - `modules`: the content-addressed module store (our ECR).
 //! - `private_files`: the data directory's modes (directories 0700, files 0600).
 //! - `logs`: each attempt's output as log events, live for followers and stored in chunks.
@@ -71,7 +72,7 @@ mod scheduler;
 mod store;
 mod volumes;
 
-pub use batch::{Batch, BatchConfig, BatchError, JobPage, LogFollower, ModuleUpload};
+pub use batch::{Batch, BatchConfig, BatchError, Health, JobPage, LogFollower, ModuleUpload};
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,
     DiscardOutput, Executor, ExecutorConfig, ExecutorError, ExitStatus, Failure, FailureKind,
@@ -82,6 +83,8 @@ pub use logs::{LOG_GROUP, LogEvent};
 pub use model::arn::ResourceKind;
 pub use modules::ModuleInfo;
 pub use store::StoreError;
+#[cfg(feature = "fault-injection")]
+pub use store::faults::StorageFaults;
 
 /// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -117,8 +117,10 @@ impl ModuleStore {
         size: u64,
         now: EpochMillis,
     ) -> Result<ModuleInfo, StoreError> {
-        let info = {
-            let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        // Changed and sent under the names' lock, committed after it: two pushes of one name
+        // reach the store in the order they changed the history, and neither undoes the other.
+        let (info, committed) = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let mut history = names
                 .get(name)
                 .map(|m| m.history.clone())
@@ -126,21 +128,21 @@ impl ModuleStore {
             let digest = digest.to_string();
             history.retain(|d| *d != digest);
             history.push(digest.clone());
-            ModuleInfo {
+            let info = ModuleInfo {
                 name: name.to_string(),
                 digest,
                 size,
                 pushed_at: now,
                 history,
-            }
+            };
+            self.store.writable()?;
+            let committed = self
+                .store
+                .send(vec![Record::put(Table::Modules, name, &info)]);
+            names.insert(name.to_string(), info.clone());
+            (info, committed)
         };
-        self.store
-            .write(vec![Record::put(Table::Modules, name, &info)])
-            .await?;
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), info.clone());
+        committed.await?;
         Ok(info)
     }
 
@@ -163,25 +165,27 @@ impl ModuleStore {
 
     /// Removes the name, and the files of its digests that no other name uses.
     pub(crate) async fn delete(&self, name: &str) -> Result<Option<ModuleInfo>, StoreError> {
-        let Some(info) = self.get(name) else {
-            return Ok(None);
-        };
-        self.store
-            .write(vec![Record::Delete {
+        let (info, orphans, committed) = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(info) = names.get(name).cloned() else {
+                return Ok(None);
+            };
+            self.store.writable()?;
+            let committed = self.store.send(vec![Record::Delete {
                 table: Table::Modules,
                 key: name.to_string(),
-            }])
-            .await?;
-        let orphans: Vec<PathBuf> = {
-            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            }]);
             names.remove(name);
-            info.history
+            let orphans: Vec<PathBuf> = info
+                .history
                 .iter()
                 .filter(|d| !names.values().any(|m| m.history.contains(d)))
                 .filter_map(|d| Digest::parse(d))
                 .map(|d| self.path(&d))
-                .collect()
+                .collect();
+            (info, orphans, committed)
         };
+        committed.await?;
         tokio::task::spawn_blocking(move || {
             for path in orphans {
                 let _ = std::fs::remove_file(path);

@@ -4,8 +4,14 @@
 //! environment changes. A pass takes the ENABLED queues by descending priority and, within each,
 //! the jobs in submission order; each job goes to the first environment in the queue's order that
 //! is ENABLED, MANAGED and has the vCPUs and memory it asks for. A job that fits nowhere stops its
-//! queue's pass (FIFO). Each placed job's attempt runs as its own task; when it ends, its capacity
-//! is released, the retry decision made, and everything that follows from its end settled.
+//! queue's pass (FIFO). Each placed job's attempt runs as its own task, which first waits until
+//! every record sent before the placement is committed (a job runs only if its submit is
+//! durable; after a failed commit, nothing starts). When the attempt ends, its capacity is
+//! released, the retry decision made, and everything that follows from its end settled.
+//!
+//! STARTING is never written: a crash before RUNNING is recorded leaves the job RUNNABLE on
+//! disk, which is the truth (its attempt had not begun). RUNNING and the attempt's end are written
+//! behind, not awaited: recovery turns a lost RUNNING into an interrupted attempt.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -33,21 +39,28 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 continue;
             }
-            let plans = {
+            if shared.store.writable().is_err() {
+                // Fail-stop: nothing more is started once storage has failed.
+                continue;
+            }
+            let (plans, durable) = {
                 let mut state = shared.lock();
                 let plans = place(&mut state);
+                // Every record of these jobs so far (their submits among them) was sent under
+                // this lock before now; the attempts wait for this ticket's commit.
+                let durable = shared.store.last_sent();
                 // Opened while the jobs' STARTING is visible only under this lock, so anyone
                 // who sees the job started finds its log stream.
                 for plan in &plans {
                     shared.logs.open(&plan.log_key);
                 }
-                plans
+                (plans, durable)
             };
             if !plans.is_empty() {
                 shared.jobs_moved.notify_waiters();
             }
             for plan in plans {
-                tokio::spawn(run_attempt(shared.clone(), plan));
+                tokio::spawn(run_attempt(shared.clone(), plan, durable));
             }
         }
     });
@@ -185,7 +198,22 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
     plans
 }
 
-async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
+async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan, durable: u64) {
+    if let Err(e) = shared.store.committed(durable).await {
+        // The job's records may not be durable: it must not run. It stays STARTING in memory
+        // (RUNNABLE on disk), and the service takes no more changes until it is restarted.
+        tracing::warn!(job = %plan.job_id, "not starting an attempt: {e}");
+        shared.logs.finish(&plan.log_key);
+        let mut state = shared.lock();
+        state.running.remove(&plan.job_id);
+        if let Some(env) = state.envs.get_mut(&plan.environment) {
+            env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
+            env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
+        }
+        drop(state);
+        shared.jobs_moved.notify_waiters();
+        return;
+    }
     let prepared = match module_for(&shared, &plan.image).await {
         Err(reason) => Err(Outcome::not_started(
             FailureKind::ModuleInvalid,
@@ -208,11 +236,11 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
                 if let Some(job) = state.jobs.get_mut(&plan.job_id) {
                     job.status = JobStatus::Running;
                     job.started_at = Some(started_at);
+                    state.touch_job(&plan.job_id);
                     // Not awaited: the attempt's end is written after this in any case, and a
                     // crash before it is committed only loses a RUNNING that recovery would
                     // turn into a retry anyway.
-                    let records = crate::batch::records(&state, std::slice::from_ref(&plan.job_id));
-                    shared.store.write_behind(records);
+                    drop(shared.send_changes(&mut state));
                 }
             }
             let spec = AttemptSpec {
@@ -312,6 +340,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
     }
     state.running.remove(&plan.job_id);
+    state.touch_job(&plan.job_id);
     let Some(job) = state.jobs.get_mut(&plan.job_id) else {
         return;
     };
@@ -333,7 +362,6 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         fuel_consumed: outcome.fuel_consumed,
         peak_memory_bytes: started_at.map(|_| outcome.peak_memory_bytes),
     });
-    let mut changed = vec![plan.job_id.clone()];
     let mut ended = Vec::new();
     if outcome.succeeded() {
         job.status = JobStatus::Succeeded;
@@ -362,7 +390,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         match decision {
             RetryDecision::Retry => {
                 job.status_reason = Some(status_reason);
-                state.make_runnable(&plan.job_id, &mut changed);
+                state.make_runnable(&plan.job_id);
             }
             RetryDecision::Exit => {
                 job.status = JobStatus::Failed;
@@ -372,10 +400,10 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
             }
         }
     }
-    state.settle(ended, now, &mut changed);
-    shared
-        .store
-        .write_behind(crate::batch::records(&state, &changed));
+    state.settle(ended, now);
+    // Written behind: if storage has failed, this end is not recorded, and the attempt counts
+    // as interrupted when the service restarts.
+    drop(shared.send_changes(&mut state));
     shared.jobs_moved.notify_waiters();
 }
 
@@ -454,7 +482,7 @@ mod tests {
         }))
         .unwrap();
         state.jobs.insert(id.into(), Box::new(job));
-        state.make_runnable(id, &mut Vec::new());
+        state.make_runnable(id);
     }
 
     fn placed(plans: &[AttemptPlan]) -> Vec<(&str, &str)> {

@@ -3,18 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use super::definitions::parse_revision;
+use super::state::State;
+use super::{Batch, BatchConfig, BatchError, now};
+use crate::model::arn::{ResourceKind, stored_name};
 use crate::model::container::JobContainer;
 use crate::model::validate::{self, Resources};
 use crate::model::{
     ArrayJob, ArrayJobDependency, Job, JobDefinition, JobDependency, JobStatus, ListJobs,
     SubmitJob, SubmittedJob,
 };
-use crate::store::{Record, Table};
-
-use super::resources::{check_environment, parse_revision};
-use super::state::State;
-use super::{Batch, BatchConfig, BatchError, now};
-use crate::model::arn::{ResourceKind, stored_name};
 
 /// Most ids DescribeJobs takes.
 const MAX_DESCRIBE: usize = 100;
@@ -57,7 +55,7 @@ impl Batch {
                 "containerOverrides.resourceRequirements",
                 &overrides.resource_requirements,
             )?;
-            check_environment("containerOverrides.environment", &overrides.environment)?;
+            validate::environment("containerOverrides.environment", &overrides.environment)?;
         }
         validate::tags("tags", &request.tags)?;
         if let Some(share) = &request.share_identifier {
@@ -69,11 +67,10 @@ impl Batch {
         let array_size = request.array_properties.and_then(|a| a.size);
         let now = now();
 
-        let (submitted, committed) = {
-            let mut state = self.shared.lock();
-            let config = &self.shared.config;
-            let queue_arn = queue_arn(config, &state, &request.job_queue)?;
-            if request.share_identifier.is_some() && !fair_share(config, &state, &request.job_queue)
+        let config = &self.shared.config;
+        self.change(|state| {
+            let queue_arn = queue_arn(config, state, &request.job_queue)?;
+            if request.share_identifier.is_some() && !fair_share(config, state, &request.job_queue)
             {
                 return Err(BatchError::invalid(
                     "shareIdentifier",
@@ -83,7 +80,7 @@ impl Batch {
                     ),
                 ));
             }
-            let definition = resolve_definition(config, &state, &request.job_definition)?.clone();
+            let definition = resolve_definition(config, state, &request.job_definition)?.clone();
             let resources = job_resources(&definition, &request)?;
             let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
             if let Some(memory) = resources.memory_mib.filter(|&m| m > max_mib) {
@@ -101,7 +98,7 @@ impl Batch {
                     format!("MEMORY {memory} MiB is more than a job may have here, {max_mib} MiB"),
                 ));
             }
-            check_dependencies(&state, &request.depends_on, array_size)?;
+            check_dependencies(state, &request.depends_on, array_size)?;
 
             let id = uuid::Uuid::new_v4().to_string();
             let mut tags = request.tags.clone();
@@ -115,7 +112,7 @@ impl Batch {
                 }
             }
             let template = Job {
-                job_arn: self.shared.config.arn(ResourceKind::Job, &id),
+                job_arn: config.arn(ResourceKind::Job, &id),
                 job_id: id.clone(),
                 job_name: request.job_name.clone(),
                 job_queue: queue_arn,
@@ -142,7 +139,6 @@ impl Batch {
                 is_terminated: false,
                 submitted_by: request.submitted_by.clone(),
             };
-            let mut changed = Vec::new();
             let mut ended = Vec::new();
             let dependency_ids: Vec<String> = request
                 .depends_on
@@ -152,56 +148,42 @@ impl Batch {
             match array_size {
                 None => {
                     let mut job = template;
-                    job.sequence = take_sequence(&mut state);
-                    admit(
-                        &mut state,
-                        job,
-                        &dependency_ids,
-                        now,
-                        &mut changed,
-                        &mut ended,
-                    );
+                    job.sequence = take_sequence(state);
+                    admit(state, job, &dependency_ids, now, &mut ended);
                 }
                 Some(size) => {
                     let mut parent = template.clone();
-                    parent.sequence = take_sequence(&mut state);
+                    parent.sequence = take_sequence(state);
                     parent.status = JobStatus::Pending;
                     parent.array_properties = Some(ArrayJob {
                         size: Some(size),
                         index: None,
                     });
-                    changed.push(id.clone());
                     state.jobs.insert(id.clone(), Box::new(parent));
+                    state.touch_job(&id);
                     for index in 0..size {
                         let mut child = template.clone();
                         child.job_id = format!("{id}:{index}");
-                        child.job_arn = self.shared.config.arn(ResourceKind::Job, &child.job_id);
-                        child.sequence = take_sequence(&mut state);
+                        child.job_arn = config.arn(ResourceKind::Job, &child.job_id);
+                        child.sequence = take_sequence(state);
                         child.array_properties = Some(ArrayJob {
                             size: None,
                             index: Some(index),
                         });
                         child.depends_on = Vec::new();
                         let deps = child_dependencies(&id, index, &request.depends_on);
-                        admit(&mut state, child, &deps, now, &mut changed, &mut ended);
+                        admit(state, child, &deps, now, &mut ended);
                     }
                 }
             }
-            state.settle(ended, now, &mut changed);
-            let records = records(&state, &changed);
-            let committed = self.shared.store.send(records);
-            (
-                SubmittedJob {
-                    job_arn: self.shared.config.arn(ResourceKind::Job, &id),
-                    job_id: id,
-                    job_name: request.job_name,
-                },
-                committed,
-            )
-        };
-        self.shared.wake.notify_one();
-        committed.await?;
-        Ok(submitted)
+            state.settle(ended, now);
+            Ok(SubmittedJob {
+                job_arn: config.arn(ResourceKind::Job, &id),
+                job_id: id,
+                job_name: request.job_name,
+            })
+        })
+        .await
     }
 
     /// The ARN of job queue `queue` (a name or an ARN), as SubmitJob would resolve it.
@@ -405,8 +387,7 @@ impl Batch {
             ));
         }
         let now = now();
-        let committed = {
-            let mut state = self.shared.lock();
+        self.change(|state| {
             let job = state.jobs.get(job_id).ok_or_else(|| BatchError::NotFound {
                 what: "job",
                 name: job_id.to_string(),
@@ -415,7 +396,6 @@ impl Batch {
             if let Some(size) = job.array_properties.and_then(|a| a.size) {
                 targets.extend((0..size).map(|i| format!("{job_id}:{i}")));
             }
-            let mut changed = Vec::new();
             let mut ended = Vec::new();
             for id in targets {
                 let Some(job) = state.jobs.get(&id) else {
@@ -432,27 +412,25 @@ impl Batch {
                         let job = state.jobs.get_mut(&id).expect("present");
                         job.is_cancelled = !terminate;
                         job.is_terminated = terminate;
-                        changed.push(id);
+                        state.touch_job(&id);
                     }
                 } else if waiting {
-                    if state.fail_one(&id, reason, now, &mut changed) {
+                    if state.fail_one(&id, reason, now) {
                         state.jobs.get_mut(&id).expect("just failed").is_cancelled = true;
                         ended.push(id);
                     }
                 } else if terminate && !status.is_terminal() {
                     state.jobs.get_mut(&id).expect("present").is_terminated = true;
+                    state.touch_job(&id);
                     if let Some(kill) = state.running.get(&id) {
                         kill.kill(reason);
                     }
                 }
             }
-            state.settle(ended, now, &mut changed);
-            self.shared.store.send(records(&state, &changed))
-        };
-        self.shared.jobs_moved.notify_waiters();
-        self.shared.wake.notify_one();
-        committed.await?;
-        Ok(())
+            state.settle(ended, now);
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -490,7 +468,6 @@ fn admit(
     mut job: Job,
     dependencies: &[String],
     now: i64,
-    changed: &mut Vec<String>,
     ended: &mut Vec<String>,
 ) {
     let id = job.job_id.clone();
@@ -515,18 +492,13 @@ fn admit(
     job.status = JobStatus::Pending;
     state.jobs.insert(id.clone(), Box::new(job));
     if let Some(dependency) = failed_dependency {
-        state.fail_one(
-            &id,
-            &format!("Dependent Job failed: {dependency}"),
-            now,
-            changed,
-        );
+        state.fail_one(&id, &format!("Dependent Job failed: {dependency}"), now);
         ended.push(id);
     } else if unmet == 0 {
-        state.make_runnable(&id, changed);
+        state.make_runnable(&id);
     } else {
         state.unmet.insert(id.clone(), unmet);
-        changed.push(id);
+        state.touch_job(&id);
     }
 }
 
@@ -602,10 +574,7 @@ fn resolve_definition<'a>(
     };
     let named = config.resource_name(ResourceKind::JobDefinition, "jobDefinition", reference)?;
     let found = match parse_revision(named) {
-        Some((name, revision)) => state
-            .definitions
-            .get(&name)
-            .and_then(|r| r.get(revision as usize - 1)),
+        Some((name, revision)) => state.revision(&name, revision),
         None => state
             .definitions
             .get(named)
@@ -642,25 +611,6 @@ pub(crate) fn job_resources(
         resources.fuel = over.fuel.or(resources.fuel);
     }
     Ok(resources)
-}
-
-/// A job's key in the store: its submission sequence, zero-padded so keys sort as numbers.
-/// Jobs are only ever found by id in memory; on disk, keys in submission order put the
-/// records a burst of submits and completions touches on a few neighbouring B-tree pages,
-/// where random ids would dirty a page per job in every transaction.
-fn job_key(job: &Job) -> String {
-    format!("{:020}", job.sequence)
-}
-
-/// Store records for the changed jobs (each once).
-pub(crate) fn records(state: &State, changed: &[String]) -> Vec<Record> {
-    let mut seen = std::collections::HashSet::new();
-    changed
-        .iter()
-        .filter(|id| seen.insert(id.as_str()))
-        .filter_map(|id| state.jobs.get(id))
-        .map(|job| Record::put(Table::Jobs, job_key(job), job))
-        .collect()
 }
 
 /// One ListJobs filter.

@@ -1,14 +1,19 @@
 //! `Batch`: the control plane, embedded. It owns the in-memory state (environments, queues,
 //! definitions, jobs and the indexes the scheduler needs), persists every change through the
-//! store before acknowledging it, and starts the scheduler. The operations are split by what they
-//! act on: `resources` (environments, queues, definitions, modules) and `jobs` (submit, describe,
-//! list, cancel, terminate). Recovery after a crash is `recover`.
+//! store before acknowledging it, and starts the scheduler. Every change goes through one write
+//! path, [`Batch::change`]; once a commit fails the service takes no more changes (fail-stop,
+//! [`Batch::health`]). The operations are split by what they act on, as the HTTP routes are:
+//! `environments`, `queues`, `definitions`, `jobs` (submit, describe, list, cancel,
+//! terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`.
 
+mod definitions;
+mod environments;
 mod follow;
 mod jobs;
+mod queues;
 mod recover;
-mod resources;
 pub(crate) mod state;
+mod tags;
 mod upload;
 
 use std::path::PathBuf;
@@ -25,7 +30,6 @@ use crate::store::{Store, StoreError, StoredLedger};
 
 pub use follow::LogFollower;
 pub use jobs::JobPage;
-pub(crate) use jobs::records;
 pub(crate) use state::State;
 pub use upload::ModuleUpload;
 
@@ -50,6 +54,12 @@ pub struct BatchConfig {
     pub volume_root: PathBuf,
     /// The executor's settings; its `data_dir` is the same as ours.
     pub executor: ExecutorConfig,
+    /// Most changes waiting for their commit at once; a caller past it waits for a place
+    /// (backpressure) instead of growing the store's queue. 4,096 by default.
+    pub max_pending_changes: usize,
+    /// IO faults to inject into the database file (the `fault-injection` feature; tests only).
+    #[cfg(feature = "fault-injection")]
+    pub storage_faults: Option<Arc<crate::store::faults::StorageFaults>>,
 }
 
 impl BatchConfig {
@@ -65,6 +75,9 @@ impl BatchConfig {
             default_environment_memory_mib: host_memory_mib().map_or(4096, |m| m / 2),
             max_module_bytes: 64 << 20,
             volume_root,
+            max_pending_changes: crate::store::DEFAULT_MAX_PENDING_CHANGES,
+            #[cfg(feature = "fault-injection")]
+            storage_faults: None,
         }
     }
 
@@ -121,7 +134,8 @@ pub enum BatchError {
     /// The request conflicts with the current state (a duplicate name, deleting what is in use).
     #[error("{0}")]
     Conflict(String),
-    /// The database failed; nothing was changed.
+    /// The database failed. A write that failed leaves the service taking no more changes
+    /// ([`BatchError::is_unavailable`]).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The executor could not be started.
@@ -135,6 +149,15 @@ impl BatchError {
         matches!(
             self,
             BatchError::Invalid(_) | BatchError::NotFound { .. } | BatchError::Conflict(_)
+        )
+    }
+
+    /// Whether the service takes no changes because its storage failed (a commit failed now
+    /// or earlier): a 503 to retry elsewhere or later, not a bug to report.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            BatchError::Store(StoreError::Write(_) | StoreError::Unavailable(_))
         )
     }
 
@@ -198,7 +221,12 @@ impl Batch {
                 .map_err(|problem| BatchError::invalid("volume_root", problem))?;
             // The database admits one process at a time, so once it is open the scratch
             // directories left here are a dead process's.
-            let store = Store::open(&data_dir.join("wasmbatch.redb"))?;
+            let store_config = crate::store::StoreConfig {
+                max_pending_changes: setup.max_pending_changes,
+                #[cfg(feature = "fault-injection")]
+                faults: setup.storage_faults.clone(),
+            };
+            let store = Store::open_with(&data_dir.join("wasmbatch.redb"), &store_config)?;
             clear_stale_scratch(&data_dir.join("scratch"));
             let modules = ModuleStore::open(data_dir.join("modules"), store.clone())?;
             let ledger = StoredLedger::open(store.clone())?;
@@ -285,6 +313,75 @@ impl Batch {
     }
 }
 
+/// Whether the service takes changes, as `GET /health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// Storage works: changes are taken and jobs run.
+    Serving,
+    /// A commit failed: no change is taken and no attempt started until the service is
+    /// restarted on a working disk; reads are still served.
+    StorageUnavailable {
+        /// The failure, as the store reported it.
+        reason: String,
+    },
+}
+
+impl Batch {
+    /// The one write path. Waits for a place in the store's queue, then, under the state lock:
+    /// refuses if storage has failed, applies `apply`, and hands the records of everything it
+    /// changed to the store's writer before the lock is released, so the store sees changes in
+    /// the order memory saw them. Then it wakes the scheduler and followers, and awaits the
+    /// commit. There is no undo: `apply` checks before it changes anything, and whatever it did
+    /// change is written, even when it then returns an error.
+    pub(crate) async fn change<T>(
+        &self,
+        apply: impl FnOnce(&mut State) -> Result<T, BatchError>,
+    ) -> Result<T, BatchError> {
+        let _slot = self.shared.store.queue_slot().await?;
+        let (result, committed) = {
+            let mut state = self.shared.lock();
+            self.shared.store.writable()?;
+            let result = apply(&mut state);
+            (result, self.shared.send_changes(&mut state))
+        };
+        let Some(committed) = committed else {
+            return result;
+        };
+        self.shared.wake.notify_one();
+        self.shared.jobs_moved.notify_waiters();
+        committed.await?;
+        result
+    }
+
+    /// Whether the service takes changes (see [`Health`]).
+    pub fn health(&self) -> Health {
+        match self.shared.store.failure() {
+            None => Health::Serving,
+            Some(reason) => Health::StorageUnavailable { reason },
+        }
+    }
+
+    /// Resolves once storage has failed, with the reason (never while it works): for a server
+    /// to report it and exit for its supervisor to restart it.
+    pub async fn storage_failed(&self) -> String {
+        self.shared.store.failed().await
+    }
+
+    /// Stops the service for good: [`Batch::shutdown`] with `reason`, then the store's writer
+    /// thread is ended and joined and the database released, so the data dir can be opened
+    /// again as soon as this returns. Every call after it fails with a closed store.
+    pub async fn close(&self, reason: &str) -> Result<usize, BatchError> {
+        let stopped = match self.shared.store.failure() {
+            // Nothing the attempts record can be committed now; stop them all the same.
+            Some(_) => self.shutdown(reason).await.unwrap_or(0),
+            None => self.shutdown(reason).await?,
+        };
+        self.shared.store.close().await;
+        Ok(stopped)
+    }
+}
+
 impl Batch {
     /// Prepares a graceful exit: no new attempt starts, the running ones are stopped with
     /// `reason` and recorded like any stopped attempt (retried at the next start or failed, as
@@ -338,6 +435,17 @@ impl Drop for Shared {
 impl Shared {
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the records of what changed in `state` to the store's writer; called with the lock
+    /// held, so the store's order of writes is memory's order of changes. `None` when nothing
+    /// changed. An error (storage has failed) resolves the future at once.
+    pub(crate) fn send_changes(
+        &self,
+        state: &mut State,
+    ) -> Option<impl Future<Output = Result<(), StoreError>> + use<>> {
+        let records = state.take_records();
+        (!records.is_empty()).then(|| self.store.send(records))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::model::{
 use crate::store::{Record, Store, StoreError, Table};
 
 use super::BatchConfig;
-use super::jobs::{child_dependencies, records};
+use super::jobs::child_dependencies;
 use super::state::{EnvSlot, QueueSlot, State};
 
 /// The statusReason of an attempt cut short by a restart.
@@ -64,12 +64,12 @@ pub(crate) fn load(
     jobs.sort_by_key(|j| j.sequence);
     state.next_sequence = jobs.last().map_or(1, |j| j.sequence + 1);
 
-    let mut changed = Vec::new();
+    let mut interrupted = Vec::new();
     let mut ended = Vec::new();
     for job in &mut jobs {
         if matches!(job.status, JobStatus::Starting | JobStatus::Running) {
             interrupt(job, now);
-            changed.push(job.job_id.clone());
+            interrupted.push(job.job_id.clone());
             if job.status.is_terminal() {
                 ended.push(job.job_id.clone());
             }
@@ -80,13 +80,15 @@ pub(crate) fn load(
         .into_iter()
         .map(|j| (j.job_id.clone(), Box::new(j)))
         .collect();
+    for id in &interrupted {
+        state.touch_job(id);
+    }
 
     for id in order {
         let job = &state.jobs[&id];
         match job.status {
             JobStatus::Runnable => {
-                // make_runnable also reports the job as changed; it is not.
-                state.make_runnable(&id, &mut Vec::new());
+                state.requeue(&id);
             }
             JobStatus::Pending | JobStatus::Submitted if job.is_array_parent() => {
                 let size = job.array_properties.and_then(|a| a.size).unwrap_or(0);
@@ -136,15 +138,10 @@ pub(crate) fn load(
                     }
                 }
                 if let Some(dependency) = failed {
-                    state.fail_one(
-                        &id,
-                        &format!("Dependent Job failed: {dependency}"),
-                        now,
-                        &mut changed,
-                    );
+                    state.fail_one(&id, &format!("Dependent Job failed: {dependency}"), now);
                     ended.push(id);
                 } else if unmet == 0 {
-                    state.make_runnable(&id, &mut changed);
+                    state.make_runnable(&id);
                 } else {
                     state.unmet.insert(id, unmet);
                 }
@@ -152,8 +149,8 @@ pub(crate) fn load(
             _ => {}
         }
     }
-    state.settle(ended, now, &mut changed);
-    let records = records(&state, &changed);
+    state.settle(ended, now);
+    let records = state.take_records();
     Ok((state, records))
 }
 

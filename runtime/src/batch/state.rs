@@ -1,7 +1,12 @@
 //! The in-memory state and the transitions that keep its indexes true: a job becoming runnable,
 //! a job ending, and what its end means for the jobs that wait on it (dependents, array parent).
+//! The state also keeps the list of what changed since it was last written ([`Changes`]): every
+//! transition here notes what it touched, and the one write path (`Batch::change`) turns that
+//! list into store records under the same lock, so no change can be made and not written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use crate::store::{Record, Table};
 
 use crate::engine::KillSwitch;
 use crate::model::{ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus};
@@ -25,6 +30,20 @@ pub(crate) struct State {
     /// Kill switches of attempts in flight.
     pub(crate) running: HashMap<String, KillSwitch>,
     pub(crate) next_sequence: u64,
+    /// What changed since the records were last taken.
+    changes: Changes,
+}
+
+/// What changed since [`State::take_records`] was last called, by key. A removed environment
+/// or queue is one whose key is here but no longer in the state.
+#[derive(Default)]
+struct Changes {
+    /// Job ids, in the order they changed (a job may appear more than once).
+    jobs: Vec<String>,
+    environments: BTreeSet<String>,
+    queues: BTreeSet<String>,
+    /// (name, revision).
+    definitions: BTreeSet<(String, u32)>,
 }
 
 /// An environment and how much of it is in use.
@@ -78,32 +97,122 @@ impl State {
             array_done: HashMap::new(),
             running: HashMap::new(),
             next_sequence: 1,
+            changes: Changes::default(),
         }
     }
 
-    /// Puts a job in its queue's RUNNABLE line.
-    pub(crate) fn make_runnable(&mut self, id: &str, changed: &mut Vec<String>) {
+    /// Notes that job `id` changed (or was added).
+    pub(crate) fn touch_job(&mut self, id: &str) {
+        self.changes.jobs.push(id.to_string());
+    }
+
+    /// Notes that environment `name` changed, was added or was removed.
+    pub(crate) fn touch_environment(&mut self, name: &str) {
+        self.changes.environments.insert(name.to_string());
+    }
+
+    /// Notes that queue `name` changed, was added or was removed.
+    pub(crate) fn touch_queue(&mut self, name: &str) {
+        self.changes.queues.insert(name.to_string());
+    }
+
+    /// Notes that revision `revision` of definition `name` changed or was added.
+    pub(crate) fn touch_definition(&mut self, name: &str, revision: u32) {
+        self.changes
+            .definitions
+            .insert((name.to_string(), revision));
+    }
+
+    /// The store records of everything changed since the last call, each key once, as it is
+    /// now; and forgets the changes.
+    pub(crate) fn take_records(&mut self) -> Vec<Record> {
+        let changes = std::mem::take(&mut self.changes);
+        let mut records = Vec::with_capacity(
+            changes.jobs.len()
+                + changes.environments.len()
+                + changes.queues.len()
+                + changes.definitions.len(),
+        );
+        for name in changes.environments {
+            records.push(match self.envs.get(&name) {
+                Some(slot) => Record::put(Table::ComputeEnvironments, &name, &slot.env),
+                None => Record::Delete {
+                    table: Table::ComputeEnvironments,
+                    key: name,
+                },
+            });
+        }
+        for name in changes.queues {
+            records.push(match self.queues.get(&name) {
+                Some(slot) => Record::put(Table::JobQueues, &name, &slot.queue),
+                None => Record::Delete {
+                    table: Table::JobQueues,
+                    key: name,
+                },
+            });
+        }
+        for (name, revision) in changes.definitions {
+            if let Some(definition) = self.revision(&name, revision) {
+                records.push(Record::put(
+                    Table::JobDefinitions,
+                    format!("{name}:{revision}"),
+                    definition,
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for id in &changes.jobs {
+            if seen.insert(id.as_str())
+                && let Some(job) = self.jobs.get(id)
+            {
+                records.push(Record::put(Table::Jobs, job_key(job), job));
+            }
+        }
+        records
+    }
+
+    /// Revision `revision` of definition `name`.
+    pub(crate) fn revision(&self, name: &str, revision: u32) -> Option<&JobDefinition> {
+        self.definitions
+            .get(name)?
+            .get((revision as usize).checked_sub(1)?)
+    }
+
+    /// Revision `revision` of definition `name`, to change it (noted as changed).
+    pub(crate) fn revision_mut(&mut self, name: &str, revision: u32) -> Option<&mut JobDefinition> {
+        let index = (revision as usize).checked_sub(1)?;
+        if self.definitions.get(name)?.get(index).is_none() {
+            return None;
+        }
+        self.touch_definition(name, revision);
+        self.definitions.get_mut(name)?.get_mut(index)
+    }
+
+    /// Makes a job RUNNABLE and puts it in its queue's line.
+    pub(crate) fn make_runnable(&mut self, id: &str) {
         let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
         job.status = JobStatus::Runnable;
+        self.requeue(id);
+        self.touch_job(id);
+    }
+
+    /// Puts a RUNNABLE job in its queue's line, as recovery finds it stored (nothing changed).
+    pub(crate) fn requeue(&mut self, id: &str) {
+        let Some(job) = self.jobs.get(id) else {
+            return;
+        };
         let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
         let key = (job.sequence, id.to_string());
         if let Some(slot) = self.queues.get_mut(&queue) {
             slot.runnable.insert(key);
         }
-        changed.push(id.to_string());
     }
 
     /// Marks a job FAILED (if it is not already over) without looking at who waits on it; call
     /// [`State::settle`] with the ids this returns.
-    pub(crate) fn fail_one(
-        &mut self,
-        id: &str,
-        reason: &str,
-        now: EpochMillis,
-        changed: &mut Vec<String>,
-    ) -> bool {
+    pub(crate) fn fail_one(&mut self, id: &str, reason: &str, now: EpochMillis) -> bool {
         let Some(job) = self.jobs.get_mut(id) else {
             return false;
         };
@@ -120,19 +229,14 @@ impl State {
         job.status_reason = Some(reason.to_string());
         job.stopped_at = Some(now);
         self.unmet.remove(id);
-        changed.push(id.to_string());
+        self.touch_job(id);
         true
     }
 
     /// Follows the consequences of jobs having ended: array parents complete when their last
     /// child does, dependents become runnable when all they wait on succeeded, or fail when one
     /// failed. A worklist, not recursion: a failing 10,000-child SEQUENTIAL array is a chain.
-    pub(crate) fn settle(
-        &mut self,
-        ended: Vec<String>,
-        now: EpochMillis,
-        changed: &mut Vec<String>,
-    ) {
+    pub(crate) fn settle(&mut self, ended: Vec<String>, now: EpochMillis) {
         let mut work: VecDeque<String> = ended.into();
         while let Some(id) = work.pop_front() {
             let Some(job) = self.jobs.get(&id) else {
@@ -167,7 +271,7 @@ impl State {
                             p.status = JobStatus::Failed;
                             p.status_reason = Some(format!("{failed} of {size} child jobs failed"));
                         }
-                        changed.push(parent.clone());
+                        self.touch_job(&parent);
                         work.push_back(parent);
                     }
                 }
@@ -185,15 +289,10 @@ impl State {
                             .get(&dependent)
                             .is_some_and(|j| j.status == JobStatus::Pending)
                         {
-                            self.make_runnable(&dependent, changed);
+                            self.make_runnable(&dependent);
                         }
                     }
-                } else if self.fail_one(
-                    &dependent,
-                    &format!("Dependent Job failed: {id}"),
-                    now,
-                    changed,
-                ) {
+                } else if self.fail_one(&dependent, &format!("Dependent Job failed: {id}"), now) {
                     work.push_back(dependent);
                 }
             }
@@ -211,4 +310,12 @@ impl State {
         }
         counts
     }
+}
+
+/// A job's key in the store: its submission sequence, zero-padded so keys sort as numbers.
+/// Jobs are only ever found by id in memory; on disk, keys in submission order put the
+/// records a burst of submits and completions touches on a few neighbouring B-tree pages,
+/// where random ids would dirty a page per job in every transaction.
+fn job_key(job: &Job) -> String {
+    format!("{:020}", job.sequence)
 }

@@ -1,5 +1,5 @@
-//! Pushing a module, whole ([`Batch::push_module`]) or as its bytes arrive
-//! ([`Batch::upload_module`]). Either way the bytes must be a runnable WASI program (they are
+//! Modules: listing and deleting them, and pushing one, whole ([`Batch::push_module`]) or as
+//! its bytes arrive ([`Batch::upload_module`]). Either way the bytes must be a runnable WASI program (they are
 //! compiled, so the module's first job starts warm), are stored by content, and only then does
 //! the name point at them. An upload goes to a file as it arrives, hashed on the way, so a
 //! server receiving many large modules holds none of them in memory; the one whole copy is the
@@ -170,5 +170,30 @@ fn discard(path: PathBuf) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => drop(runtime.spawn_blocking(remove)),
         Err(_) => remove(),
+    }
+}
+
+impl Batch {
+    /// Every named module.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        self.shared.modules.list()
+    }
+
+    /// One named module.
+    pub fn module(&self, name: &str) -> Option<ModuleInfo> {
+        self.shared.modules.get(name)
+    }
+
+    /// Removes a module name (and its bytes, where no other name uses them). Jobs that need it
+    /// later fail, saying so.
+    pub async fn delete_module(&self, name: &str) -> Result<ModuleInfo, BatchError> {
+        self.shared
+            .modules
+            .delete(name)
+            .await?
+            .ok_or_else(|| BatchError::NotFound {
+                what: "module",
+                name: name.to_string(),
+            })
     }
 }

@@ -2,7 +2,9 @@
 //! with AWS Batch's limits (names, retries, timeouts, arrays, dependencies, resources).
 
 use super::{
-    ArrayProperties, EvaluateOnExit, JobDependency, JobTimeout, ResourceRequirement, RetryStrategy,
+    ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType, CreateComputeEnvironment,
+    EvaluateOnExit, JobDependency, JobTimeout, KeyValuePair, RegisterJobDefinition,
+    ResourceRequirement, RetryStrategy,
 };
 
 /// A field with a value that is not allowed.
@@ -20,6 +22,217 @@ fn invalid<T>(field: impl Into<String>, problem: impl Into<String>) -> Result<T,
         field: field.into(),
         problem: problem.into(),
     })
+}
+
+/// `computeResources.type` values AWS Batch takes.
+const COMPUTE_RESOURCE_TYPES: [&str; 5] = [
+    "EC2",
+    "SPOT",
+    "FARGATE",
+    "FARGATE_SPOT",
+    "ECS_MANAGED_INSTANCES",
+];
+
+/// Members of RegisterJobDefinition for kinds of job wasmbatch does not run: refused by name,
+/// where they would otherwise be stored and never used.
+const UNSUPPORTED_PROPERTIES: [&str; 4] = [
+    "nodeProperties",
+    "ecsProperties",
+    "eksProperties",
+    "consumableResourceProperties",
+];
+
+/// CreateComputeEnvironment, on its own (the name's uniqueness is the state's to check).
+pub fn compute_environment(request: &CreateComputeEnvironment) -> Result<(), ValidationError> {
+    name("computeEnvironmentName", &request.compute_environment_name)?;
+    if let Some(resources) = &request.compute_resources {
+        if !COMPUTE_RESOURCE_TYPES.contains(&resources.kind.as_str()) {
+            return invalid(
+                "computeResources.type",
+                format!(
+                    "must be one of {COMPUTE_RESOURCE_TYPES:?}, got {:?}",
+                    resources.kind
+                ),
+            );
+        }
+        if let Some(min) = resources.minv_cpus.filter(|min| *min > resources.maxv_cpus) {
+            return invalid(
+                "computeResources.minvCpus",
+                format!("{min} is more than maxvCpus {}", resources.maxv_cpus),
+            );
+        }
+    } else if request.kind == ComputeEnvironmentType::Managed {
+        return invalid(
+            "computeResources",
+            "is required for a MANAGED compute environment",
+        );
+    }
+    if request.memory_mib == Some(0) {
+        return invalid("memoryMib", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// A job queue's priority: 0 to 1000.
+pub fn priority(priority: i32) -> Result<(), ValidationError> {
+    if !(0..=1000).contains(&priority) {
+        return invalid(
+            "priority",
+            format!("must be between 0 and 1000, got {priority}"),
+        );
+    }
+    Ok(())
+}
+
+/// A queue's environments: one to three, each `order` once (whether they exist is the
+/// state's to check).
+pub fn compute_environment_order(order: &[ComputeEnvironmentOrder]) -> Result<(), ValidationError> {
+    if order.is_empty() || order.len() > 3 {
+        return invalid(
+            "computeEnvironmentOrder",
+            format!("must list 1 to 3 compute environments, got {}", order.len()),
+        );
+    }
+    for (i, entry) in order.iter().enumerate() {
+        if order[..i].iter().any(|o| o.order == entry.order) {
+            return invalid(
+                format!("computeEnvironmentOrder[{i}].order"),
+                format!("order {} is given twice", entry.order),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A module reference: `name` or `name@sha256:<64 hex>`.
+pub fn image(field: &str, image: &str) -> Result<(), ValidationError> {
+    let (module, digest) = match image.split_once('@') {
+        Some((module, digest)) => (module, Some(digest)),
+        None => (image, None),
+    };
+    name(field, module).map_err(|e| ValidationError {
+        field: e.field,
+        problem: format!(
+            "module reference {image:?} must be NAME or NAME@sha256:<hex>: {}",
+            e.problem
+        ),
+    })?;
+    if let Some(digest) = digest
+        && crate::engine::Digest::parse(digest).is_none()
+    {
+        return invalid(field, format!("{digest:?} is not sha256:<64 hex digits>"));
+    }
+    Ok(())
+}
+
+/// Environment variables for a guest.
+pub fn environment(field: &str, environment: &[KeyValuePair]) -> Result<(), ValidationError> {
+    for (i, pair) in environment.iter().enumerate() {
+        // A NUL would cut the variable short: WASI hands it over as a NUL-terminated string.
+        if pair.value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return invalid(
+                format!("{field}[{i}].value"),
+                "must not contain a NUL character",
+            );
+        }
+        match &pair.name {
+            Some(name)
+                if !name.is_empty()
+                    && !name.contains(['=', '\0'])
+                    && !name.starts_with("AWS_BATCH") => {}
+            Some(name) if name.starts_with("AWS_BATCH") => {
+                return invalid(
+                    format!("{field}[{i}].name"),
+                    format!("{name:?}: names starting with AWS_BATCH are reserved"),
+                );
+            }
+            other => {
+                return invalid(
+                    format!("{field}[{i}].name"),
+                    format!("must be a non-empty name without '=' or NUL, got {other:?}"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RegisterJobDefinition, on its own; `max_memory_mib` is the most memory a job may have here.
+pub fn job_definition(
+    request: &RegisterJobDefinition,
+    max_memory_mib: u64,
+) -> Result<(), ValidationError> {
+    name("jobDefinitionName", &request.job_definition_name)?;
+    if request.kind != "container" {
+        return invalid(
+            "type",
+            format!(
+                "only \"container\" job definitions are supported, got {:?}",
+                request.kind
+            ),
+        );
+    }
+    if let Some(member) = UNSUPPORTED_PROPERTIES
+        .into_iter()
+        .find(|m| request.extra.contains_key(*m))
+    {
+        return invalid(
+            member,
+            "is not supported: wasmbatch runs container jobs; use containerProperties",
+        );
+    }
+    if let Some(priority) = request.extra.get("schedulingPriority") {
+        let Some(priority) = priority.as_i64() else {
+            return invalid(
+                "schedulingPriority",
+                format!("must be a whole number, got {priority}"),
+            );
+        };
+        scheduling_priority("schedulingPriority", priority)?;
+    }
+    parameters("parameters", &request.parameters)?;
+    tags("tags", &request.tags)?;
+    let Some(container) = &request.container_properties else {
+        return invalid("containerProperties", "is required");
+    };
+    command("containerProperties.command", &container.command)?;
+    match &container.image {
+        Some(module) => image("containerProperties.image", module)?,
+        None => {
+            return invalid(
+                "containerProperties.image",
+                "is required: the module to run",
+            );
+        }
+    }
+    let wanted = resources(
+        "containerProperties.resourceRequirements",
+        &container.resource_requirements,
+    )?;
+    if let Some(memory) = wanted.memory_mib.filter(|&m| m > max_memory_mib) {
+        let i = container
+            .resource_requirements
+            .iter()
+            .position(|r| r.kind == "MEMORY")
+            .unwrap_or_default();
+        return invalid(
+            format!("containerProperties.resourceRequirements[{i}].value"),
+            format!("MEMORY {memory} MiB is more than a job may have here, {max_memory_mib} MiB"),
+        );
+    }
+    environment("containerProperties.environment", &container.environment)?;
+    volumes(
+        "containerProperties",
+        &container.volumes,
+        &container.mount_points,
+    )?;
+    if let Some(retry) = &request.retry_strategy {
+        retry_strategy(retry)?;
+    }
+    if let Some(limit) = &request.timeout {
+        timeout(limit)?;
+    }
+    Ok(())
 }
 
 /// Most dependencies a job may have.

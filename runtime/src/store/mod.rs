@@ -8,6 +8,8 @@
 //! they were sent. Callers await [`Store::write`], which resolves only after the commit that
 //! includes their records.
 
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod ledger;
 
 use std::path::Path;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 pub(crate) use ledger::StoredLedger;
 
@@ -130,21 +132,86 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("storage read failed: {0}")]
     Read(String),
+    /// A commit failed earlier, so the store takes no more writes until the service is
+    /// restarted (fail-stop): nothing is acknowledged that a crash could lose.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The writer thread is gone (the store is shutting down).
     #[error("the store is closed")]
     Closed,
 }
 
 struct WriteRequest {
+    /// Its place in the order of writes: the writer commits tickets in increasing order.
+    ticket: u64,
     records: Vec<Record>,
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+enum Message {
+    Write(WriteRequest),
+    /// Commit what came before, release the database and end the writer thread.
+    Close(oneshot::Sender<()>),
+}
+
+/// How far the writer has got, for those waiting on a ticket and on the service's health.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    /// Every write with a ticket up to this one is committed.
+    pub(crate) through: u64,
+    /// Why the store stopped taking writes, once a commit failed (fail-stop: redb answers every
+    /// write after a failed one with `PreviousIo`, so nothing after it can be made durable).
+    pub(crate) failed: Option<String>,
+    /// The writer has ended ([`Store::close`]).
+    pub(crate) closed: bool,
+}
+
+/// How a [`Store`] is opened.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreConfig {
+    /// Most changes waiting for their commit at once (see [`Store::queue_slot`]).
+    pub(crate) max_pending_changes: usize,
+    /// Faults to inject into the database file's IO (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Option<Arc<faults::StorageFaults>>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_pending_changes: DEFAULT_MAX_PENDING_CHANGES,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
+        }
+    }
+}
+
+/// The default of [`StoreConfig::max_pending_changes`]: far more than the writer's group needs to
+/// stay full at 128 concurrent callers, far less than would hold a meaningful share of memory.
+pub(crate) const DEFAULT_MAX_PENDING_CHANGES: usize = 4096;
+
+/// The sending half of the writer's channel with the ticket counter, under one lock so that
+/// tickets are handed out in the order requests enter the channel.
+struct Sending {
+    writes: mpsc::Sender<Message>,
+    last_ticket: u64,
+}
+
+struct Inner {
+    /// Taken by [`Store::close`]; readers clone the handle for the length of one read.
+    db: std::sync::Mutex<Option<Arc<Database>>>,
+    sending: std::sync::Mutex<Sending>,
+    progress: watch::Sender<Progress>,
+    /// One permit per change waiting for its commit: callers wait for one before they change
+    /// anything, so a flood of requests waits at the door instead of growing the writer's queue.
+    pending: Arc<tokio::sync::Semaphore>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Handle to the database and its writer thread. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Store {
-    db: Arc<Database>,
-    writes: mpsc::Sender<WriteRequest>,
+    inner: Arc<Inner>,
 }
 
 /// Most write requests folded into one transaction.
@@ -156,9 +223,15 @@ const MAX_GROUP: usize = 8192;
 const CACHE_BYTES: usize = 16 << 20;
 
 impl Store {
+    /// [`Store::open_with`] the default settings.
+    #[cfg(test)]
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, &StoreConfig::default())
+    }
+
     /// Opens (or creates) the database and starts the writer thread. Blocking: call it off the
     /// async workers.
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open_with(path: &Path, config: &StoreConfig) -> Result<Self, StoreError> {
         let open_error = |e: &dyn std::fmt::Display| StoreError::Open {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -175,62 +248,52 @@ impl Store {
             Err(e) => return Err(open_error(&e)),
         }
         let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&e))?;
+        #[cfg(feature = "fault-injection")]
+        let db = match &config.faults {
+            Some(faults) => redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(faults::FaultyBackend::new(backend, faults.clone())),
+            None => redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(backend),
+        }
+        .map_err(|e| open_error(&e))?;
+        #[cfg(not(feature = "fault-injection"))]
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create_with_backend(backend)
             .map_err(|e| open_error(&e))?;
-        // Check the format, then create every table up front (upgrading an older format is
-        // only that: its missing tables start empty) so readers never meet a missing one.
-        let txn = db.begin_write().map_err(|e| open_error(&e))?;
-        let fresh = txn
-            .list_tables()
-            .map_err(|e| open_error(&e))?
-            .next()
-            .is_none();
-        {
-            let mut meta = txn.open_table(META).map_err(|e| open_error(&e))?;
-            let found = meta
-                .get(FORMAT_KEY)
-                .map_err(|e| open_error(&e))?
-                .map(|v| v.value());
-            match found {
-                Some(found) if found > FORMAT_VERSION => {
-                    return Err(StoreError::NewerFormat {
-                        path: path.display().to_string(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Some(FORMAT_VERSION) => {}
-                None if fresh => {
-                    meta.insert(FORMAT_KEY, FORMAT_VERSION)
-                        .map_err(|e| open_error(&e))?;
-                }
-                older => {
-                    tracing::info!(
-                        path = %path.display(),
-                        from = older.unwrap_or(1),
-                        to = FORMAT_VERSION,
-                        "upgrading the store's format"
-                    );
-                    meta.insert(FORMAT_KEY, FORMAT_VERSION)
-                        .map_err(|e| open_error(&e))?;
-                }
-            }
-        }
-        for table in Table::ALL {
-            txn.open_table(table.definition())
-                .map_err(|e| open_error(&e))?;
-        }
-        txn.commit().map_err(|e| open_error(&e))?;
+        check_format(&db, path).map_err(|e| match e {
+            FormatError::Newer(found) => StoreError::NewerFormat {
+                path: path.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            },
+            FormatError::Redb(e) => open_error(&e),
+        })?;
         let db = Arc::new(db);
         let (writes, requests) = mpsc::channel();
+        let (progress, _) = watch::channel(Progress::default());
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let writer_progress = progress.clone();
+        let writer = std::thread::Builder::new()
             .name("wasmbatch-store".into())
-            .spawn(move || write_loop(&writer_db, &requests))
+            .spawn(move || write_loop(writer_db, &requests, &writer_progress))
             .map_err(|e| open_error(&e))?;
-        Ok(Self { db, writes })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db: std::sync::Mutex::new(Some(db)),
+                sending: std::sync::Mutex::new(Sending {
+                    writes,
+                    last_ticket: 0,
+                }),
+                progress,
+                pending: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_pending_changes.max(1),
+                )),
+                writer: std::sync::Mutex::new(Some(writer)),
+            }),
+        })
     }
 
     /// Writes `records` in one transaction with whatever else is waiting, and resolves once it
@@ -241,18 +304,15 @@ impl Store {
 
     /// Hands `records` to the writer now and returns a future for their commit. Sending while
     /// holding the lock that guards the changed state keeps the store's order of writes the
-    /// same as the order of the changes.
+    /// same as the order of the changes. Refused at once once a commit has failed.
     pub(crate) fn send(
         &self,
         records: Vec<Record>,
     ) -> impl Future<Output = Result<(), StoreError>> + use<> {
         let (done, committed) = oneshot::channel();
-        let sent = self.writes.send(WriteRequest {
-            records,
-            done: Some(done),
-        });
+        let sent = self.enqueue(records, Some(done));
         async move {
-            sent.map_err(|_| StoreError::Closed)?;
+            sent?;
             committed.await.map_err(|_| StoreError::Closed)?
         }
     }
@@ -260,10 +320,146 @@ impl Store {
     /// Queues `records` behind every write sent before, without waiting for the commit. For
     /// records whose loss in a crash is already accounted for by recovery.
     pub(crate) fn write_behind(&self, records: Vec<Record>) {
-        let _ = self.writes.send(WriteRequest {
-            records,
-            done: None,
-        });
+        let _ = self.enqueue(records, None);
+    }
+
+    fn enqueue(
+        &self,
+        records: Vec<Record>,
+        done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    ) -> Result<u64, StoreError> {
+        self.writable()?;
+        let mut sending = self.inner.sending.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = sending.last_ticket + 1;
+        sending
+            .writes
+            .send(Message::Write(WriteRequest {
+                ticket,
+                records,
+                done,
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        sending.last_ticket = ticket;
+        Ok(ticket)
+    }
+
+    /// `Ok` while the store takes writes; why not once a commit failed or it was closed.
+    pub(crate) fn writable(&self) -> Result<(), StoreError> {
+        let progress = self.inner.progress.borrow();
+        match &progress.failed {
+            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+            None if progress.closed => Err(StoreError::Closed),
+            None => Ok(()),
+        }
+    }
+
+    /// The ticket of the latest write handed to the writer: once it is committed, so is every
+    /// write sent before it.
+    pub(crate) fn last_sent(&self) -> u64 {
+        self.inner
+            .sending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_ticket
+    }
+
+    /// Resolves once the write with `ticket`, and so every write before it, is committed; fails
+    /// if the store fails or closes first.
+    pub(crate) async fn committed(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut progress = self.inner.progress.subscribe();
+        let progress = progress
+            .wait_for(|p| p.through >= ticket || p.failed.is_some() || p.closed)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        if progress.through >= ticket {
+            Ok(())
+        } else if let Some(reason) = &progress.failed {
+            Err(StoreError::Unavailable(reason.clone()))
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+
+    /// A place in the writer's queue for one change, held until the change is committed. Waits
+    /// while [`StoreConfig::max_pending_changes`] changes are waiting for theirs.
+    pub(crate) async fn queue_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        self.inner
+            .pending
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Why the store takes no writes, once a commit has failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.inner.progress.borrow().failed.clone()
+    }
+
+    /// Resolves once a commit has failed (never, while the store works).
+    pub(crate) async fn failed(&self) -> String {
+        let mut progress = self.inner.progress.subscribe();
+        match progress.wait_for(|p| p.failed.is_some()).await {
+            Ok(p) => p.failed.clone().unwrap_or_default(),
+            // The writer cannot drop its sender before the store: only after `close`.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Commits what was sent before, ends the writer thread (joined) and releases the database
+    /// file, so the same data dir can be opened again at once. Later writes fail with
+    /// [`StoreError::Closed`].
+    pub(crate) async fn close(&self) {
+        let db = self
+            .inner
+            .db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let (done, closed) = oneshot::channel();
+        let sent = self
+            .inner
+            .sending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .writes
+            .send(Message::Close(done));
+        if sent.is_ok() {
+            let _ = closed.await;
+        }
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // The handle is dropped off the async workers: joining blocks, and so may the last
+        // reader's release of the file.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(writer) = writer {
+                let _ = writer.join();
+            }
+            let Some(mut db) = db else { return };
+            // A read in flight holds a clone for as long as it reads.
+            for _ in 0..1000 {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => return drop(db),
+                    Err(shared) => db = shared,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            tracing::warn!("a read still holds the database after close; it is released when done");
+        })
+        .await;
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.inner
+            .db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
     }
 
     /// Every record of `table`, key and decoded value. Blocking.
@@ -272,7 +468,8 @@ impl Store {
         table: Table,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(|e| read(&e))?;
         let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
         let mut out = Vec::new();
         for entry in opened.iter().map_err(|e| read(&e))? {
@@ -294,7 +491,8 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(|e| read(&e))?;
         let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
         let mut out = Vec::new();
         for entry in opened.range(prefix..).map_err(|e| read(&e))? {
@@ -308,23 +506,100 @@ impl Store {
     }
 }
 
-fn write_loop(db: &Database, requests: &mpsc::Receiver<WriteRequest>) {
+enum FormatError {
+    Newer(u64),
+    Redb(redb::Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for FormatError {
+    fn from(e: E) -> Self {
+        FormatError::Redb(e.into())
+    }
+}
+
+/// Checks the format, then creates every table up front (upgrading an older format is only
+/// that: its missing tables start empty) so readers never meet a missing one.
+fn check_format(db: &Database, path: &Path) -> Result<(), FormatError> {
+    let txn = db.begin_write()?;
+    let fresh = txn.list_tables()?.next().is_none();
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(FORMAT_KEY)?.map(|v| v.value());
+        match found {
+            Some(found) if found > FORMAT_VERSION => return Err(FormatError::Newer(found)),
+            Some(FORMAT_VERSION) => {}
+            None if fresh => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
+            }
+            older => {
+                tracing::info!(
+                    path = %path.display(),
+                    from = older.unwrap_or(1),
+                    to = FORMAT_VERSION,
+                    "upgrading the store's format"
+                );
+                meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
+            }
+        }
+    }
+    for table in Table::ALL {
+        txn.open_table(table.definition())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn write_loop(
+    db: Arc<Database>,
+    requests: &mpsc::Receiver<Message>,
+    progress: &watch::Sender<Progress>,
+) {
+    let mut failed: Option<String> = None;
     while let Ok(first) = requests.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        let mut group = Vec::new();
+        let mut close = None;
+        match first {
+            Message::Write(write) => group.push(write),
+            Message::Close(done) => close = Some(done),
+        }
+        while close.is_none() && group.len() < MAX_GROUP {
             match requests.try_recv() {
-                Ok(more) => group.push(more),
+                Ok(Message::Write(write)) => group.push(write),
+                Ok(Message::Close(done)) => close = Some(done),
                 Err(_) => break,
             }
         }
-        let result = commit(db, &group).map_err(|e| {
-            tracing::error!("storage write of {} requests failed: {e}", group.len());
-            StoreError::Write(e.to_string())
-        });
-        for request in group {
-            if let Some(done) = request.done {
-                let _ = done.send(result.clone());
+        if let Some(last) = group.last() {
+            let last = last.ticket;
+            let result = match &failed {
+                // redb refuses every write after a failed one; say why, not `PreviousIo`.
+                Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+                None => commit(&db, &group).map_err(|e| {
+                    let reason = e.to_string();
+                    // Logged once: every later write is refused with this reason, unlogged.
+                    tracing::error!(
+                        "storage write of {} requests failed; taking no more changes: {reason}",
+                        group.len()
+                    );
+                    failed = Some(reason.clone());
+                    progress.send_modify(|p| p.failed = Some(reason.clone()));
+                    StoreError::Write(reason)
+                }),
+            };
+            if result.is_ok() {
+                progress.send_modify(|p| p.through = last);
             }
+            for request in group {
+                if let Some(done) = request.done {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+        if let Some(done) = close {
+            drop(db);
+            progress.send_modify(|p| p.closed = true);
+            let _ = done.send(());
+            return;
         }
     }
 }
@@ -382,14 +657,10 @@ mod tests {
                 }])
                 .await
                 .unwrap();
+            store.close().await;
         }
-        // The writer thread of the first handle may still hold the file; wait for it to go.
-        let store = loop {
-            match Store::open(&path) {
-                Ok(store) => break store,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            }
-        };
+        // Closed means released: the file opens again at once.
+        let store = Store::open(&path).unwrap();
         let jobs: Vec<(String, u32)> = store.load(Table::Jobs).unwrap();
         assert_eq!(jobs.len(), 499);
         assert_eq!(jobs[0], ("job-000".to_string(), 0));
@@ -421,7 +692,7 @@ mod tests {
     }
 
     fn format_of(store: &Store) -> Option<u64> {
-        let txn = store.db.begin_read().unwrap();
+        let txn = store.db().unwrap().begin_read().unwrap();
         let meta = txn.open_table(META).unwrap();
         meta.get(FORMAT_KEY).unwrap().map(|v| v.value())
     }
@@ -513,5 +784,30 @@ mod tests {
             .unwrap();
         let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
         assert_eq!(jobs, [("a".to_string(), "SUCCEEDED".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_writes_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        store.close().await;
+        let error = store.write(Vec::new()).await.unwrap_err();
+        assert!(matches!(error, StoreError::Closed), "{error}");
+        assert!(matches!(
+            store.load::<u32>(Table::Jobs),
+            Err(StoreError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_ticket_resolves_once_its_write_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        store.write_behind(vec![Record::put(Table::Jobs, "a", &"RUNNING")]);
+        let ticket = store.last_sent();
+        assert_eq!(ticket, 1);
+        store.committed(ticket).await.unwrap();
+        let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
+        assert_eq!(jobs, [("a".to_string(), "RUNNING".to_string())]);
     }
 }

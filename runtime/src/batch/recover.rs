@@ -2,6 +2,8 @@
 //! attempt that was running when the previous process died is recorded as failed ("the host
 //! restarted"), then retried if its job has attempts left, else the job is FAILED.
 
+use std::collections::HashSet;
+
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{
     Attempt, ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus,
@@ -75,6 +77,8 @@ pub(crate) fn load(
             }
         }
     }
+    // Counted as children that ended by settle() below, so not again in the arrays' counts.
+    let ended_here: HashSet<String> = ended.iter().cloned().collect();
     let order: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
     state.jobs = jobs
         .into_iter()
@@ -92,7 +96,11 @@ pub(crate) fn load(
                 let size = job.array_properties.and_then(|a| a.size).unwrap_or(0);
                 let (mut ok, mut failed) = (0, 0);
                 for index in 0..size {
-                    match state.jobs.get(&format!("{id}:{index}")).map(|c| c.status) {
+                    let child = format!("{id}:{index}");
+                    if ended_here.contains(&child) {
+                        continue;
+                    }
+                    match state.jobs.get(&child).map(|c| c.status) {
                         Some(JobStatus::Succeeded) => ok += 1,
                         Some(JobStatus::Failed) => failed += 1,
                         _ => {}
@@ -186,5 +194,83 @@ fn interrupt(job: &mut Job, now: EpochMillis) {
             job.status_reason = Some(HOST_RESTARTED.into());
             job.stopped_at = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An array parent `p` of `children.len()` children, each in the status given, one attempt
+    /// each; a running child started at 500.
+    fn array(children: &[&str]) -> Vec<Job> {
+        let job = |id: String, sequence: u64, status: &str, array: serde_json::Value| -> Job {
+            let mut job = json!({
+                "jobId": id, "jobArn": id, "jobName": "p",
+                "jobQueue": "arn:aws:batch:r:a:job-queue/q",
+                "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
+                "status": status, "createdAt": 0, "sequence": sequence,
+                "arrayProperties": array
+            });
+            if status == "RUNNING" {
+                job["startedAt"] = json!(500);
+            }
+            serde_json::from_value(job).unwrap()
+        };
+        let size = children.len() as u32;
+        let mut jobs = vec![job("p".into(), 1, "PENDING", json!({"size": size}))];
+        for (index, status) in children.iter().enumerate() {
+            let array = json!({"index": index});
+            jobs.push(job(format!("p:{index}"), 2 + index as u64, status, array));
+        }
+        jobs
+    }
+
+    /// The state recovered from a store that holds `jobs` as a killed process left them.
+    async fn recovered(jobs: Vec<Job>) -> State {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut before = State::empty();
+        let ids: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+        before.jobs = jobs
+            .into_iter()
+            .map(|j| (j.job_id.clone(), Box::new(j)))
+            .collect();
+        store.write(records(&before, &ids)).await.unwrap();
+        let (state, _) = load(&BatchConfig::new(dir.path()), &store, 1_000).unwrap();
+        state
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_array_child_with_no_attempts_left_is_counted_once() {
+        let state = recovered(array(&["RUNNING", "RUNNABLE"])).await;
+        let child = &state.jobs["p:0"];
+        assert_eq!(child.status, JobStatus::Failed);
+        assert_eq!(child.attempts.len(), 1);
+        assert_eq!(child.attempts[0].reason.as_deref(), Some("HostRestarted"));
+        assert_eq!(
+            state.jobs["p"].status,
+            JobStatus::Pending,
+            "child 1 has still to run"
+        );
+        assert_eq!(state.array_done["p"], (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_array_whose_last_children_are_interrupted_ends_with_a_true_count() {
+        let state = recovered(array(&["SUCCEEDED", "RUNNING", "RUNNING"])).await;
+        let parent = &state.jobs["p"];
+        assert_eq!(parent.status, JobStatus::Failed);
+        assert_eq!(
+            parent.status_reason.as_deref(),
+            Some("2 of 3 child jobs failed")
+        );
+        assert!(
+            !state.array_done.contains_key("p"),
+            "an ended array has no counts left: {:?}",
+            state.array_done
+        );
     }
 }

@@ -169,7 +169,9 @@ pub(crate) fn load(
 fn interrupt(job: &mut Job, now: EpochMillis) {
     let number = job.attempts.len() as u32 + 1;
     job.attempts.push(Attempt {
-        started_at: job.started_at,
+        // A job's startedAt is set when an attempt starts running and kept until the next one
+        // does: an attempt cut short while STARTING never ran, whatever an earlier one did.
+        started_at: job.started_at.filter(|_| job.status == JobStatus::Running),
         stopped_at: Some(now),
         exit_code: None,
         reason: Some("HostRestarted".into()),
@@ -256,6 +258,27 @@ mod tests {
             "child 1 has still to run"
         );
         assert_eq!(state.array_done["p"], (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_cut_short_while_starting_did_not_run() {
+        // Attempt 1 failed after running from 500; attempt 2 was still STARTING at the kill.
+        let mut jobs = array(&["STARTING", "RUNNABLE"]);
+        jobs[1].started_at = Some(500);
+        jobs[1].attempts.push(Attempt {
+            started_at: Some(500),
+            stopped_at: Some(600),
+            exit_code: Some(1),
+            ..Attempt::default()
+        });
+        jobs[1].retry_strategy = serde_json::from_value(json!({"attempts": 3})).unwrap();
+        let state = recovered(jobs).await;
+        let child = &state.jobs["p:0"];
+        assert_eq!(child.status, JobStatus::Runnable, "one attempt is left");
+        assert_eq!(child.attempts.len(), 2);
+        assert_eq!(child.attempts[1].reason.as_deref(), Some("HostRestarted"));
+        assert_eq!(child.attempts[1].started_at, None, "{child:#?}");
+        assert_eq!(child.attempts[1].stopped_at, Some(1_000));
     }
 
     #[tokio::test]

@@ -2,6 +2,8 @@
 //! attempt that was running when the previous process died is recorded as failed ("the host
 //! restarted"), then retried if its job has attempts left, else the job is FAILED.
 
+use std::collections::HashSet;
+
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{
     Attempt, ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus,
@@ -75,6 +77,8 @@ pub(crate) fn load(
             }
         }
     }
+    // Counted as children that ended by settle() below, so not again in the arrays' counts.
+    let ended_here: HashSet<String> = ended.iter().cloned().collect();
     let order: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
     state.jobs = jobs
         .into_iter()
@@ -94,7 +98,11 @@ pub(crate) fn load(
                 let size = job.array_properties.and_then(|a| a.size).unwrap_or(0);
                 let (mut ok, mut failed) = (0, 0);
                 for index in 0..size {
-                    match state.jobs.get(&format!("{id}:{index}")).map(|c| c.status) {
+                    let child = format!("{id}:{index}");
+                    if ended_here.contains(&child) {
+                        continue;
+                    }
+                    match state.jobs.get(&child).map(|c| c.status) {
                         Some(JobStatus::Succeeded) => ok += 1,
                         Some(JobStatus::Failed) => failed += 1,
                         _ => {}
@@ -158,7 +166,9 @@ pub(crate) fn load(
 fn interrupt(job: &mut Job, now: EpochMillis) {
     let number = job.attempts.len() as u32 + 1;
     job.attempts.push(Attempt {
-        started_at: job.started_at,
+        // A job's startedAt is set when an attempt starts running and kept until the next one
+        // does: an attempt cut short while STARTING never ran, whatever an earlier one did.
+        started_at: job.started_at.filter(|_| job.status == JobStatus::Running),
         stopped_at: Some(now),
         exit_code: None,
         reason: Some("HostRestarted".into()),
@@ -183,5 +193,103 @@ fn interrupt(job: &mut Job, now: EpochMillis) {
             job.status_reason = Some(HOST_RESTARTED.into());
             job.stopped_at = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An array parent `p` of `children.len()` children, each in the status given, one attempt
+    /// each; a running child started at 500.
+    fn array(children: &[&str]) -> Vec<Job> {
+        let job = |id: String, sequence: u64, status: &str, array: serde_json::Value| -> Job {
+            let mut job = json!({
+                "jobId": id, "jobArn": id, "jobName": "p",
+                "jobQueue": "arn:aws:batch:r:a:job-queue/q",
+                "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
+                "status": status, "createdAt": 0, "sequence": sequence,
+                "arrayProperties": array
+            });
+            if status == "RUNNING" {
+                job["startedAt"] = json!(500);
+            }
+            serde_json::from_value(job).unwrap()
+        };
+        let size = children.len() as u32;
+        let mut jobs = vec![job("p".into(), 1, "PENDING", json!({"size": size}))];
+        for (index, status) in children.iter().enumerate() {
+            let array = json!({"index": index});
+            jobs.push(job(format!("p:{index}"), 2 + index as u64, status, array));
+        }
+        jobs
+    }
+
+    /// The state recovered from a store that holds `jobs` as a killed process left them.
+    async fn recovered(jobs: Vec<Job>) -> State {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut before = State::empty();
+        for job in jobs {
+            before.touch_job(&job.job_id);
+            before.jobs.insert(job.job_id.clone(), Box::new(job));
+        }
+        store.write(before.take_records()).await.unwrap();
+        let (state, _) = load(&BatchConfig::new(dir.path()), &store, 1_000).unwrap();
+        state
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_array_child_with_no_attempts_left_is_counted_once() {
+        let state = recovered(array(&["RUNNING", "RUNNABLE"])).await;
+        let child = &state.jobs["p:0"];
+        assert_eq!(child.status, JobStatus::Failed);
+        assert_eq!(child.attempts.len(), 1);
+        assert_eq!(child.attempts[0].reason.as_deref(), Some("HostRestarted"));
+        assert_eq!(
+            state.jobs["p"].status,
+            JobStatus::Pending,
+            "child 1 has still to run"
+        );
+        assert_eq!(state.array_done["p"], (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_cut_short_while_starting_did_not_run() {
+        // Attempt 1 failed after running from 500; attempt 2 was still STARTING at the kill.
+        let mut jobs = array(&["STARTING", "RUNNABLE"]);
+        jobs[1].started_at = Some(500);
+        jobs[1].attempts.push(Attempt {
+            started_at: Some(500),
+            stopped_at: Some(600),
+            exit_code: Some(1),
+            ..Attempt::default()
+        });
+        jobs[1].retry_strategy = serde_json::from_value(json!({"attempts": 3})).unwrap();
+        let state = recovered(jobs).await;
+        let child = &state.jobs["p:0"];
+        assert_eq!(child.status, JobStatus::Runnable, "one attempt is left");
+        assert_eq!(child.attempts.len(), 2);
+        assert_eq!(child.attempts[1].reason.as_deref(), Some("HostRestarted"));
+        assert_eq!(child.attempts[1].started_at, None, "{child:#?}");
+        assert_eq!(child.attempts[1].stopped_at, Some(1_000));
+    }
+
+    #[tokio::test]
+    async fn an_array_whose_last_children_are_interrupted_ends_with_a_true_count() {
+        let state = recovered(array(&["SUCCEEDED", "RUNNING", "RUNNING"])).await;
+        let parent = &state.jobs["p"];
+        assert_eq!(parent.status, JobStatus::Failed);
+        assert_eq!(
+            parent.status_reason.as_deref(),
+            Some("2 of 3 child jobs failed")
+        );
+        assert!(
+            !state.array_done.contains_key("p"),
+            "an ended array has no counts left: {:?}",
+            state.array_done
+        );
     }
 }

@@ -257,8 +257,14 @@ impl State {
                 }
                 let (ok, failed) = *done;
                 if ok + failed >= size {
+                    // The counts say the array is done; its children say whether it is, so a
+                    // child counted twice cannot end the parent while others still run (issue
+                    // 14). Once per array while the counts are true; a wrong one is put right.
+                    let (ok, failed, all_ended) = self.children_ended(&parent, size);
                     self.array_done.remove(&parent);
-                    if let Some(p) = self
+                    if !all_ended {
+                        self.array_done.insert(parent, (ok, failed));
+                    } else if let Some(p) = self
                         .jobs
                         .get_mut(&parent)
                         .filter(|p| !p.status.is_terminal())
@@ -299,6 +305,24 @@ impl State {
         }
     }
 
+    /// How many of array `parent`'s `size` children have succeeded and failed, and whether
+    /// every one of them has ended.
+    fn children_ended(&self, parent: &str, size: u32) -> (u32, u32, bool) {
+        let (mut ok, mut failed, mut all_ended) = (0, 0, true);
+        for index in 0..size {
+            match self
+                .jobs
+                .get(&format!("{parent}:{index}"))
+                .map(|c| c.status)
+            {
+                Some(JobStatus::Succeeded) => ok += 1,
+                Some(JobStatus::Failed) => failed += 1,
+                _ => all_ended = false,
+            }
+        }
+        (ok, failed, all_ended)
+    }
+
     /// Counts of an array parent's children by status.
     pub(crate) fn array_summary(&self, parent: &Job) -> BTreeMap<JobStatus, u32> {
         let mut counts = BTreeMap::new();
@@ -318,4 +342,58 @@ impl State {
 /// where random ids would dirty a page per job in every transaction.
 fn job_key(job: &Job) -> String {
     format!("{:020}", job.sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn insert(state: &mut State, id: &str, status: &str, array: serde_json::Value) {
+        let job: Job = serde_json::from_value(json!({
+            "jobId": id, "jobArn": id, "jobName": "p",
+            "jobQueue": "arn:aws:batch:r:a:job-queue/q",
+            "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
+            "status": status, "createdAt": 0, "arrayProperties": array
+        }))
+        .unwrap();
+        state.jobs.insert(id.into(), Box::new(job));
+    }
+
+    #[test]
+    fn a_parent_whose_counts_run_ahead_of_its_children_waits_for_them() {
+        let mut state = State::empty();
+        insert(&mut state, "p", "PENDING", json!({"size": 2}));
+        insert(&mut state, "p:0", "FAILED", json!({"index": 0}));
+        insert(&mut state, "p:1", "RUNNABLE", json!({"index": 1}));
+        // Child 0 already counted, as a double count would have it, and now reported as ended.
+        state.array_done.insert("p".into(), (0, 1));
+        state.settle(vec!["p:0".into()], 10);
+        assert_eq!(state.jobs["p"].status, JobStatus::Pending, "child 1 runs");
+        assert_eq!(state.array_done["p"], (0, 1), "the count is put right");
+
+        state.jobs.get_mut("p:1").unwrap().status = JobStatus::Succeeded;
+        state.take_records();
+        state.settle(vec!["p:1".into()], 20);
+        let parent = &state.jobs["p"];
+        assert_eq!(parent.status, JobStatus::Failed);
+        assert_eq!(
+            parent.status_reason.as_deref(),
+            Some("1 of 2 child jobs failed")
+        );
+        assert_eq!(parent.stopped_at, Some(20));
+        let written: Vec<String> = state
+            .take_records()
+            .into_iter()
+            .map(|r| match r {
+                Record::Put { table, value, .. } => {
+                    assert_eq!(table, Table::Jobs);
+                    serde_json::from_slice::<Job>(&value).unwrap().job_id
+                }
+                Record::Delete { key, .. } => panic!("deleted {key}"),
+            })
+            .collect();
+        assert_eq!(written, ["p"], "the parent's end is what is written");
+    }
 }

@@ -78,7 +78,7 @@ pub use engine::{
     HostDir, JobModule, KillSwitch, LOG_EVENT_OVERHEAD, Limits, LoadError, MemoryLedger,
     ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
-pub use logs::{LOG_GROUP, LogEvent};
+pub use logs::{LOG_GROUP, LogBounds, LogEvent};
 pub use model::arn::ResourceKind;
 pub use modules::ModuleInfo;
 pub use store::StoreError;

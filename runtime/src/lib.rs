@@ -76,10 +76,10 @@ pub use batch::{Batch, BatchConfig, BatchError, Health, JobPage, LogFollower, Mo
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,
     DiscardOutput, Executor, ExecutorConfig, ExecutorError, ExitStatus, Failure, FailureKind,
-    HostDir, JobModule, KillSwitch, Limits, LoadError, MemoryLedger, ModuleKind, Outcome,
-    OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
+    HostDir, JobModule, KillSwitch, LOG_EVENT_OVERHEAD, Limits, LoadError, MemoryLedger,
+    ModuleKind, Outcome, OutputSink, SCRATCH_GUEST_PATH, StreamKind, StreamStats,
 };
-pub use logs::{LOG_GROUP, LogEvent};
+pub use logs::{LOG_GROUP, LogBounds, LogEvent};
 pub use model::arn::ResourceKind;
 pub use modules::ModuleInfo;
 pub use store::StoreError;

@@ -1,10 +1,13 @@
 //! Each attempt's output as CloudWatch-style log events. Lines from the executor get a
 //! timestamp and are kept in memory while the attempt runs, so followers see them at once; they
 //! are written to redb in chunks through the store's writer, so a crash loses at most the last
-//! unwritten chunk. A stream is named `<definitionName>/default/<jobId>-<attempt>`, in log group
-//! `/aws/batch/job`.
+//! unwritten chunk. Every chunk but a stream's last holds [`CHUNK`] events, so reading events
+//! `a..b` (a GetLogEvents page, a follower catching up) reads only the chunks that hold them, and
+//! a stream's length is found from its last chunk. A stream is named
+//! `<definitionName>/default/<jobId>-<attempt>`, in log group `/aws/batch/job`.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +32,38 @@ pub(crate) fn stream_name(definition_name: &str, job_id: &str, attempt: usize) -
 /// The log group every job logs to, as in AWS Batch.
 pub const LOG_GROUP: &str = "/aws/batch/job";
 
-/// Events written per chunk record.
+/// Events written per chunk record. A chunk is written when it fills (and the rest when the
+/// attempt ends), so event `i` of a stream is event `i % CHUNK` of chunk `i / CHUNK`, in the
+/// format every version has written.
 const CHUNK: usize = 256;
+
+/// Most events a follower is handed at once, so one catching up with a long stream holds a
+/// bounded part of it.
+const FOLLOW_BATCH: usize = 16 * CHUNK;
+
+/// The store's key of chunk `n` of the log kept under `key`: ordered as the chunks are.
+fn chunk_key(key: &str, n: usize) -> String {
+    format!("{key}{n:010}")
+}
+
+/// The chunk number in a chunk key of the log kept under `key`.
+fn chunk_number(key: &str, chunk_key: &str) -> Result<usize, StoreError> {
+    chunk_key
+        .strip_prefix(key)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StoreError::Read(format!("{chunk_key:?} is not a chunk key of {key:?}")))
+}
+
+/// How long a stream is, and which of its events a time window holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBounds {
+    /// Events in the stream so far; indexes run from 0, in the order they were written.
+    pub len: usize,
+    /// The events written at or after the window's start and before its end (all of them when
+    /// no window was given). Timestamps come from the host's clock in the order lines were
+    /// written, so they do not decrease unless the clock is stepped back.
+    pub window: Range<usize>,
+}
 
 /// One line of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +164,7 @@ impl Logs {
         }
         let record = Record::put(
             Table::LogChunks,
-            format!("{key}{:010}", log.written / CHUNK),
+            chunk_key(key, log.written / CHUNK),
             &chunk,
         );
         if chunk.len() >= CHUNK {
@@ -172,18 +205,134 @@ impl Logs {
         Ok(chunks.into_iter().flatten().collect())
     }
 
-    /// Events from index `from` on, and whether more may come; waits while the stream is live
-    /// and has nothing new.
-    pub(crate) async fn follow(
+    /// How many events a stream has so far. Blocking when the stream is no longer live: reads
+    /// its last chunk.
+    pub(crate) fn len(&self, key: &str) -> Result<usize, StoreError> {
+        if let Some(log) = self.lock().get(key) {
+            return Ok(log.events.len());
+        }
+        let last: Option<(String, Vec<serde::de::IgnoredAny>)> =
+            self.store.load_last(Table::LogChunks, key)?;
+        match last {
+            None => Ok(0),
+            Some((last, events)) => Ok(chunk_number(key, &last)? * CHUNK + events.len()),
+        }
+    }
+
+    /// The events of a stream at indexes `range` (as far as the stream reaches). Blocking when
+    /// the stream is no longer live: reads only the chunks that hold them.
+    pub(crate) fn range(
         &self,
+        key: &str,
+        range: Range<usize>,
+    ) -> Result<Vec<LogEvent>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(log) = self.lock().get(key) {
+            let len = log.events.len();
+            return Ok(log.events[range.start.min(len)..range.end.min(len)].to_vec());
+        }
+        let first = range.start / CHUNK;
+        let chunks = (range.end - 1) / CHUNK - first + 1;
+        let stored: Vec<(String, Vec<LogEvent>)> =
+            self.store
+                .load_from(Table::LogChunks, key, &chunk_key(key, first), chunks)?;
+        let mut out = Vec::with_capacity(range.len().min(chunks * CHUNK));
+        for (chunk, events) in stored {
+            // Placed by their chunk's number, not their count, so a chunk lost to a failed
+            // write leaves a gap rather than shifting every later event.
+            let start = chunk_number(key, &chunk)? * CHUNK;
+            out.extend(
+                events
+                    .into_iter()
+                    .zip(start..)
+                    .filter(|(_, index)| range.contains(index))
+                    .map(|(event, _)| event),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The first index (of a stream of `len` events) whose event was written at or after
+    /// `time`, or `len`. Blocking when the stream is no longer live: a binary search over the
+    /// chunks, reading about log2(len / CHUNK) of them.
+    pub(crate) fn index_at(
+        &self,
+        key: &str,
+        len: usize,
+        time: EpochMillis,
+    ) -> Result<usize, StoreError> {
+        if let Some(log) = self.lock().get(key) {
+            let len = len.min(log.events.len());
+            return Ok(log.events[..len].partition_point(|e| e.timestamp < time));
+        }
+        let chunk = |n: usize| -> Result<Vec<LogEvent>, StoreError> {
+            let found: Vec<(String, Vec<LogEvent>)> =
+                self.store
+                    .load_from(Table::LogChunks, key, &chunk_key(key, n), 1)?;
+            Ok(found
+                .into_iter()
+                .find(|(k, _)| *k == chunk_key(key, n))
+                .map(|(_, events)| events)
+                .unwrap_or_default())
+        };
+        // The first chunk that starts at or after `time` (a missing chunk counts as earlier);
+        // the index sought is in the chunk before it, or is that chunk's start.
+        let (mut low, mut high) = (0, len.div_ceil(CHUNK));
+        while low < high {
+            let middle = (low + high) / 2;
+            let starts_before = chunk(middle)?.first().is_none_or(|e| e.timestamp < time);
+            if starts_before {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        if low == 0 {
+            return Ok(0);
+        }
+        let before = chunk(low - 1)?;
+        let within = before.partition_point(|e| e.timestamp < time);
+        Ok(((low - 1) * CHUNK + within).min(len))
+    }
+
+    /// The length of a stream and the indexes of its events in `[start, end)` (epoch ms).
+    /// Blocking when the stream is no longer live.
+    pub(crate) fn bounds(
+        &self,
+        key: &str,
+        start: Option<EpochMillis>,
+        end: Option<EpochMillis>,
+    ) -> Result<LogBounds, StoreError> {
+        let len = self.len(key)?;
+        let at = |time: Option<EpochMillis>, otherwise: usize| match time {
+            Some(time) => self.index_at(key, len, time),
+            None => Ok(otherwise),
+        };
+        let from = at(start, 0)?;
+        let to = at(end, len)?.max(from);
+        Ok(LogBounds {
+            len,
+            window: from..to,
+        })
+    }
+
+    /// Events from index `from` on (at most [`FOLLOW_BATCH`]), and whether more may come;
+    /// waits while the stream is live and has nothing new. A stream no longer live is read
+    /// from the store on the blocking pool.
+    pub(crate) async fn follow(
+        self: &Arc<Self>,
         key: &str,
         from: usize,
     ) -> Result<(Vec<LogEvent>, bool), StoreError> {
         // Something new, or the end: the events from `from` on and whether more may come.
         let ready = |log: &Live| {
             (log.events.len() > from || log.ended).then(|| {
-                let new = log.events.get(from..).map(<[LogEvent]>::to_vec);
-                (new.unwrap_or_default(), !log.ended)
+                let len = log.events.len();
+                let to = len.min(from.saturating_add(FOLLOW_BATCH));
+                let new = log.events.get(from..to).map(<[LogEvent]>::to_vec);
+                (new.unwrap_or_default(), !log.ended || to < len)
             })
         };
         loop {
@@ -206,9 +355,14 @@ impl Logs {
                 notified.await;
             }
         }
-        let all = self.events(key)?;
-        let new = all.get(from..).map(<[LogEvent]>::to_vec);
-        Ok((new.unwrap_or_default(), false))
+        let logs = self.clone();
+        let key = key.to_string();
+        let to = from.saturating_add(FOLLOW_BATCH);
+        let events = tokio::task::spawn_blocking(move || logs.range(&key, from..to))
+            .await
+            .map_err(|e| StoreError::Read(e.to_string()))??;
+        let more = events.len() == FOLLOW_BATCH;
+        Ok((events, more))
     }
 }
 
@@ -256,5 +410,140 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((rest.len(), more), (10, false));
+    }
+
+    const KEY: &str = "00000000000000000007-0001-";
+
+    /// A finished stream of `events` events, each stamped with its index as its time, written
+    /// through a live log as an attempt writes it.
+    async fn finished_stream(events: usize) -> (Arc<Logs>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Arc::new(Logs::new(Store::open(&dir.path().join("db")).unwrap()));
+        logs.open(KEY);
+        {
+            let mut live = logs.lock();
+            let log = live.get_mut(KEY).unwrap();
+            for i in 0..events {
+                log.events.push(LogEvent {
+                    timestamp: i as EpochMillis,
+                    message: format!("line {i}"),
+                    ingestion_time: i as EpochMillis,
+                });
+                if log.events.len() - log.written >= CHUNK {
+                    logs.write_chunk(KEY, log);
+                }
+            }
+        }
+        logs.finish(KEY);
+        while logs.lock().contains_key(KEY) {
+            tokio::task::yield_now().await;
+        }
+        (logs, dir)
+    }
+
+    fn messages(events: &[LogEvent]) -> Vec<String> {
+        events.iter().map(|e| e.message.clone()).collect()
+    }
+
+    fn lines(range: Range<usize>) -> Vec<String> {
+        range.map(|i| format!("line {i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_stored_stream_is_read_a_range_at_a_time() {
+        let len = CHUNK * 5 + 17;
+        let (logs, _dir) = finished_stream(len).await;
+        assert_eq!(logs.len(KEY).unwrap(), len);
+        for range in [
+            0..1,
+            0..100,
+            CHUNK - 1..CHUNK + 1,
+            CHUNK * 2..CHUNK * 4,
+            len - 5..len,
+        ] {
+            assert_eq!(
+                messages(&logs.range(KEY, range.clone()).unwrap()),
+                lines(range)
+            );
+        }
+        assert_eq!(
+            messages(&logs.range(KEY, len - 2..len + 100).unwrap()),
+            lines(len - 2..len)
+        );
+        assert!(logs.range(KEY, len..len + 10).unwrap().is_empty());
+        assert_eq!(logs.len("00000000000000000008-0001-").unwrap(), 0);
+        // Each event lies where its index says, even with a chunk lost before it.
+        logs.store
+            .write(vec![Record::Delete {
+                table: Table::LogChunks,
+                key: chunk_key(KEY, 1),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(
+            messages(&logs.range(KEY, CHUNK - 2..CHUNK * 2 + 2).unwrap()),
+            [lines(CHUNK - 2..CHUNK), lines(CHUNK * 2..CHUNK * 2 + 2)].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_time_window_is_found_by_searching_the_chunks() {
+        let len = CHUNK * 9 + 3;
+        let (logs, _dir) = finished_stream(len).await;
+        for (start, end, window) in [
+            (None, None, 0..len),
+            (Some(0), Some(1), 0..1),
+            (Some(300), Some(301), 300..301),
+            (Some(CHUNK as EpochMillis), None, CHUNK..len),
+            (None, Some(CHUNK as EpochMillis * 3), 0..CHUNK * 3),
+            (Some(len as EpochMillis), None, len..len),
+            (Some(500), Some(400), 500..500),
+        ] {
+            let bounds = logs.bounds(KEY, start, end).unwrap();
+            assert_eq!(bounds, LogBounds { len, window }, "{start:?}..{end:?}");
+        }
+    }
+
+    /// Chunks as every earlier version wrote them (the JSON of a list of events, keyed by the
+    /// log key and a ten-digit chunk number) are read as they are: no upgrade is needed.
+    #[tokio::test]
+    async fn chunks_written_by_earlier_versions_are_read_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let chunk = |n: usize, count: usize| {
+            let events: Vec<String> = (0..count)
+                .map(|i| {
+                    let i = n * CHUNK + i;
+                    format!(r#"{{"timestamp":{i},"message":"line {i}","ingestionTime":{i}}}"#)
+                })
+                .collect();
+            Record::Put {
+                table: Table::LogChunks,
+                key: format!("{KEY}{n:010}"),
+                value: format!("[{}]", events.join(",")).into_bytes(),
+            }
+        };
+        store
+            .write(vec![chunk(0, CHUNK), chunk(1, CHUNK), chunk(2, 5)])
+            .await
+            .unwrap();
+        let logs = Logs::new(store);
+        assert_eq!(logs.len(KEY).unwrap(), CHUNK * 2 + 5);
+        assert_eq!(
+            messages(&logs.range(KEY, CHUNK * 2..CHUNK * 2 + 5).unwrap()),
+            lines(CHUNK * 2..CHUNK * 2 + 5)
+        );
+        assert_eq!(logs.index_at(KEY, CHUNK * 2 + 5, 300).unwrap(), 300);
+    }
+
+    #[tokio::test]
+    async fn a_follower_catching_up_gets_bounded_batches_until_the_end() {
+        let len = FOLLOW_BATCH + 10;
+        let (logs, _dir) = finished_stream(len).await;
+        let (first, more) = logs.follow(KEY, 0).await.unwrap();
+        assert_eq!((first.len(), more), (FOLLOW_BATCH, true));
+        let (rest, more) = logs.follow(KEY, FOLLOW_BATCH).await.unwrap();
+        assert_eq!(messages(&rest), lines(FOLLOW_BATCH..len));
+        assert!(!more);
     }
 }

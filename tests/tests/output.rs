@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wasmbatch_runtime::{AttemptSpec, ExitStatus, KillSwitch, StreamKind};
+use wasmbatch_runtime::{AttemptSpec, ExitStatus, KillSwitch, LOG_EVENT_OVERHEAD, StreamKind};
 use wasmbatch_tests::{CollectedOutput, executor, executor_with, guests};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,8 +96,12 @@ async fn past_the_cap_output_is_truncated_with_a_marker_and_the_guest_finishes()
             marker,
             "[wasmbatch: stdout truncated after 4096 bytes; later output is dropped]"
         );
-        let kept: usize = lines[..lines.len() - 1].iter().map(|l| l.len() + 1).sum();
-        assert!(kept <= 4096 + 1 && kept > 4000, "kept {kept} bytes");
+        // Counted as the cap counts: each line's bytes and its per-event overhead.
+        let kept: u64 = lines[..lines.len() - 1]
+            .iter()
+            .map(|l| l.len() as u64 + LOG_EVENT_OVERHEAD)
+            .sum();
+        assert!(kept <= 4096 && kept > 4096 - 64, "kept {kept} bytes");
         assert_eq!(lines[0], "out line 0");
         assert!(outcome.stdout.truncated);
         let total: u64 = (0..100_000u64)
@@ -105,5 +109,45 @@ async fn past_the_cap_output_is_truncated_with_a_marker_and_the_guest_finishes()
             .sum();
         assert_eq!(outcome.stdout.bytes_written, total);
         assert!(!outcome.stderr.truncated);
+    }
+}
+
+/// Issue 14: 8 MiB of `\n` per stream is 16 million empty lines, each an event that costs far
+/// more than its one byte. The line cap keeps 100,000 of them per stream and says so.
+#[tokio::test]
+async fn a_flood_of_empty_lines_is_bounded_by_the_line_cap() {
+    let (executor, _dir) = executor();
+    let cap = executor.config().output_cap_events as usize;
+    let output = CollectedOutput::new();
+    let spec = AttemptSpec {
+        args: vec!["newlines".into(), (8 << 20).to_string()],
+        output: output.sink(),
+        ..AttemptSpec::default()
+    };
+    let outcome = executor
+        .run_wasm(guests::bytes(guests::wasip1::NEWLINES), spec)
+        .await;
+    assert_eq!(
+        outcome.status,
+        ExitStatus::Exited(0),
+        "not killed by the cap"
+    );
+    for (stream, stats) in [
+        (StreamKind::Stdout, outcome.stdout),
+        (StreamKind::Stderr, outcome.stderr),
+    ] {
+        let lines = output.of(stream);
+        assert_eq!(
+            lines.len(),
+            cap + 1,
+            "{stream}: the kept lines and the marker"
+        );
+        assert!(lines[..cap].iter().all(String::is_empty));
+        assert_eq!(
+            lines[cap],
+            format!("[wasmbatch: {stream} truncated after {cap} lines; later output is dropped]")
+        );
+        assert_eq!(stats.bytes_written, 8 << 20);
+        assert!(stats.truncated);
     }
 }

@@ -3,7 +3,9 @@
 //!   Logs_20140328.GetLogEvents`), so `aws logs get-log-events --log-group-name /aws/batch/job
 //!   --log-stream-name …` prints a job's output. Tokens are `f/<index>` and `b/<index>`, and
 //!   only tokens this handler could have issued for the stream are accepted ([`Page::of`]):
-//!   a token or a limit is the caller's input and indexes into the stream.
+//!   a token or a limit is the caller's input and indexes into the stream. A page reads the
+//!   stream's length and then only the events it returns (the runtime keeps them in chunks of
+//!   fixed size, so an index names a chunk and an offset in it), never the whole stream.
 //! - For people and our CLI, `GET /v1/jobs/{jobId}/logs?attempt=N&follow=true`: plain text, one
 //!   line per event; with `follow`, a chunked response that grows as the guest writes and ends
 //!   with the attempt (or, without `attempt`, goes through every attempt from the first and ends
@@ -39,6 +41,12 @@ struct GetLogEvents {
     limit: Option<i64>,
     #[serde(default)]
     next_token: Option<String>,
+    /// Epoch ms: only events at or after it.
+    #[serde(default)]
+    start_time: Option<i64>,
+    /// Epoch ms: only events before it.
+    #[serde(default)]
+    end_time: Option<i64>,
 }
 
 /// An error in the JSON 1.1 protocol's shape: `{"__type": …, "message": …}`.
@@ -103,12 +111,17 @@ pub(crate) async fn dispatch(
             "The specified log stream does not exist.".into(),
         );
     }
-    let events = match batch.log_events(&request.log_stream_name).await {
-        Ok(events) => events,
+    let stream = &request.log_stream_name;
+    let bounds = match batch
+        .log_bounds(stream, request.start_time, request.end_time)
+        .await
+    {
+        Ok(bounds) => bounds,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let Page { from, to } = match Page::of(
-        events.len(),
+        bounds.len,
+        bounds.window,
         request.next_token.as_deref(),
         request.limit,
         request.start_from_head.unwrap_or(false),
@@ -116,7 +129,12 @@ pub(crate) async fn dispatch(
         Ok(page) => page,
         Err(problem) => return logs_error("InvalidParameterException", problem),
     };
-    let page: Vec<_> = events[from..to]
+    // The stream only grows, so the page found from its length a moment ago is still in it.
+    let events = match batch.log_range(stream, from..to).await {
+        Ok(events) => events,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let page: Vec<_> = events
         .iter()
         .map(|e| json!({ "timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingestion_time }))
         .collect();
@@ -137,12 +155,16 @@ struct Page {
 }
 
 impl Page {
-    /// The page a call asks for in a stream of `len` events, or what is wrong with the call (as
-    /// the message of an InvalidParameterException). A forward page starts at its token, a
-    /// backward page ends at it; without a token the first page is the head or, by default as
-    /// in CloudWatch, the tail.
+    /// The page a call asks for in a stream of `len` events of which `window` lie in the
+    /// call's time window, or what is wrong with the call (as the message of an
+    /// InvalidParameterException). A forward page starts at its token, a backward page ends at
+    /// it, each kept within the window; without a token the first page is the window's head
+    /// or, by default as in CloudWatch, its tail. A token at or past the window's end (or
+    /// before its start, going back) gives an empty page and comes back unchanged, which is how
+    /// callers know they have read everything.
     fn of(
         len: usize,
+        window: std::ops::Range<usize>,
         token: Option<&str>,
         limit: Option<i64>,
         start_from_head: bool,
@@ -156,24 +178,31 @@ impl Page {
                 ));
             }
         };
+        let (low, high) = (window.start.min(len), window.end.min(len));
         // Every bound below is at most `len`, so no sum overflows and no slice is out of range.
         Ok(
             match token.map(|token| Token::parse(token, len)).transpose()? {
-                Some(Token::Forward(from)) => Page {
-                    from,
-                    to: from + limit.min(len - from),
-                },
-                Some(Token::Backward(to)) => Page {
-                    from: to.saturating_sub(limit),
-                    to,
-                },
+                Some(Token::Forward(at)) => {
+                    let from = at.max(low);
+                    Page {
+                        from,
+                        to: from + limit.min(high.saturating_sub(from)),
+                    }
+                }
+                Some(Token::Backward(at)) => {
+                    let to = at.min(high);
+                    Page {
+                        from: to.saturating_sub(limit).max(low).min(to),
+                        to,
+                    }
+                }
                 None if start_from_head => Page {
-                    from: 0,
-                    to: limit.min(len),
+                    from: low,
+                    to: low + limit.min(high - low),
                 },
                 None => Page {
-                    from: len.saturating_sub(limit),
-                    to: len,
+                    from: high.saturating_sub(limit).max(low),
+                    to: high,
                 },
             },
         )
@@ -314,8 +343,50 @@ mod tests {
     use super::*;
 
     fn page(len: usize, token: Option<&str>, limit: Option<i64>, head: bool) -> (usize, usize) {
-        let page = Page::of(len, token, limit, head).unwrap();
+        windowed(len, 0..len, token, limit, head)
+    }
+
+    fn windowed(
+        len: usize,
+        window: std::ops::Range<usize>,
+        token: Option<&str>,
+        limit: Option<i64>,
+        head: bool,
+    ) -> (usize, usize) {
+        let page = Page::of(len, window, token, limit, head).unwrap();
         (page.from, page.to)
+    }
+
+    #[test]
+    fn pages_keep_within_the_time_window_and_end_with_the_same_token() {
+        let window = || 10..20;
+        assert_eq!(windowed(25, window(), None, Some(4), true), (10, 14));
+        assert_eq!(windowed(25, window(), None, Some(4), false), (16, 20));
+        assert_eq!(windowed(25, window(), Some("f/0"), Some(4), true), (10, 14));
+        assert_eq!(
+            windowed(25, window(), Some("f/18"), Some(4), true),
+            (18, 20)
+        );
+        // At or past the window's end the page is empty where the token points: the same
+        // token comes back, and the caller stops.
+        assert_eq!(
+            windowed(25, window(), Some("f/20"), Some(4), true),
+            (20, 20)
+        );
+        assert_eq!(
+            windowed(25, window(), Some("f/23"), Some(4), true),
+            (23, 23)
+        );
+        assert_eq!(
+            windowed(25, window(), Some("b/12"), Some(4), false),
+            (10, 12)
+        );
+        assert_eq!(windowed(25, window(), Some("b/5"), Some(4), false), (5, 5));
+        assert_eq!(
+            windowed(25, window(), Some("b/25"), Some(4), false),
+            (16, 20)
+        );
+        assert_eq!(windowed(25, 25..25, None, None, false), (25, 25));
     }
 
     #[test]
@@ -351,7 +422,7 @@ mod tests {
             "",
             "f/1/2",
         ] {
-            let error = Page::of(25, Some(token), Some(1), false).unwrap_err();
+            let error = Page::of(25, 0..25, Some(token), Some(1), false).unwrap_err();
             assert!(error.contains("nextToken is invalid"), "{token:?}: {error}");
         }
     }
@@ -359,7 +430,7 @@ mod tests {
     #[test]
     fn limits_are_between_1_and_10000() {
         for limit in [0, -1, 10_001, i64::MIN, i64::MAX] {
-            let error = Page::of(25, None, Some(limit), false).unwrap_err();
+            let error = Page::of(25, 0..25, None, Some(limit), false).unwrap_err();
             assert!(error.contains(&format!("'{limit}' at 'limit'")), "{error}");
         }
         assert_eq!(page(25, None, Some(1), true), (0, 1));

@@ -299,8 +299,51 @@ impl Batch {
         )
     }
 
-    /// Events of a stream from index `from` on, waiting while the attempt runs and has written
-    /// nothing new; the flag says whether more may come (false once the attempt has ended).
+    /// How many events a log stream has so far, and which of them were written at or after
+    /// `start_time` and before `end_time` (epoch ms; either may be open). A stream that does not
+    /// exist is empty. Reads at most a few chunks (the last, and a binary search per time
+    /// given), on the blocking pool.
+    pub async fn log_bounds(
+        &self,
+        stream: &str,
+        start_time: Option<EpochMillis>,
+        end_time: Option<EpochMillis>,
+    ) -> Result<crate::logs::LogBounds, BatchError> {
+        let Some(key) = self.log_key(stream) else {
+            return Ok(crate::logs::LogBounds {
+                len: 0,
+                window: 0..0,
+            });
+        };
+        let shared = self.shared.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || shared.logs.bounds(&key, start_time, end_time))
+                .await
+                .map_err(|e| StoreError::Read(e.to_string()))??,
+        )
+    }
+
+    /// The events of a log stream at indexes `range` (from 0, in the order written; as far as
+    /// the stream reaches), reading only the chunks that hold them, on the blocking pool.
+    pub async fn log_range(
+        &self,
+        stream: &str,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<crate::logs::LogEvent>, BatchError> {
+        let Some(key) = self.log_key(stream) else {
+            return Ok(Vec::new());
+        };
+        let shared = self.shared.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || shared.logs.range(&key, range))
+                .await
+                .map_err(|e| StoreError::Read(e.to_string()))??,
+        )
+    }
+
+    /// Events of a stream from index `from` on (a bounded batch of them), waiting while the
+    /// attempt runs and has written nothing new; the flag says whether more may come (false
+    /// once the attempt has ended and every event was handed out).
     pub async fn follow_log(
         &self,
         stream: &str,

@@ -29,8 +29,14 @@ pub struct ExecutorConfig {
     /// How often the epoch advances: the granularity of timeouts and kills for a spinning guest,
     /// and how often it yields to other tasks.
     pub epoch_tick: Duration,
-    /// Bytes kept per output stream per attempt; later output is dropped after a marker line.
+    /// Bytes kept per output stream per attempt, each line counted as its length plus
+    /// [`LOG_EVENT_OVERHEAD`](crate::LOG_EVENT_OVERHEAD) (as CloudWatch counts a batch); later
+    /// output is dropped after a marker line.
     pub output_cap_bytes: u64,
+    /// Lines kept per output stream per attempt; later output is dropped after a marker line.
+    /// A kept line costs memory while the attempt runs and a stored record after, whatever its
+    /// length (about 100 bytes for an empty one), so short lines are bounded by their number.
+    pub output_cap_events: u64,
     /// Keep each attempt's scratch directory after it ends (for debugging).
     pub keep_scratch: bool,
     /// Compilations that may run at once, each on its own thread of the blocking pool (one
@@ -61,6 +67,10 @@ impl ExecutorConfig {
             fuel_metering: true,
             epoch_tick: Duration::from_millis(1),
             output_cap_bytes: 8 << 20,
+            // The two caps meet at lines of about 58 bytes (8 MiB / 100,000 - 26): ordinary
+            // output is bounded by bytes, a flood of short lines by this count, at about 10 MB
+            // of memory and store per stream. Ten GetLogEvents pages of the largest size.
+            output_cap_events: 100_000,
             keep_scratch: false,
             max_concurrent_compiles: 2,
             // 100,000 empty functions take ~6.5 s to compile on 2 cores (release build); large

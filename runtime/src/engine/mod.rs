@@ -38,12 +38,12 @@ pub use error::{ExecutorError, LoadError};
 pub use ledger::{ArtifactDigest, ArtifactLedger, MemoryLedger};
 pub use module_cache::{CacheStats, Digest, JobModule, ModuleKind};
 pub use outcome::{ExitStatus, Failure, FailureKind, Outcome};
-pub use output::{DiscardOutput, OutputSink, StreamKind, StreamStats};
+pub use output::{DiscardOutput, LOG_EVENT_OVERHEAD, OutputSink, StreamKind, StreamStats};
 
 use limits::MemoryLimiter;
 use module_cache::{ModuleCache, Pre};
 use outcome::{AttemptEnd, Interruption};
-use output::CapturedStream;
+use output::{CapturedStream, OutputCap};
 use scratch::{Scratch, ScratchDirs};
 use wasi::{AttemptState, Linkers, P2Wasi};
 
@@ -190,7 +190,10 @@ impl Executor {
                 );
             }
         };
-        let cap = self.inner.config.output_cap_bytes;
+        let cap = OutputCap {
+            bytes: self.inner.config.output_cap_bytes,
+            events: self.inner.config.output_cap_events,
+        };
         let stdout = CapturedStream::new(StreamKind::Stdout, spec.output.clone(), cap);
         let stderr = CapturedStream::new(StreamKind::Stderr, spec.output.clone(), cap);
         let mut wasi = match wasi_builder(&spec, &scratch, &stdout, &stderr) {

@@ -1,7 +1,7 @@
 //! A guest's stdout and stderr: captured as they are written, split into lines, handed to the
-//! caller's [`OutputSink`] at once (so logs can be followed live), and capped per stream. Past
-//! the cap the rest is dropped after one marker line; the guest is not killed and its writes
-//! still succeed, as they would to a full log that rotates away.
+//! caller's [`OutputSink`] at once (so logs can be followed live), and capped per stream by bytes
+//! and by lines. Past either cap the rest is dropped after one marker line; the guest is not
+//! killed and its writes still succeed, as they would to a full log that rotates away.
 
 use std::io;
 use std::pin::Pin;
@@ -69,6 +69,20 @@ pub struct StreamStats {
     pub truncated: bool,
 }
 
+/// What each line costs against the byte cap on top of its own bytes, as CloudWatch counts 26
+/// bytes per event toward a batch's size. Every kept line is an event that the log keeps in
+/// memory and in the store whatever its length, so a flood of empty lines must not be free.
+pub const LOG_EVENT_OVERHEAD: u64 = 26;
+
+/// How much of one stream is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutputCap {
+    /// Bytes kept, each line counted as its length plus [`LOG_EVENT_OVERHEAD`].
+    pub(crate) bytes: u64,
+    /// Lines kept.
+    pub(crate) events: u64,
+}
+
 /// Longest line handed to the sink in one piece; a guest that never writes `\n` must not make
 /// the host buffer without bound.
 const MAX_LINE: usize = 64 * 1024;
@@ -77,8 +91,10 @@ const MAX_LINE: usize = 64 * 1024;
 struct Capture {
     kind: StreamKind,
     sink: Arc<dyn OutputSink>,
-    cap: u64,
-    kept: u64,
+    cap: OutputCap,
+    /// Bytes kept so far, counted as the cap counts them.
+    kept_bytes: u64,
+    kept_events: u64,
     stats: StreamStats,
     partial: Vec<u8>,
 }
@@ -86,46 +102,73 @@ struct Capture {
 impl Capture {
     fn write(&mut self, mut bytes: &[u8]) {
         self.stats.bytes_written += bytes.len() as u64;
-        if self.stats.truncated {
-            return;
-        }
-        let room = self.cap - self.kept;
-        let over_cap = bytes.len() as u64 > room;
-        if over_cap {
-            bytes = &bytes[..room as usize];
-        }
-        self.kept += bytes.len() as u64;
-        while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&bytes[..newline]);
-            self.emit_partial();
-            bytes = &bytes[newline + 1..];
-        }
-        self.partial.extend_from_slice(bytes);
-        while self.partial.len() >= MAX_LINE {
-            let rest = self.partial.split_off(MAX_LINE);
-            self.emit_partial();
-            self.partial = rest;
-        }
-        if over_cap {
-            self.stats.truncated = true;
-            self.finish();
-            let marker = format!(
-                "[wasmbatch: {} truncated after {} bytes; later output is dropped]",
-                self.kind, self.cap
-            );
-            self.sink.line(self.kind, &marker);
+        // Piece by piece, so a line never grows past MAX_LINE here and a guest past the cap
+        // costs only the counting.
+        while !bytes.is_empty() && !self.stats.truncated {
+            if self.partial.len() >= MAX_LINE {
+                // A full piece goes out; a newline right after it ends that same line.
+                if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
+                }
+                self.emit_partial();
+                continue;
+            }
+            let window = &bytes[..bytes.len().min(MAX_LINE - self.partial.len())];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(newline) => {
+                    self.partial.extend_from_slice(&window[..newline]);
+                    bytes = &bytes[newline + 1..];
+                    self.emit_partial();
+                }
+                None => {
+                    self.partial.extend_from_slice(window);
+                    bytes = &bytes[window.len()..];
+                }
+            }
         }
     }
 
+    /// Hands the line in `partial` to the sink, or, past a cap, what fits of it and the marker.
     fn emit_partial(&mut self) {
+        if self.kept_events >= self.cap.events {
+            return self.truncate(format!("{} lines", self.cap.events));
+        }
+        let left = self.cap.bytes.saturating_sub(self.kept_bytes);
+        if self.partial.len() as u64 + LOG_EVENT_OVERHEAD > left {
+            // What fits of the line is kept, so the cap never hides a whole line's start.
+            let room = left.saturating_sub(LOG_EVENT_OVERHEAD);
+            if room > 0 {
+                self.partial.truncate(room as usize);
+                self.send_partial();
+            }
+            return self.truncate(format!("{} bytes", self.cap.bytes));
+        }
+        self.send_partial();
+    }
+
+    fn send_partial(&mut self) {
+        self.kept_bytes += self.partial.len() as u64 + LOG_EVENT_OVERHEAD;
+        self.kept_events += 1;
         let line = String::from_utf8_lossy(&self.partial);
         self.sink.line(self.kind, &line);
         self.partial.clear();
     }
 
+    /// Ends the stream's kept output with the marker; what the guest writes later is counted
+    /// and dropped.
+    fn truncate(&mut self, after: String) {
+        self.stats.truncated = true;
+        self.partial = Vec::new();
+        let marker = format!(
+            "[wasmbatch: {} truncated after {after}; later output is dropped]",
+            self.kind
+        );
+        self.sink.line(self.kind, &marker);
+    }
+
     /// Hands over a last line that had no `\n`.
     fn finish(&mut self) {
-        if !self.partial.is_empty() {
+        if !self.partial.is_empty() && !self.stats.truncated {
             self.emit_partial();
         }
     }
@@ -137,12 +180,13 @@ impl Capture {
 pub(crate) struct CapturedStream(Arc<Mutex<Capture>>);
 
 impl CapturedStream {
-    pub(crate) fn new(kind: StreamKind, sink: Arc<dyn OutputSink>, cap: u64) -> Self {
+    pub(crate) fn new(kind: StreamKind, sink: Arc<dyn OutputSink>, cap: OutputCap) -> Self {
         Self(Arc::new(Mutex::new(Capture {
             kind,
             sink,
             cap,
-            kept: 0,
+            kept_bytes: 0,
+            kept_events: 0,
             stats: StreamStats::default(),
             partial: Vec::new(),
         })))
@@ -224,7 +268,14 @@ impl AsyncWrite for CapturedStream {
 mod tests {
     use super::*;
 
-    fn capture(cap: u64) -> (CapturedStream, Arc<Mutex<Vec<String>>>) {
+    fn capture(bytes: u64) -> (CapturedStream, Arc<Mutex<Vec<String>>>) {
+        capture_with(OutputCap {
+            bytes,
+            events: u64::MAX,
+        })
+    }
+
+    fn capture_with(cap: OutputCap) -> (CapturedStream, Arc<Mutex<Vec<String>>>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let seen = lines.clone();
         let sink = move |_: StreamKind, line: &str| seen.lock().unwrap().push(line.to_string());
@@ -254,17 +305,17 @@ mod tests {
 
     #[test]
     fn past_the_cap_output_is_dropped_after_one_marker() {
-        let (stream, lines) = capture(10);
+        // Room for "0123456" (7 + 26) and 4 bytes of the next line (4 + 26).
+        let (stream, lines) = capture(2 * LOG_EVENT_OVERHEAD + 11);
         stream.write(b"0123456\n89abcdef\n");
         stream.write(b"more\n");
         let stats = stream.finish();
         let lines = lines.lock().unwrap();
-        assert_eq!(lines[..2], ["0123456", "89"]);
+        assert_eq!(lines[..2], ["0123456", "89ab"]);
         assert_eq!(lines.len(), 3);
-        assert!(
-            lines[2].contains("stdout truncated after 10 bytes"),
-            "{}",
-            lines[2]
+        assert_eq!(
+            lines[2],
+            "[wasmbatch: stdout truncated after 63 bytes; later output is dropped]"
         );
         assert_eq!(
             stats,
@@ -272,6 +323,59 @@ mod tests {
                 bytes_written: 22,
                 truncated: true
             }
+        );
+    }
+
+    #[test]
+    fn every_line_costs_its_overhead_so_empty_lines_are_capped_by_bytes() {
+        let (stream, lines) = capture(100 * LOG_EVENT_OVERHEAD);
+        stream.write(&[b'\n'; 10_000]);
+        let stats = stream.finish();
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 101, "100 empty lines and the marker");
+        assert!(lines[..100].iter().all(String::is_empty));
+        assert!(
+            lines[100].contains("truncated after 2600 bytes"),
+            "{}",
+            lines[100]
+        );
+        assert_eq!(stats.bytes_written, 10_000);
+        assert!(stats.truncated);
+    }
+
+    #[test]
+    fn past_the_line_cap_output_is_dropped_after_one_marker() {
+        let (stream, lines) = capture_with(OutputCap {
+            bytes: u64::MAX,
+            events: 3,
+        });
+        stream.write(b"a\nb\nc\nd\ne");
+        stream.write(b"f\n");
+        stream.finish();
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "a",
+                "b",
+                "c",
+                "[wasmbatch: stdout truncated after 3 lines; later output is dropped]"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_split_length_arrives_in_pieces_even_with_its_newline() {
+        let (stream, lines) = capture(u64::MAX);
+        let mut bytes = vec![b'x'; MAX_LINE + 3];
+        bytes.push(b'\n');
+        bytes.extend(vec![b'y'; MAX_LINE]);
+        bytes.extend(b"\nz\n");
+        stream.write(&bytes);
+        let lines = lines.lock().unwrap();
+        assert_eq!(
+            lines.iter().map(String::len).collect::<Vec<_>>(),
+            [MAX_LINE, 3, MAX_LINE, 1],
+            "a newline right after a full piece ends that piece, it adds no empty line"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Durable state in redb: the table definitions, the store's format version (and the upgrade
 //! from older ones at open), the single writer thread with group commit, and the start-up read
-//! of everything stored. `ledger` keeps the compiled artifacts' digests here.
+//! of everything stored. `ledger` keeps the compiled artifacts' digests here; `ranges` reads part
+//! of a table (a log's chunks).
 //!
 //! Every write goes through one thread, which takes all writes waiting in its channel, applies
 //! them in one transaction and commits once, then answers each caller. So a thousand concurrent
@@ -11,6 +12,7 @@
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod ledger;
+mod ranges;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub(crate) enum Table {
     Jobs,
     /// Module name → its pushes (digest, size, time).
     Modules,
-    /// `<stream>\u{1}<chunk number>` → a chunk of an attempt's log events.
+    /// `<log key><chunk number, 10 digits>` → a chunk of an attempt's log events (`logs`).
     LogChunks,
     /// A compiled artifact's file name under `compiled/` → its sha256 and length, recorded when
     /// it was written (format 2).

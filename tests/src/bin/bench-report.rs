@@ -31,6 +31,13 @@ const REQUIRED: &[&str] = &[
     "state.restart",
     "isolation.alone",
     "isolation.loaded",
+    "logs.page_short",
+    "logs.page_first",
+    "logs.page_last",
+    "logs.whole_stream",
+    "logs.read_bulk",
+    "logs.read_paged",
+    "logs.flood",
 ];
 
 /// The benchmark programs, in the order their tables appear.
@@ -38,6 +45,10 @@ const TABLES: &[(&str, &str)] = &[
     ("executor", "Executor: cold start, compute, kill, isolation"),
     ("control_plane", "Control plane: throughput, fan-out, state"),
     ("http", "HTTP: submit → done, SubmitJob/s, end to end"),
+    (
+        "logs",
+        "Logs: GetLogEvents pages, the cost of a flooded attempt",
+    ),
 ];
 
 struct Args {
@@ -330,6 +341,27 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
                 )
             },
             &|v| v < 1.0,
+        ),
+        goal(
+            "GetLogEvents last page of 25,000 lines vs first page, p50",
+            "≤ 2×",
+            ratio(p50("logs.page_last"), p50("logs.page_first")),
+            &|v| format!("{v:.2}×"),
+            &|v| v <= 2.0,
+        ),
+        goal(
+            "database growth, 8 MiB of `\\n` per stream",
+            "< 64 MiB",
+            get("logs.flood", "db_bytes"),
+            &|v| format!("{:.1} MiB", v / f64::from(1 << 20)),
+            &|v| v < f64::from(64 << 20),
+        ),
+        goal(
+            "peak RSS growth, 8 MiB of `\\n` per stream",
+            "< 64 MiB",
+            get("logs.flood", "rss_bytes"),
+            &|v| format!("{:.1} MiB", v / f64::from(1 << 20)),
+            &|v| v < f64::from(64 << 20),
         ),
         goal(
             "hello p99 beside 8 spinning guests",

@@ -17,7 +17,8 @@ impl Store {
         most: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(|e| read(&e))?;
         let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
         let mut out = Vec::new();
         for entry in opened.range(start..).map_err(|e| read(&e))? {
@@ -49,7 +50,8 @@ impl Store {
                 "no key range follows prefix {prefix:?}"
             )));
         };
-        let txn = self.db.begin_read().map_err(|e| read(&e))?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(|e| read(&e))?;
         let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
         let mut range = opened.range(prefix..end.as_str()).map_err(|e| read(&e))?;
         match range.next_back() {

@@ -1,7 +1,8 @@
 //! The HTTP layer's errors, answered as AWS Batch does: 400 with `x-amzn-ErrorType:
 //! ClientException` for what the caller got wrong, 500 with `ServerException` for our faults
-//! (logged; the caller sees no internals), a JSON body `{"message": …}`, and an
-//! `x-amzn-RequestId` header.
+//! (logged; the caller sees no internals), 503 `ServerException` while storage has failed (the
+//! service takes no changes; a retry elsewhere or later may succeed), a JSON body
+//! `{"message": …}`, and an `x-amzn-RequestId` header.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,10 @@ pub enum ApiError {
     /// Ours. The message is logged, not returned.
     #[error("{0}")]
     Server(String),
+    /// Storage has failed, so no change is taken (fail-stop). The reason is logged, not
+    /// returned: it may name paths of the host.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// Not authenticated, or not allowed: 403 (400 for a malformed signature) with the error
     /// type the AWS SDKs know.
     #[error("{0}")]
@@ -35,6 +40,8 @@ impl From<BatchError> for ApiError {
     fn from(error: BatchError) -> Self {
         if error.is_client_error() {
             ApiError::Client(error.to_string())
+        } else if error.is_unavailable() {
+            ApiError::Unavailable(error.to_string())
         } else {
             ApiError::Server(error.to_string())
         }
@@ -53,6 +60,16 @@ impl IntoResponse for ApiError {
             ApiError::CrossOrigin(refusal) => {
                 let (status, kind) = refusal.kind();
                 (status, kind, refusal.to_string())
+            }
+            ApiError::Unavailable(message) => {
+                tracing::warn!(%request_id, "change refused: {message}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServerException",
+                    format!(
+                        "storage unavailable: the service takes no changes until it is restarted; request id {request_id}"
+                    ),
+                )
             }
             ApiError::Server(message) => {
                 tracing::error!(%request_id, "request failed: {message}");

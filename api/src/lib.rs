@@ -49,11 +49,14 @@ pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
     };
     let origins = config.origins.clone();
     routes::router()
-        .with_state(batch)
+        .with_state(batch.clone())
         .layer(axum::middleware::from_fn_with_state(
             gate,
             access::authenticate,
         ))
+        // Unsigned, as load balancers and supervisors ask: it tells only whether changes are
+        // taken.
+        .merge(routes::health(batch))
         // Outside the signature check: a foreign page is refused in every mode, before its
         // body is read.
         .layer(axum::middleware::from_fn_with_state(origins, origin::check))

@@ -313,17 +313,12 @@ async fn main() {
             "state.ram",
             json!({"queued": stored, "bytes_per_job": per_job, "first_half_bytes_per_job": first_half, "rss_bytes_per_job": rss_per_job}),
         );
+        batch.close("restart").await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    let batch = loop {
-        let mut config = BatchConfig::new(dir.path());
-        config.default_environment_memory_mib = 1 << 20;
-        match Batch::open(config).await {
-            Ok(batch) => break batch,
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    };
+    let mut config = BatchConfig::new(dir.path());
+    config.default_environment_memory_mib = 1 << 20;
+    let batch = Batch::open(config).await.unwrap();
     let restart = start.elapsed();
     let queued = batch
         .job_counts("main")

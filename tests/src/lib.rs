@@ -211,19 +211,16 @@ pub async fn finished(batch: &wasmbatch_runtime::Batch, id: &str) -> wasmbatch_r
     .unwrap_or_else(|_| panic!("job {id} did not finish: {:?}", describe(batch, id)))
 }
 
-/// Opens a `Batch` on `config`'s data dir once the previous one there has let go of it (its
-/// store's writer thread holds the database until it has written everything it was sent).
-pub async fn reopen(config: wasmbatch_runtime::BatchConfig) -> wasmbatch_runtime::Batch {
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        loop {
-            match wasmbatch_runtime::Batch::open(config.clone()).await {
-                Ok(batch) => return batch,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-    })
-    .await
-    .expect("the data dir was not released within 30 s")
+/// Closes `old` (its attempts stopped and recorded, its database released) and opens a new
+/// `Batch` on `config`'s data dir, as a restart would.
+pub async fn reopen(
+    old: wasmbatch_runtime::Batch,
+    config: wasmbatch_runtime::BatchConfig,
+) -> wasmbatch_runtime::Batch {
+    old.close("restart").await.expect("closing the service");
+    wasmbatch_runtime::Batch::open(config)
+        .await
+        .expect("opening the data dir again")
 }
 
 /// Submits a job of `definition` to queue `main`, waits for it to end, and returns it with the

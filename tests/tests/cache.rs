@@ -11,7 +11,7 @@ use wasmbatch_runtime::{
     AttemptSpec, Batch, BatchConfig, CacheStats, Digest, Executor, ExecutorConfig, ExitStatus,
     FailureKind, LoadError, MemoryLedger, model::JobStatus,
 };
-use wasmbatch_tests::{executor, guests, local_queue, module_and_definition, reopen, run_job};
+use wasmbatch_tests::{executor, guests, local_queue, module_and_definition, run_job};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_is_compiled_once_even_when_loaded_concurrently() {
@@ -245,7 +245,7 @@ async fn hello_runs_as_hello(batch: &Batch) {
 /// Stops the service as `serve` does on SIGTERM, and lets it go, so its data dir can be
 /// reopened.
 async fn stop(batch: Batch) {
-    batch.shutdown("restart").await.unwrap();
+    batch.close("restart").await.unwrap();
 }
 
 /// What the service's loads have been so far: (compiled, loaded from an artifact, artifacts found
@@ -272,7 +272,7 @@ async fn a_restarted_batch_loads_its_own_artifacts_from_disk() {
     );
     stop(batch).await;
 
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (0, 1, 0));
 }
@@ -293,7 +293,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
     assert_ne!(original, planted);
     std::fs::write(&hello, &planted).unwrap();
 
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (1, 0, 1));
     let replaced = std::fs::read(&hello).unwrap();
@@ -308,7 +308,7 @@ async fn a_tampered_compiled_artifact_is_recompiled_not_loaded() {
     assert_eq!(lines, ["out line 0", "out line 1"]);
     assert_eq!(batch.executor().cache_stats().loaded_from_disk, 1);
     stop(batch).await;
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (0, 1, 0));
 }
@@ -402,17 +402,8 @@ async fn bytes_that_are_not_a_runnable_wasi_program_get_a_clear_error() {
 /// recorded artifact digests: no `meta` table, no `compiled_artifacts` table.
 async fn downgrade_to_format_1(dir: &Path) {
     let path = dir.join("wasmbatch.redb");
-    // The last service's writer thread lets go of the file once it has written everything.
-    let db = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        loop {
-            match redb::Database::open(&path) {
-                Ok(db) => return db,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-    })
-    .await
-    .expect("the database was not released");
+    // Closed by the caller: the file is free.
+    let db = redb::Database::open(&path).expect("the closed service released the database");
     let txn = db.begin_write().unwrap();
     for table in ["compiled_artifacts", "meta"] {
         let deleted = txn
@@ -431,11 +422,10 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
     let dir = tempfile::tempdir().unwrap();
     let batch = service_with_two_modules(dir.path()).await;
     let (before, _) = run_job(&batch, "hello").await;
-    batch.shutdown("upgrade").await.unwrap();
-    drop(batch);
+    batch.close("upgrade").await.unwrap();
     downgrade_to_format_1(dir.path()).await;
 
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     let kept = batch
         .describe_jobs(std::slice::from_ref(&before.job_id))
         .unwrap();
@@ -445,7 +435,7 @@ async fn a_data_dir_from_before_artifact_digests_opens_and_compiles_once_more() 
     assert_eq!(loads(&batch), (1, 0, 1));
     stop(batch).await;
 
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     hello_runs_as_hello(&batch).await;
     assert_eq!(loads(&batch), (0, 1, 0));
 }
@@ -464,7 +454,7 @@ async fn a_module_file_changed_on_disk_is_not_run() {
         .join(format!("{}.wasm", hello.hex()));
     std::fs::write(&file, guests::bytes(guests::wasip1::WRITE_LOT)).unwrap();
 
-    let batch = reopen(BatchConfig::new(dir.path())).await;
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     let (job, lines) = run_job(&batch, "hello").await;
     assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     let reason = job.status_reason.unwrap_or_default();

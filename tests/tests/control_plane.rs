@@ -209,13 +209,8 @@ async fn logs_can_be_followed_while_the_job_runs_and_are_kept_after() {
 
     // Kept durably: a new process reads them back.
     finished(&batch, &id).await;
-    drop(batch);
-    let reopened = loop {
-        match Batch::open(BatchConfig::new(dir.path())).await {
-            Ok(batch) => break batch,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    batch.close("restart").await.unwrap();
+    let reopened = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     let kept = reopened.log_events(&stream).await.unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].message, "sleeping");
@@ -593,15 +588,10 @@ async fn everything_is_still_there_after_a_restart() {
             .unwrap()
             .job_id;
         finished(&batch, &done).await;
+        batch.close("restart").await.unwrap();
         (done, definition)
     };
-    let batch = loop {
-        match Batch::open(BatchConfig::new(dir.path())).await {
-            Ok(batch) => break batch,
-            // The old writer thread may still hold the database for a moment.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     assert_eq!(describe(&batch, &done).status, JobStatus::Succeeded);
     assert_eq!(batch.describe_job_queues(&[]).len(), 1);
     assert_eq!(batch.modules().len(), 3);

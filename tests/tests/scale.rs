@@ -11,13 +11,7 @@ use wasmbatch_tests::{guests, local_queue, module_and_definition, submit_concurr
 async fn open(dir: &std::path::Path) -> Batch {
     let mut config = BatchConfig::new(dir);
     config.default_environment_memory_mib = 1 << 20;
-    loop {
-        match Batch::open(config.clone()).await {
-            Ok(batch) => return batch,
-            // A previous handle's writer thread may still hold the database for a moment.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
+    Batch::open(config).await.unwrap()
 }
 
 async fn setup(batch: &Batch, state: &str) {
@@ -77,6 +71,7 @@ async fn a_hundred_thousand_queued_jobs_are_kept_across_a_restart() {
         submit_concurrently(&batch, "main", "hello", 50, 2_000).await;
         let counts = batch.job_counts("main").unwrap();
         assert_eq!(counts.get(&JobStatus::Runnable), Some(&100_000));
+        batch.close("restart").await.unwrap();
     }
     let batch = open(dir.path()).await;
     let counts = batch.job_counts("main").unwrap();

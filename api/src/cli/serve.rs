@@ -52,7 +52,18 @@ pub struct Serve {
     /// Request bodies read at once before their signature is checked; more wait.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_unauthenticated_bodies: usize,
+    /// After a failed write to the database, how long the server goes on answering reads and
+    /// `GET /health` (503) before it exits with status 75 for its supervisor to restart it. It
+    /// takes no changes and starts no attempt meanwhile.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    storage_failure_grace: u64,
+    /// Most changes (submits, updates, …) waiting for their commit at once; callers past it wait.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_pending_changes: usize,
 }
+
+/// The exit status after storage failed (`EX_TEMPFAIL`): a restart on a working disk may succeed.
+const STORAGE_FAILED: u8 = 75;
 
 impl Serve {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
@@ -92,6 +103,7 @@ impl Serve {
         };
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
+        config.max_pending_changes = self.max_pending_changes.max(1);
         let batch = Batch::open(config)
             .await
             .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
@@ -134,21 +146,42 @@ impl Serve {
         // Attempts are stopped before the HTTP server drains its requests, so the log
         // followers among those see their jobs end instead of holding the exit up.
         let (stopped_sender, stopped) = tokio::sync::oneshot::channel();
+        let grace = Duration::from_secs(self.storage_failure_grace);
         let stopping = {
             let batch = batch.clone();
             async move {
-                stop_signal.await;
+                tokio::pin!(stop_signal);
+                let failure = tokio::select! {
+                    () = &mut stop_signal => None,
+                    reason = batch.storage_failed() => {
+                        eprintln!(
+                            "wasmbatch: STORAGE FAILED: {reason}. Taking no changes and starting no \
+                             attempt; serving reads and GET /health (503) for {}s, then exiting \
+                             with status {STORAGE_FAILED}",
+                            grace.as_secs()
+                        );
+                        tokio::select! {
+                            () = tokio::time::sleep(grace) => {}
+                            () = &mut stop_signal => {}
+                        }
+                        Some(reason)
+                    }
+                };
                 let stopped = batch
                     .shutdown("Host stopped: wasmbatch serve was stopped while the attempt ran")
                     .await;
-                let _ = stopped_sender.send(stopped);
+                let _ = stopped_sender.send((stopped, failure));
             }
         };
         wasmbatch_api::serve_with(listener, batch, access, serving, stopping).await?;
-        let stopped = stopped
-            .await
-            .context("the shutdown did not finish")?
-            .context("recording the stopped attempts")?;
+        let (stopped, failure) = stopped.await.context("the shutdown did not finish")?;
+        if failure.is_some() {
+            // What the stopped attempts did could not be recorded: they count as interrupted
+            // at the next start.
+            eprintln!("wasmbatch: stopped after a storage failure; restart on a working disk");
+            return Ok(ExitCode::from(STORAGE_FAILED));
+        }
+        let stopped = stopped.context("recording the stopped attempts")?;
         eprintln!(
             "wasmbatch: stopped{}",
             match stopped {

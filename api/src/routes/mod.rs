@@ -124,6 +124,33 @@ pub(crate) fn router() -> Router<Batch> {
         )
 }
 
+/// `GET /health`: 200 `{"status":"ok"}` while the service takes changes, 503
+/// `{"status":"unavailable","reason":…}` once storage has failed (reads are still served).
+pub(crate) fn health(batch: Batch) -> Router {
+    Router::new()
+        .route("/health", get(health_status))
+        .with_state(batch)
+}
+
+async fn health_status(
+    axum::extract::State(batch): axum::extract::State<Batch>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match batch.health() {
+        // The store's reason is redb's IO error (`No space left on device`), which the operator
+        // needs and which names no file.
+        wasmbatch_runtime::Health::StorageUnavailable { reason } => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "unavailable",
+                "reason": format!("storage unavailable: {reason}; the service takes no changes until it is restarted"),
+            })),
+        )
+            .into_response(),
+        _ => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+    }
+}
+
 /// A request body as the operations take it: whole, or, past [`MAX_BODY`], only that it was too
 /// large, so that `decode` refuses it with the operation's own limit as a ClientException (axum's
 /// own limit answers a plain-text 413 the AWS clients cannot read).

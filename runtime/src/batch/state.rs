@@ -181,9 +181,7 @@ impl State {
     /// Revision `revision` of definition `name`, to change it (noted as changed).
     pub(crate) fn revision_mut(&mut self, name: &str, revision: u32) -> Option<&mut JobDefinition> {
         let index = (revision as usize).checked_sub(1)?;
-        if self.definitions.get(name)?.get(index).is_none() {
-            return None;
-        }
+        self.definitions.get(name)?.get(index)?;
         self.touch_definition(name, revision);
         self.definitions.get_mut(name)?.get_mut(index)
     }

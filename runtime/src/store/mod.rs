@@ -401,9 +401,13 @@ impl Store {
     /// Resolves once a commit has failed (never, while the store works).
     pub(crate) async fn failed(&self) -> String {
         let mut progress = self.inner.progress.subscribe();
-        match progress.wait_for(|p| p.failed.is_some()).await {
-            Ok(p) => p.failed.clone().unwrap_or_default(),
-            // The writer cannot drop its sender before the store: only after `close`.
+        let failed = progress
+            .wait_for(|p| p.failed.is_some())
+            .await
+            .map(|p| p.failed.clone().unwrap_or_default());
+        match failed {
+            Ok(reason) => reason,
+            // The store holds the sender for as long as it lives.
             Err(_) => std::future::pending().await,
         }
     }

@@ -816,4 +816,35 @@ mod tests {
         let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
         assert_eq!(jobs, [("a".to_string(), "RUNNING".to_string())]);
     }
+
+    #[tokio::test]
+    async fn changes_past_the_bound_wait_for_a_place_in_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            max_pending_changes: 2,
+            ..StoreConfig::default()
+        };
+        let store = Store::open_with(&dir.path().join("state.redb"), &config).unwrap();
+        let first = store.queue_slot().await.unwrap();
+        let _second = store.queue_slot().await.unwrap();
+        let third = store.queue_slot();
+        tokio::pin!(third);
+        assert!(
+            futures_poll_once(third.as_mut()).await.is_none(),
+            "a third change waits while two are pending"
+        );
+        drop(first);
+        third.await.unwrap();
+    }
+
+    /// Polls `future` once: its output if it was ready.
+    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
 }

@@ -780,7 +780,11 @@ async fn a_module_version_nothing_needs_is_deleted_over_http() {
                 .get("x-amzn-ErrorType")
                 .map(|v| v.to_str().unwrap().to_string());
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, kind, serde_json::from_slice::<Value>(&bytes).unwrap())
+            (
+                status,
+                kind,
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
         }
     };
     let push = |bytes: Vec<u8>| {
@@ -846,20 +850,38 @@ async fn a_module_version_nothing_needs_is_deleted_over_http() {
         reply["message"].as_str().unwrap().contains(&arn),
         "names the definition: {reply}"
     );
-    ok(&batch, "deregisterjobdefinition", json!({"jobDefinition": arn})).await;
+    ok(
+        &batch,
+        "deregisterjobdefinition",
+        json!({"jobDefinition": arn}),
+    )
+    .await;
     let (status, _, reply) = send(delete(&old)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
     assert!(
         reply["message"].as_str().unwrap().contains(&job),
         "names the unfinished job: {reply}"
     );
-    assert!(dir.path().join(format!("modules/{}.wasm", hex(&old))).exists());
+    assert!(
+        dir.path()
+            .join(format!("modules/{}.wasm", hex(&old)))
+            .exists()
+    );
 
-    ok(&batch, "canceljob", json!({"jobId": job, "reason": "not needed"})).await;
+    ok(
+        &batch,
+        "canceljob",
+        json!({"jobId": job, "reason": "not needed"}),
+    )
+    .await;
     let (status, _, reply) = send(delete(&old)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["history"], json!([new]), "{reply}");
-    assert!(!dir.path().join(format!("modules/{}.wasm", hex(&old))).exists());
+    assert!(
+        !dir.path()
+            .join(format!("modules/{}.wasm", hex(&old)))
+            .exists()
+    );
     assert_eq!(artifacts(&old), 0, "its compiled artifact went with it");
     assert_eq!(artifacts(&new), 1, "the other version's stays");
     let (status, _, _) = send(delete(&old)).await;

@@ -24,6 +24,12 @@ pub(crate) fn log_key(sequence: u64, attempt: usize) -> String {
     format!("{sequence:020}-{attempt:04}-")
 }
 
+/// The store keys of every attempt's log of the jobs with these sequences: every key starts
+/// with a sequence of 20 digits, so those of `first..=last` sort from `first` to `last + 1`.
+pub(crate) fn log_keys(sequences: std::ops::RangeInclusive<u64>) -> Range<String> {
+    format!("{:020}", sequences.start())..format!("{:020}", sequences.end() + 1)
+}
+
 /// The stream of attempt `attempt` (from 1) of a job.
 pub(crate) fn stream_name(definition_name: &str, job_id: &str, attempt: usize) -> String {
     format!("{definition_name}/default/{job_id}-{attempt}")

@@ -194,6 +194,37 @@ impl ModuleStore {
         Ok(Some(info))
     }
 
+    /// Removes version `digest` from `name`'s history, sent to the store under the names' lock
+    /// (see [`ModuleStore::point`]); the caller awaits the commit. The latest push of any name
+    /// is refused: a name pointing at a removed file would fail every job that uses it.
+    pub(crate) fn remove_version(
+        &self,
+        name: &str,
+        digest: Digest,
+    ) -> Result<VersionRemoval<impl Future<Output = Result<(), StoreError>> + use<>>, StoreError>
+    {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted = digest.to_string();
+        let Some(info) = names.get(name).filter(|m| m.history.contains(&wanted)) else {
+            return Ok(VersionRemoval::Unknown);
+        };
+        if let Some(latest) = names.values().find(|m| m.digest == wanted) {
+            return Ok(VersionRemoval::Latest(latest.name.clone()));
+        }
+        let mut info = info.clone();
+        info.history.retain(|d| *d != wanted);
+        self.store.writable()?;
+        let committed = self
+            .store
+            .send(vec![Record::put(Table::Modules, name, &info)]);
+        names.insert(name.to_string(), info);
+        let orphaned = !names.values().any(|m| m.history.contains(&wanted));
+        Ok(VersionRemoval::Removed {
+            orphaned,
+            committed,
+        })
+    }
+
     /// The digest a job's `image` refers to, or why it refers to nothing.
     pub(crate) fn resolve(&self, image: &str) -> Result<Digest, String> {
         match image.split_once('@') {
@@ -218,6 +249,17 @@ impl ModuleStore {
             }
         }
     }
+}
+
+/// What [`ModuleStore::remove_version`] did.
+pub(crate) enum VersionRemoval<F> {
+    /// The name has no such version.
+    Unknown,
+    /// The version is the latest push of the module named here; nothing was changed.
+    Latest(String),
+    /// Removed from the name's history; `orphaned` when no name has it any more (its file
+    /// may go once `committed` resolves).
+    Removed { orphaned: bool, committed: F },
 }
 
 /// The extension of an upload in progress.

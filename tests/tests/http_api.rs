@@ -762,3 +762,133 @@ async fn module_uploads_stream_to_disk_within_the_size_limit() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// `DELETE /v1/modules/{name}@sha256:…` removes one version, with its file and compiled
+/// artifacts, once nothing that may still run needs it, and names what does while something does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_version_nothing_needs_is_deleted_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let kind = response
+                .headers()
+                .get("x-amzn-ErrorType")
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                kind,
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let push = |bytes: Vec<u8>| {
+        Request::put("/v1/modules/tool")
+            .header("content-type", "application/wasm")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let delete = |digest: &str| {
+        Request::delete(format!("/v1/modules/tool@{digest}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, old) = send(push(guests::bytes(guests::wasip1::HELLO))).await;
+    assert_eq!(status, StatusCode::OK, "{old}");
+    let old = old["digest"].as_str().unwrap().to_string();
+    let (status, _, new) = send(push(guests::bytes(guests::wasip1::WRITE_LOT))).await;
+    assert_eq!(status, StatusCode::OK, "{new}");
+    let new = new["digest"].as_str().unwrap().to_string();
+    let hex = |digest: &str| digest.strip_prefix("sha256:").unwrap().to_string();
+    let artifacts = |digest: &str| {
+        std::fs::read_dir(dir.path().join("compiled"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}-", hex(digest)))
+            })
+            .count()
+    };
+    assert_eq!(artifacts(&old), 1, "pushing compiled it");
+
+    let (status, kind, reply) = send(delete(&new)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_eq!(kind.as_deref(), Some("ClientException"));
+    assert!(
+        reply["message"].as_str().unwrap().contains("latest push"),
+        "{reply}"
+    );
+
+    // A definition pins the old version; a job of it waits on a disabled queue.
+    wasmbatch_tests::local_queue(&batch, 2, "DISABLED").await;
+    let pinned = ok(&batch, "registerjobdefinition", json!({
+        "jobDefinitionName": "pinned", "type": "container",
+        "containerProperties": {"image": format!("tool@{old}"),
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}
+    }))
+    .await;
+    let arn = pinned["jobDefinitionArn"].as_str().unwrap().to_string();
+    let job = ok(
+        &batch,
+        "submitjob",
+        json!({"jobName": "p", "jobQueue": "main", "jobDefinition": "pinned"}),
+    )
+    .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, reply) = send(delete(&old)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains(&arn),
+        "names the definition: {reply}"
+    );
+    ok(
+        &batch,
+        "deregisterjobdefinition",
+        json!({"jobDefinition": arn}),
+    )
+    .await;
+    let (status, _, reply) = send(delete(&old)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains(&job),
+        "names the unfinished job: {reply}"
+    );
+    assert!(
+        dir.path()
+            .join(format!("modules/{}.wasm", hex(&old)))
+            .exists()
+    );
+
+    ok(
+        &batch,
+        "canceljob",
+        json!({"jobId": job, "reason": "not needed"}),
+    )
+    .await;
+    let (status, _, reply) = send(delete(&old)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["history"], json!([new]), "{reply}");
+    assert!(
+        !dir.path()
+            .join(format!("modules/{}.wasm", hex(&old)))
+            .exists()
+    );
+    assert_eq!(artifacts(&old), 0, "its compiled artifact went with it");
+    assert_eq!(artifacts(&new), 1, "the other version's stays");
+    let (status, _, _) = send(delete(&old)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "it is gone");
+
+    // The removal is durable, ledger included.
+    batch.close("test").await.unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    assert_eq!(batch.module("tool").unwrap().history, [new]);
+}

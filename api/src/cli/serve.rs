@@ -60,6 +60,43 @@ pub struct Serve {
     /// Most changes (submits, updates, …) waiting for their commit at once; callers past it wait.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_pending_changes: usize,
+    /// How long a finished job (attempts and logs with it) is kept after it ended, then
+    /// removed; an array goes whole once its parent has ended. `500ms`, `30s`, `15m`, `12h`,
+    /// `7d`; a bare number is seconds.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration)]
+    job_retention: Duration,
+    /// How long a finished job's logs are kept, if shorter than --job-retention (the job stays,
+    /// its log streams read empty). As long as the job by default.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    log_retention: Option<Duration>,
+}
+
+/// A duration as people write one: a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), or a
+/// bare number of seconds as the other time flags take.
+fn duration(text: &str) -> Result<Duration, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit, such as 30s or 7d"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    number
+        .checked_mul(millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// The exit status after storage failed (`EX_TEMPFAIL`): a restart on a working disk may succeed.
@@ -104,6 +141,8 @@ impl Serve {
         let mut config = BatchConfig::new(&data_dir);
         config.max_module_bytes = self.max_module_mib << 20;
         config.max_pending_changes = self.max_pending_changes.max(1);
+        config.job_retention = self.job_retention;
+        config.log_retention = self.log_retention;
         let batch = Batch::open(config)
             .await
             .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
@@ -272,4 +311,22 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_read_with_their_units() {
+        assert_eq!(duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert!(duration("7 days").unwrap_err().contains("unknown unit"));
+        assert!(duration("d").is_err());
+        assert!(duration("-1s").is_err());
+    }
 }

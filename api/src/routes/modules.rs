@@ -1,5 +1,6 @@
 //! Our module registry, in the spirit of ECR: `PUT /v1/modules/{name}` with the raw `.wasm`
-//! bytes, `GET /v1/modules`, `GET /v1/modules/{name}`, `DELETE /v1/modules/{name}`.
+//! bytes, `GET /v1/modules`, `GET /v1/modules/{name}`, `DELETE /v1/modules/{name}` (the name)
+//! and `DELETE /v1/modules/{name}@sha256:<hex>` (one version of it that nothing needs).
 
 use axum::Extension;
 use axum::Json;
@@ -68,12 +69,21 @@ pub(crate) async fn describe(
     Ok(Json(json!(info)))
 }
 
+/// `DELETE /v1/modules/{name}` removes the name; `DELETE /v1/modules/{name}@sha256:<hex>` one
+/// of its versions, and replies with the module as it is left.
 pub(crate) async fn delete(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    Path(name): Path<String>,
+    Path(reference): Path<String>,
 ) -> Reply {
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name)?;
+    let (name, version) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference.as_str(), None),
+    };
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", name)?;
     caller.authorize("batch:DeleteModule", &[&arn])?;
-    Ok(Json(json!(batch.delete_module(&name).await?)))
+    Ok(Json(match version {
+        Some(digest) => json!(batch.delete_module_version(name, digest).await?),
+        None => json!(batch.delete_module(name).await?),
+    }))
 }

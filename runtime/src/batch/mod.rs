@@ -4,7 +4,8 @@
 //! path, [`Batch::change`]; once a commit fails the service takes no more changes (fail-stop,
 //! [`Batch::health`]). The operations are split by what they act on, as the HTTP routes are:
 //! `environments`, `queues`, `definitions`, `jobs` (submit, describe, list, cancel,
-//! terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`.
+//! terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
+//! finished jobs and logs once their retention has passed is `retention`.
 
 mod definitions;
 mod environments;
@@ -12,12 +13,14 @@ mod follow;
 mod jobs;
 mod queues;
 mod recover;
+mod retention;
 pub(crate) mod state;
 mod tags;
 mod upload;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -57,6 +60,16 @@ pub struct BatchConfig {
     /// Most changes waiting for their commit at once; a caller past it waits for a place
     /// (backpressure) instead of growing the store's queue. 4,096 by default.
     pub max_pending_changes: usize,
+    /// How long a finished job is kept after it ended, with its attempts and logs; then it is
+    /// removed from memory and the store and answers as an unknown id. An array goes whole once
+    /// its parent has ended. Unfinished jobs are never removed. 7 days by default.
+    pub job_retention: Duration,
+    /// How long a finished job's logs are kept, if shorter than [`BatchConfig::job_retention`]
+    /// (the job stays, its streams read empty); `None`, or longer: as long as the job.
+    pub log_retention: Option<Duration>,
+    /// Most jobs (an array counts its children) one retention pass removes, and most whose
+    /// logs it removes: one pass is one change under the state lock. 4,096 by default.
+    pub max_removals_per_pass: usize,
     /// IO faults to inject into the database file (the `fault-injection` feature; tests only).
     #[cfg(feature = "fault-injection")]
     pub storage_faults: Option<Arc<crate::store::faults::StorageFaults>>,
@@ -76,6 +89,9 @@ impl BatchConfig {
             max_module_bytes: 64 << 20,
             volume_root,
             max_pending_changes: crate::store::DEFAULT_MAX_PENDING_CHANGES,
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            log_retention: None,
+            max_removals_per_pass: 4096,
             #[cfg(feature = "fault-injection")]
             storage_faults: None,
         }
@@ -253,6 +269,7 @@ impl Batch {
             loaded: Mutex::default(),
         });
         crate::scheduler::start(Arc::downgrade(&shared), wake);
+        retention::start(Arc::downgrade(&shared));
         shared.wake.notify_one();
         Ok(Self { shared })
     }

@@ -1,6 +1,9 @@
 //! Start-up: reads everything stored and rebuilds the in-memory state and its indexes. An
 //! attempt that was running when the previous process died is recorded as failed ("the host
-//! restarted"), then retried if its job has attempts left, else the job is FAILED.
+//! restarted"), then retried if its job has attempts left, else the job is FAILED. A dependency
+//! that is not stored any more was removed by retention, which removes only ended jobs; a job
+//! still waiting on it saw it succeed (one that failed would have failed its dependents), so it
+//! counts as met.
 
 use std::collections::HashSet;
 
@@ -158,6 +161,7 @@ pub(crate) fn load(
         }
     }
     state.settle(ended, now);
+    state.index_all_ended();
     let records = state.take_records();
     Ok((state, records))
 }

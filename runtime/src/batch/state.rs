@@ -30,6 +30,12 @@ pub(crate) struct State {
     /// Kill switches of attempts in flight.
     pub(crate) running: HashMap<String, KillSwitch>,
     pub(crate) next_sequence: u64,
+    /// Ended jobs by when they ended (stoppedAt, sequence): what retention removes next
+    /// (`batch::retention`), without a walk over every job. Array children are not here: they go
+    /// with their parent. Kept true by [`State::take_records`], which sees every job that changed.
+    pub(crate) ended: BTreeMap<(EpochMillis, u64), String>,
+    /// Jobs of `ended` before this key have had their logs removed (a shorter log retention).
+    pub(crate) logs_removed_before: (EpochMillis, u64),
     /// What changed since the records were last taken.
     changes: Changes,
 }
@@ -44,6 +50,10 @@ struct Changes {
     queues: BTreeSet<String>,
     /// (name, revision).
     definitions: BTreeSet<(String, u32)>,
+    /// Sequences of jobs removed (their store keys; the jobs are gone, so the ids say nothing).
+    removed_jobs: Vec<u64>,
+    /// Sequences whose logs are removed, as runs.
+    removed_logs: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 /// An environment and how much of it is in use.
@@ -97,6 +107,8 @@ impl State {
             array_done: HashMap::new(),
             running: HashMap::new(),
             next_sequence: 1,
+            ended: BTreeMap::new(),
+            logs_removed_before: (EpochMillis::MIN, 0),
             changes: Changes::default(),
         }
     }
@@ -104,6 +116,58 @@ impl State {
     /// Notes that job `id` changed (or was added).
     pub(crate) fn touch_job(&mut self, id: &str) {
         self.changes.jobs.push(id.to_string());
+    }
+
+    /// Removes job `id` (and, for an array parent, its children) from the state, noting the
+    /// store records to delete. Its logs are not touched (see [`State::forget_logs`]). Returns
+    /// the sequences removed.
+    pub(crate) fn forget_job(&mut self, id: &str) -> Vec<u64> {
+        let Some(job) = self.jobs.remove(id) else {
+            return Vec::new();
+        };
+        let mut sequences = vec![job.sequence];
+        for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
+            if let Some(child) = self.jobs.remove(&format!("{id}:{index}")) {
+                sequences.push(child.sequence);
+            }
+        }
+        if let Some(stopped) = job.stopped_at {
+            self.ended.remove(&(stopped, job.sequence));
+        }
+        self.changes.removed_jobs.extend(&sequences);
+        sequences
+    }
+
+    /// Notes that the logs of the jobs with these sequences are to be deleted from the store.
+    pub(crate) fn forget_logs(&mut self, mut sequences: Vec<u64>) {
+        sequences.sort_unstable();
+        let mut runs: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        for sequence in sequences {
+            match runs.last_mut() {
+                Some(run) if *run.end() + 1 == sequence => *run = *run.start()..=sequence,
+                _ => runs.push(sequence..=sequence),
+            }
+        }
+        self.changes.removed_logs.extend(runs);
+    }
+
+    /// Puts job `id` in [`State::ended`] if it has ended (and is not an array child).
+    fn index_ended(&mut self, id: &str) {
+        if let Some(job) = self.jobs.get(id)
+            && job.status.is_terminal()
+            && job.array_parent().is_none()
+        {
+            let stopped = job.stopped_at.unwrap_or(job.created_at);
+            self.ended.insert((stopped, job.sequence), id.to_string());
+        }
+    }
+
+    /// Builds [`State::ended`] from every job, as recovery finds them.
+    pub(crate) fn index_all_ended(&mut self) {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in ids {
+            self.index_ended(&id);
+        }
     }
 
     /// Notes that environment `name` changed, was added or was removed.
@@ -166,7 +230,22 @@ impl State {
                 && let Some(job) = self.jobs.get(id)
             {
                 records.push(Record::put(Table::Jobs, job_key(job), job));
+                self.index_ended(id);
             }
+        }
+        for sequence in changes.removed_jobs {
+            records.push(Record::Delete {
+                table: Table::Jobs,
+                key: sequence_key(sequence),
+            });
+        }
+        for run in changes.removed_logs {
+            let keys = crate::logs::log_keys(run);
+            records.push(Record::DeleteRange {
+                table: Table::LogChunks,
+                start: keys.start,
+                end: keys.end,
+            });
         }
         records
     }
@@ -339,7 +418,11 @@ impl State {
 /// records a burst of submits and completions touches on a few neighbouring B-tree pages,
 /// where random ids would dirty a page per job in every transaction.
 fn job_key(job: &Job) -> String {
-    format!("{:020}", job.sequence)
+    sequence_key(job.sequence)
+}
+
+fn sequence_key(sequence: u64) -> String {
+    format!("{sequence:020}")
 }
 
 #[cfg(test)]
@@ -389,7 +472,7 @@ mod tests {
                     assert_eq!(table, Table::Jobs);
                     serde_json::from_slice::<Job>(&value).unwrap().job_id
                 }
-                Record::Delete { key, .. } => panic!("deleted {key}"),
+                other => panic!("not a put: {other:?}"),
             })
             .collect();
         assert_eq!(written, ["p"], "the parent's end is what is written");

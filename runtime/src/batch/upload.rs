@@ -1,4 +1,4 @@
-//! Modules: listing and deleting them, and pushing one, whole ([`Batch::push_module`]) or as
+//! Modules: listing and deleting them (a name, or one version no longer needed), and pushing one, whole ([`Batch::push_module`]) or as
 //! its bytes arrive ([`Batch::upload_module`]). Either way the bytes must be a runnable WASI program (they are
 //! compiled, so the module's first job starts warm), are stored by content, and only then does
 //! the name point at them. An upload goes to a file as it arrives, hashed on the way, so a
@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use super::{Batch, BatchError, now};
 use crate::engine::Digest;
 use crate::model::validate;
-use crate::modules::ModuleInfo;
+use crate::modules::{ModuleInfo, VersionRemoval};
 use crate::store::StoreError;
 
 /// A module being uploaded; made by [`Batch::upload_module`]. Dropped unfinished, it leaves
@@ -196,4 +196,97 @@ impl Batch {
                 name: name.to_string(),
             })
     }
+
+    /// Deletes version `digest` (`sha256:<hex>`) of module `name`: it leaves the name's
+    /// history, and once no name has it, its bytes and compiled artifacts go too. Refused while
+    /// it is the latest push of a name, while an ACTIVE definition pins it (`image:
+    /// "<name>@<digest>"`), or while an unfinished job's definition does: each would fail jobs
+    /// that are still to run.
+    pub async fn delete_module_version(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<ModuleInfo, BatchError> {
+        let digest = Digest::parse(digest).ok_or_else(|| {
+            BatchError::invalid(
+                "digest",
+                format!("{digest:?}: expected sha256:<64 hex digits>"),
+            )
+        })?;
+        let (orphaned, committed) = {
+            // Held while the names change, so no submit or register slips in between the check
+            // and the removal.
+            let state = self.shared.lock();
+            if let Some(user) = version_user(&state, digest) {
+                return Err(BatchError::Conflict(format!(
+                    "module {name}@{digest} is still used by {user}"
+                )));
+            }
+            match self.shared.modules.remove_version(name, digest)? {
+                VersionRemoval::Unknown => {
+                    return Err(BatchError::NotFound {
+                        what: "module version",
+                        name: format!("{name}@{digest}"),
+                    });
+                }
+                VersionRemoval::Latest(latest) => {
+                    return Err(BatchError::Conflict(format!(
+                        "module {name}@{digest} is the latest push of module {latest}; push \
+                         another version or delete the name"
+                    )));
+                }
+                VersionRemoval::Removed {
+                    orphaned,
+                    committed,
+                } => (orphaned, committed),
+            }
+        };
+        committed.await?;
+        if orphaned {
+            self.shared
+                .loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&digest);
+            let path = self.shared.modules.path(&digest);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+            self.shared.executor.forget(digest).await;
+        }
+        self.shared
+            .modules
+            .get(name)
+            .ok_or_else(|| BatchError::NotFound {
+                what: "module",
+                name: name.to_string(),
+            })
+    }
+}
+
+/// What still needs module `digest`: an ACTIVE definition that pins it, or an unfinished job
+/// of a definition (of any status) that does. Jobs are looked at only when some definition pins
+/// the digest, so the usual answer costs a walk over the definitions, not the jobs.
+fn version_user(state: &super::State, digest: Digest) -> Option<String> {
+    let pins = |d: &crate::model::JobDefinition| {
+        d.container_properties
+            .as_ref()
+            .and_then(|c| c.image.as_deref())
+            .and_then(|image| image.split_once('@'))
+            .and_then(|(_, pinned)| Digest::parse(pinned))
+            == Some(digest)
+    };
+    let mut pinning = std::collections::HashSet::new();
+    for definition in state.definitions.values().flatten().filter(|d| pins(d)) {
+        if definition.status == "ACTIVE" {
+            return Some(format!("job definition {}", definition.job_definition_arn));
+        }
+        pinning.insert(definition.job_definition_arn.as_str());
+    }
+    if pinning.is_empty() {
+        return None;
+    }
+    state
+        .jobs
+        .values()
+        .find(|j| !j.status.is_terminal() && pinning.contains(j.job_definition.as_str()))
+        .map(|j| format!("unfinished job {} ({})", j.job_id, j.job_definition))
 }

@@ -45,6 +45,9 @@ pub trait ArtifactLedger: Send + Sync + 'static {
     fn expected(&self, artifact: &str) -> Option<ArtifactDigest>;
     /// Records that `artifact`, just written, has `digest`.
     fn record(&self, artifact: &str, digest: ArtifactDigest);
+    /// Forgets `artifact`, whose file was removed with its module: a digest kept for a file
+    /// that is gone vouches for nothing and only grows the ledger.
+    fn forget(&self, artifact: &str);
 }
 
 /// A ledger kept in memory only: the default of a standalone [`Executor`](super::Executor)
@@ -89,5 +92,12 @@ impl ArtifactLedger for MemoryLedger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(artifact.to_string(), digest);
+    }
+
+    fn forget(&self, artifact: &str) {
+        self.digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(artifact);
     }
 }

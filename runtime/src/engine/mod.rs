@@ -154,6 +154,13 @@ impl Executor {
         self.inner.cache.load(bytes.into()).await
     }
 
+    /// Forgets module `digest` (removed from the module store): its loaded form and its
+    /// compiled artifacts on disk, off the async workers.
+    pub async fn forget(&self, digest: Digest) {
+        let executor = self.clone();
+        let _ = tokio::task::spawn_blocking(move || executor.inner.cache.forget(digest)).await;
+    }
+
     /// How the module cache has answered so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()

@@ -216,6 +216,29 @@ impl ModuleCache {
         loaded
     }
 
+    /// Forgets module `digest`: its loaded form, and its compiled artifacts on disk (of any
+    /// engine, since a removed module is compiled by none again) with their ledger entries.
+    /// Blocking (it lists and removes files); a load of the digest under way may still finish
+    /// and save an artifact, which is then an orphan costing disk only.
+    pub(crate) fn forget(&self, digest: Digest) {
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&digest);
+        let prefix = format!("{}-", digest.hex());
+        let Ok(entries) = std::fs::read_dir(&self.artifact_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(&prefix) && name.ends_with(".cwasm") {
+                let _ = std::fs::remove_file(entry.path());
+                self.ledger.forget(name);
+            }
+        }
+    }
+
     async fn load_uncached(
         &self,
         digest: Digest,

@@ -75,6 +75,14 @@ impl ArtifactLedger for StoredLedger {
             &StoredDigest::new(digest),
         )]);
     }
+
+    fn forget(&self, artifact: &str) {
+        self.digests.forget(artifact);
+        self.store.write_behind(vec![Record::Delete {
+            table: Table::CompiledArtifacts,
+            key: artifact.to_string(),
+        }]);
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,13 @@ pub(crate) enum Record {
         table: Table,
         key: String,
     },
+    /// Deletes every key from `start` (included) to `end` (excluded): a log's chunks, whose
+    /// keys the caller need not know one by one.
+    DeleteRange {
+        table: Table,
+        start: String,
+        end: String,
+    },
 }
 
 impl Record {
@@ -626,6 +633,10 @@ fn commit(db: &Database, group: &[WriteRequest]) -> Result<(), redb::Error> {
                 Record::Delete { table, key } => {
                     tables[*table as usize].remove(key.as_str())?;
                 }
+                Record::DeleteRange { table, start, end } => {
+                    tables[*table as usize]
+                        .retain_in::<&str, _>(start.as_str()..end.as_str(), |_, _| false)?;
+                }
             }
         }
     }
@@ -672,6 +683,31 @@ mod tests {
         assert_eq!(jobs[0], ("job-000".to_string(), 0));
         assert!(!jobs.iter().any(|(k, _)| k == "job-007"));
         assert!(store.load::<u32>(Table::JobQueues).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_range_delete_removes_exactly_the_keys_in_its_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let puts = ["a", "b-1", "b-2", "c", "d"]
+            .map(|k| Record::put(Table::LogChunks, k, &1))
+            .to_vec();
+        store.write(puts).await.unwrap();
+        store
+            .write(vec![Record::DeleteRange {
+                table: Table::LogChunks,
+                start: "b".into(),
+                end: "d".into(),
+            }])
+            .await
+            .unwrap();
+        let left: Vec<String> = store
+            .load::<u32>(Table::LogChunks)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, ["a", "d"], "start included, end excluded");
     }
 
     /// What a wasmbatch from before store formats wrote (format 1): the six tables of that
@@ -834,7 +870,7 @@ mod tests {
             "a third change waits while two are pending"
         );
         drop(first);
-        third.await.unwrap();
+        let _third = third.await.unwrap();
     }
 
     /// Polls `future` once: its output if it was ready.

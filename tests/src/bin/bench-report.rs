@@ -38,6 +38,8 @@ const REQUIRED: &[&str] = &[
     "logs.read_bulk",
     "logs.read_paged",
     "logs.flood",
+    "soak.flat",
+    "soak.restart",
 ];
 
 /// The benchmark programs, in the order their tables appear.
@@ -48,6 +50,10 @@ const TABLES: &[(&str, &str)] = &[
     (
         "logs",
         "Logs: GetLogEvents pages, the cost of a flooded attempt",
+    ),
+    (
+        "soak",
+        "Soak: full rate under a short retention, RSS and database over time, restart",
     ),
 ];
 
@@ -362,6 +368,30 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
             get("logs.flood", "rss_bytes"),
             &|v| format!("{:.1} MiB", v / f64::from(1 << 20)),
             &|v| v < f64::from(64 << 20),
+        ),
+        goal(
+            "soak: RSS after warm-up, second half over first",
+            "≤ 1.1×",
+            get("soak.flat", "rss_ratio"),
+            &|v| format!("{v:.2}× ({} jobs)", results["soak.flat"]["jobs"]),
+            &|v| v <= 1.1,
+        ),
+        goal(
+            "soak: database size after warm-up, second half over first",
+            "≤ 1.1×",
+            get("soak.flat", "db_ratio"),
+            &|v| format!("{v:.2}×"),
+            &|v| v <= 1.1,
+        ),
+        goal(
+            "soak: restart on its data dir vs an empty one",
+            "≤ 10×",
+            ratio(
+                get("soak.restart", "seconds"),
+                get("soak.restart", "empty_seconds"),
+            ),
+            &|v| format!("{v:.1}×"),
+            &|v| v <= 10.0,
         ),
         goal(
             "hello p99 beside 8 spinning guests",

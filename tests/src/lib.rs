@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
+pub mod router;
 pub mod stats;
 pub mod tls;
 pub mod wire;

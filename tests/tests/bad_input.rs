@@ -6,11 +6,8 @@
 //! The compute environment is DISABLED, so nothing runs and the state only changes when a
 //! request is accepted.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use wasmbatch_runtime::{Batch, BatchConfig};
 
 /// 2^64, past every integer type: JSON can say it, `json!` cannot build it, so cases write
@@ -55,23 +52,8 @@ async fn service() -> Service {
 /// POST /v1/`operation`: the status, `x-amzn-ErrorType`, and the body (as a JSON string if it
 /// is not JSON, so that a plain-text answer shows in a failure).
 async fn call(batch: &Batch, operation: &str, body: String) -> (StatusCode, Option<String>, Value) {
-    let request = Request::post(format!("/v1/{operation}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    let response = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let kind = response
-        .headers()
-        .get("x-amzn-ErrorType")
-        .map(|v| v.to_str().unwrap().to_string());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let reply = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, kind, reply)
+    let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
+    wasmbatch_tests::router::answer(&app, wasmbatch_tests::router::post(operation, body)).await
 }
 
 async fn ok(batch: &Batch, operation: &str, body: impl ToString) -> Value {

@@ -772,20 +772,7 @@ async fn a_module_version_nothing_needs_is_deleted_over_http() {
     let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
     let send = |request: Request<Body>| {
         let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let kind = response
-                .headers()
-                .get("x-amzn-ErrorType")
-                .map(|v| v.to_str().unwrap().to_string());
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                kind,
-                serde_json::from_slice::<Value>(&bytes).unwrap(),
-            )
-        }
+        async move { wasmbatch_tests::router::answer(&app, request).await }
     };
     let push = |bytes: Vec<u8>| {
         Request::put("/v1/modules/tool")

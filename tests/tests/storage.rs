@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, ListJobs, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig, Health, StorageFaults};
-use wasmbatch_tests::{decode, finished, guests, local_queue, module_and_definition};
+use wasmbatch_tests::{decode, finished, guests, local_queue, module_and_definition, router};
 
 async fn service(dir: &std::path::Path, faults: &Arc<StorageFaults>) -> Batch {
     let mut config = BatchConfig::new(dir);
@@ -39,28 +37,14 @@ fn hello(name: &str) -> SubmitJob {
     }
 }
 
-/// An HTTP request through the whole router (authentication, origin checks, routes): status,
-/// `x-amzn-ErrorType`, and the JSON body.
+/// An HTTP request through the whole router (authentication, origin checks, routes).
 async fn call(batch: &Batch, request: Request<Body>) -> (StatusCode, Option<String>, Value) {
-    let response = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let kind = response
-        .headers()
-        .get("x-amzn-ErrorType")
-        .map(|v| v.to_str().unwrap().to_string());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, kind, serde_json::from_slice(&bytes).unwrap())
+    let app = wasmbatch_api::app(batch.clone(), wasmbatch_api::Access::local());
+    router::answer(&app, request).await
 }
 
 async fn post(batch: &Batch, operation: &str, body: Value) -> (StatusCode, Option<String>, Value) {
-    let request = Request::post(format!("/v1/{operation}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    call(batch, request).await
+    call(batch, router::post(operation, body.to_string())).await
 }
 
 async fn health(batch: &Batch) -> (StatusCode, Value) {

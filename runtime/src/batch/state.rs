@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use crate::store::{Record, Table};
 
 use crate::engine::KillSwitch;
-use crate::model::{ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus};
+use crate::model::{ComputeEnvironment, EpochMillis, JobDefinition, JobQueue, JobStatus};
+
+use super::job_slot::JobSlot;
 
 use crate::model::arn::{ResourceKind, stored_name};
 
@@ -18,9 +20,9 @@ pub(crate) struct State {
     pub(crate) queues: BTreeMap<String, QueueSlot>,
     /// Revisions of each definition; revision r is at index r-1.
     pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
-    /// Boxed: a queued job is mostly its map slot, and a slot the size of a `Job` left the map
+    /// Boxed: a queued job is mostly its map slot, and a slot the size of a job left the map
     /// two-fifths empty on average and made every growth copy whole jobs.
-    pub(crate) jobs: HashMap<String, Box<Job>>,
+    pub(crate) jobs: HashMap<String, Box<JobSlot>>,
     /// Dependencies not yet met, for each PENDING job that has some.
     pub(crate) unmet: HashMap<String, u32>,
     /// Jobs waiting on each job.
@@ -165,7 +167,7 @@ impl State {
             if seen.insert(id.as_str())
                 && let Some(job) = self.jobs.get(id)
             {
-                records.push(Record::put(Table::Jobs, job_key(job), job));
+                records.push(job_record(job));
             }
         }
         records
@@ -203,7 +205,7 @@ impl State {
         let Some(job) = self.jobs.get(id) else {
             return;
         };
-        let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
+        let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
         let key = (job.sequence, id.to_string());
         if let Some(slot) = self.queues.get_mut(&queue) {
             slot.runnable.insert(key);
@@ -220,7 +222,7 @@ impl State {
             return false;
         }
         if job.status == JobStatus::Runnable {
-            let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
+            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
             if let Some(slot) = self.queues.get_mut(&queue) {
                 slot.runnable.remove(&(job.sequence, id.to_string()));
             }
@@ -324,7 +326,7 @@ impl State {
     }
 
     /// Counts of an array parent's children by status.
-    pub(crate) fn array_summary(&self, parent: &Job) -> BTreeMap<JobStatus, u32> {
+    pub(crate) fn array_summary(&self, parent: &JobSlot) -> BTreeMap<JobStatus, u32> {
         let mut counts = BTreeMap::new();
         let size = parent.array_properties.and_then(|a| a.size).unwrap_or(0);
         for index in 0..size {
@@ -340,8 +342,21 @@ impl State {
 /// Jobs are only ever found by id in memory; on disk, keys in submission order put the
 /// records a burst of submits and completions touches on a few neighbouring B-tree pages,
 /// where random ids would dirty a page per job in every transaction.
-fn job_key(job: &Job) -> String {
+pub(crate) fn job_key(job: &JobSlot) -> String {
     format!("{:020}", job.sequence)
+}
+
+/// A job's record as it is now: an array child's own part in `ArrayChildren` (what it shares is
+/// its parent's record), any other job whole in `Jobs`.
+fn job_record(job: &JobSlot) -> Record {
+    match job.array_properties.and_then(|a| a.index) {
+        Some(index) => Record::put(
+            Table::ArrayChildren,
+            job_key(job),
+            &job.to_stored_child(index),
+        ),
+        None => Record::put(Table::Jobs, job_key(job), &job.to_job()),
+    }
 }
 
 #[cfg(test)]
@@ -351,14 +366,14 @@ mod tests {
     use super::*;
 
     fn insert(state: &mut State, id: &str, status: &str, array: serde_json::Value) {
-        let job: Job = serde_json::from_value(json!({
+        let job: crate::model::Job = serde_json::from_value(json!({
             "jobId": id, "jobArn": id, "jobName": "p",
             "jobQueue": "arn:aws:batch:r:a:job-queue/q",
             "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
             "status": status, "createdAt": 0, "arrayProperties": array
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(job));
+        state.jobs.insert(id.into(), Box::new(JobSlot::from_job(job)));
     }
 
     #[test]
@@ -389,7 +404,9 @@ mod tests {
             .map(|r| match r {
                 Record::Put { table, value, .. } => {
                     assert_eq!(table, Table::Jobs);
-                    serde_json::from_slice::<Job>(&value).unwrap().job_id
+                    serde_json::from_slice::<crate::model::Job>(&value)
+                        .unwrap()
+                        .job_id
                 }
                 Record::Delete { key, .. } => panic!("deleted {key}"),
             })

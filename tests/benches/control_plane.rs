@@ -3,6 +3,8 @@
 //! SUCCEEDED, restart time with 100,000 stored jobs, and RAM per queued job. Baselines measured
 //! in the same run: `xargs -P <cores>` running the native hello 20,000 times (a process-per-job
 //! runner) and the executor alone running 20,000 hellos (the ceiling without a control plane).
+//! And what a 10,000-child array of a 29 KB SubmitJob costs (issue 14: heap, RSS and database
+//! growth), against the same array submitted with an empty request.
 //!
 //! `cargo bench -p wasmbatch-tests --bench control_plane` (`-- --quick` for a short run).
 
@@ -15,7 +17,9 @@ use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
 use wasmbatch_tests::stats::record;
-use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
+use wasmbatch_tests::{
+    decode, guests, large_submit, local_queue, module_and_definition, submit_concurrently,
+};
 
 /// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships,
 /// counting the bytes it holds: RSS alone cannot say how much of the growth is the jobs and how
@@ -274,6 +278,8 @@ async fn main() {
     );
     drop(batch);
 
+    array_of_a_large_request().await;
+
     // Scale of state: queued jobs (a DISABLED environment runs nothing), RAM, restart.
     let dir = tempfile::tempdir().unwrap();
     {
@@ -340,5 +346,80 @@ async fn main() {
     record(
         "state.restart",
         json!({"stored": stored, "seconds": restart.as_secs_f64()}),
+    );
+}
+
+/// Heap, RSS and database growth of submitting `request` (acknowledged, so committed) to a
+/// fresh service whose environment is DISABLED, so that nothing runs and every measurement
+/// starts from the same empty state and page cache.
+async fn growth(request: SubmitJob) -> (f64, f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = open(dir.path()).await;
+    setup(&batch, 64).await;
+    batch
+        .update_compute_environment(decode(
+            json!({"computeEnvironment": "local", "state": "DISABLED"}),
+        ))
+        .await
+        .unwrap();
+    let db = dir.path().join("wasmbatch.redb");
+    let db_before = std::fs::metadata(&db).unwrap().len();
+    COUNTING.store(true, Ordering::Relaxed);
+    let (rss_before, live_before) = (rss_kib(), live_bytes());
+    batch.submit_job(request).await.unwrap();
+    let (rss_after, live_after) = (rss_kib(), live_bytes());
+    COUNTING.store(false, Ordering::Relaxed);
+    let db_after = std::fs::metadata(&db).unwrap().len();
+    batch.close("measured").await.unwrap();
+    (
+        (live_after - live_before) as f64,
+        rss_after.saturating_sub(rss_before) as f64 * 1024.0,
+        db_after.saturating_sub(db_before) as f64,
+    )
+}
+
+/// Issue 14: a 10,000-child array of a 29 KB request (parameters and containerOverrides
+/// environment) against the same array of an empty request, each queued on a service of its
+/// own. Before children shared their array's submission, each kept a copy: +544 MiB of
+/// database and +450 to 750 MiB of RAM. The same size in `--quick`: submitting without running
+/// is fast.
+async fn array_of_a_large_request() {
+    let children = 10_000;
+    let array = Some(ArrayProperties {
+        size: Some(children),
+    });
+    let mut empty = submit("empty");
+    empty.array_properties = array;
+    let (base_heap, base_rss, base_db) = growth(empty).await;
+    let mut large = large_submit("large", "hello", 29_000);
+    let request_bytes = serde_json::to_vec(&large).unwrap().len();
+    large.array_properties = array;
+    let (heap, rss, db) = growth(large).await;
+    let mib = |b: f64| b / f64::from(1 << 20);
+    println!(
+        "| {children}-child array of a {:.1} KB request: heap growth | {:.2} MiB | same array, empty request: {:.2} MiB | {:.2}× |",
+        request_bytes as f64 / 1000.0,
+        mib(heap),
+        mib(base_heap),
+        heap / base_heap.max(1.0)
+    );
+    println!(
+        "| same: RSS growth | {:.2} MiB | {:.2} MiB | {:.2}× |",
+        mib(rss),
+        mib(base_rss),
+        rss / base_rss.max(1.0)
+    );
+    println!(
+        "| same: database growth | {:.2} MiB | {:.2} MiB (a copy per child was +544 MiB) | {:.2}× |",
+        mib(db),
+        mib(base_db),
+        db / base_db.max(1.0)
+    );
+    record(
+        "array.large_request",
+        json!({"children": children, "request_bytes": request_bytes,
+               "heap_bytes": heap, "rss_bytes": rss, "db_bytes": db,
+               "baseline_heap_bytes": base_heap, "baseline_rss_bytes": base_rss,
+               "baseline_db_bytes": base_db}),
     );
 }

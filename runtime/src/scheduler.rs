@@ -419,8 +419,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::batch::state::{EnvSlot, QueueSlot};
     use crate::batch::job_slot::JobSlot;
+    use crate::batch::state::{EnvSlot, QueueSlot};
     use crate::model::{ComputeEnvironment, Job, JobDefinition, JobQueue};
 
     fn env(state: &mut State, name: &str, vcpus: u32, enabled: bool, managed: bool) {
@@ -489,7 +489,9 @@ mod tests {
             "parameters": {"who": id}
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(JobSlot::from_job(job)));
+        state
+            .jobs
+            .insert(id.into(), Box::new(JobSlot::from_job(job)));
         state.make_runnable(id);
     }
 

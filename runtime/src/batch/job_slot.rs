@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ArrayJob, Attempt, ContainerOverrides, EpochMillis, Job, JobDependency, JobStatus,
-    JobTimeout, RetryStrategy,
+    ArrayJob, Attempt, ContainerOverrides, EpochMillis, Job, JobDependency, JobStatus, JobTimeout,
+    RetryStrategy,
 };
 
 /// What one SubmitJob asked for, as it is in force (the submit's retries and timeout, else the

@@ -373,7 +373,9 @@ mod tests {
             "status": status, "createdAt": 0, "arrayProperties": array
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(JobSlot::from_job(job)));
+        state
+            .jobs
+            .insert(id.into(), Box::new(JobSlot::from_job(job)));
     }
 
     #[test]

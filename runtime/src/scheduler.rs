@@ -106,10 +106,16 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     .remove(&(sequence, job_id));
                 continue;
             };
-            let Some(definition) = state.definition(&job.job_definition) else {
+            // An array child's parameters and overrides are its array's, held once for all.
+            let submission = &job.submission;
+            let Some(definition) = state.definition(&submission.job_definition) else {
                 break;
             };
-            let container = crate::model::container::resolve(definition, job);
+            let container = crate::model::container::resolve(
+                definition,
+                &submission.parameters,
+                submission.container_overrides.as_deref(),
+            );
             let definition_name = definition.job_definition_name.clone();
             let resources = container.resources;
             let vcpus = resources.vcpus.unwrap_or(DEFAULT_VCPUS);
@@ -163,6 +169,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                 env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));
             }
             let timeout = job
+                .submission
                 .timeout
                 .and_then(|t| t.attempt_duration_seconds)
                 .map_or(Limits::DEFAULT_TIMEOUT, |s| {
@@ -382,7 +389,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
                 status_reason: &status_reason,
             };
             retry::decide(
-                job.retry_strategy.as_ref(),
+                job.submission.retry_strategy.as_ref(),
                 job.attempts.len() as u32,
                 failed,
             )
@@ -412,6 +419,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::batch::job_slot::JobSlot;
     use crate::batch::state::{EnvSlot, QueueSlot};
     use crate::model::{ComputeEnvironment, Job, JobDefinition, JobQueue};
 
@@ -481,7 +489,9 @@ mod tests {
             "parameters": {"who": id}
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(job));
+        state
+            .jobs
+            .insert(id.into(), Box::new(JobSlot::from_job(job)));
         state.make_runnable(id);
     }
 

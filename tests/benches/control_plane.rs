@@ -3,6 +3,8 @@
 //! SUCCEEDED, restart time with 100,000 stored jobs, and RAM per queued job. Baselines measured
 //! in the same run: `xargs -P <cores>` running the native hello 20,000 times (a process-per-job
 //! runner) and the executor alone running 20,000 hellos (the ceiling without a control plane).
+//! And what a 10,000-child array of a 29 KB SubmitJob costs (issue 14: heap, RSS and database
+//! growth), against the same array submitted with an empty request.
 //!
 //! `cargo bench -p wasmbatch-tests --bench control_plane` (`-- --quick` for a short run).
 
@@ -15,7 +17,9 @@ use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
 use wasmbatch_tests::stats::record;
-use wasmbatch_tests::{decode, guests, local_queue, module_and_definition, submit_concurrently};
+use wasmbatch_tests::{
+    decode, guests, large_submit, local_queue, module_and_definition, submit_concurrently,
+};
 
 /// The allocator of the `wasmbatch` binary, so the embedded service is measured as it ships,
 /// counting the bytes it holds: RSS alone cannot say how much of the growth is the jobs and how
@@ -274,6 +278,8 @@ async fn main() {
     );
     drop(batch);
 
+    array_of_a_large_request().await;
+
     // Scale of state: queued jobs (a DISABLED environment runs nothing), RAM, restart.
     let dir = tempfile::tempdir().unwrap();
     {
@@ -335,5 +341,100 @@ async fn main() {
     record(
         "state.restart",
         json!({"stored": stored, "seconds": restart.as_secs_f64()}),
+    );
+}
+
+/// Heap and RSS growth of submitting `request`, acknowledged (so committed).
+async fn memory_growth(batch: &Batch, request: SubmitJob) -> (f64, f64) {
+    COUNTING.store(true, Ordering::Relaxed);
+    let (rss_before, live_before) = (rss_kib(), live_bytes());
+    batch.submit_job(request).await.unwrap();
+    let (rss_after, live_after) = (rss_kib(), live_bytes());
+    COUNTING.store(false, Ordering::Relaxed);
+    (
+        (live_after - live_before) as f64,
+        rss_after.saturating_sub(rss_before) as f64 * 1024.0,
+    )
+}
+
+/// How much the database file of a fresh service grows when `request` is submitted to it. Fresh:
+/// redb reuses pages freed by earlier transactions, so on a used database the file's length
+/// says little about one submit.
+async fn database_growth(request: SubmitJob) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = queued_only(dir.path()).await;
+    let db = dir.path().join("wasmbatch.redb");
+    let before = std::fs::metadata(&db).unwrap().len();
+    batch.submit_job(request).await.unwrap();
+    let grown = std::fs::metadata(&db).unwrap().len().saturating_sub(before);
+    batch.close("measured").await.unwrap();
+    grown as f64
+}
+
+/// A service over `dir` whose environment is DISABLED: submitted jobs stay queued.
+async fn queued_only(dir: &std::path::Path) -> Batch {
+    let batch = open(dir).await;
+    setup(&batch, 64).await;
+    batch
+        .update_compute_environment(decode(
+            json!({"computeEnvironment": "local", "state": "DISABLED"}),
+        ))
+        .await
+        .unwrap();
+    batch
+}
+
+/// Issue 14: a 10,000-child array of a 29 KB request (parameters and containerOverrides
+/// environment) against the same array of an empty request, queued on a DISABLED environment.
+/// Before children shared their array's submission, each kept a copy: +544 MiB of database and
+/// +450 to 750 MiB of RAM. An unmeasured array goes first, so that neither measured one pays for
+/// filling redb's page cache and the allocator's first arenas, as a running server would not;
+/// the large request goes last, so it pays for the bigger growth of the jobs' map. Database
+/// growth is measured on a fresh service for each (see [`database_growth`]). The same size in
+/// `--quick`: submitting without running is fast.
+async fn array_of_a_large_request() {
+    let children = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let batch = queued_only(dir.path()).await;
+    let array = Some(ArrayProperties {
+        size: Some(children),
+    });
+    let mut empty = submit("empty");
+    empty.array_properties = array;
+    memory_growth(&batch, empty.clone()).await;
+    let (base_heap, base_rss) = memory_growth(&batch, empty.clone()).await;
+    let mut large = large_submit("large", "hello", 29_000);
+    let request_bytes = serde_json::to_vec(&large).unwrap().len();
+    large.array_properties = array;
+    let (heap, rss) = memory_growth(&batch, large.clone()).await;
+    batch.close("measured").await.unwrap();
+    let base_db = database_growth(empty).await;
+    let db = database_growth(large).await;
+    let mib = |b: f64| b / f64::from(1 << 20);
+    println!(
+        "| {children}-child array of a {:.1} KB request: heap growth | {:.2} MiB | same array, empty request: {:.2} MiB | {:.2}× |",
+        request_bytes as f64 / 1000.0,
+        mib(heap),
+        mib(base_heap),
+        heap / base_heap.max(1.0)
+    );
+    println!(
+        "| same: RSS growth | {:.2} MiB | {:.2} MiB | {:.2}× |",
+        mib(rss),
+        mib(base_rss),
+        rss / base_rss.max(1.0)
+    );
+    println!(
+        "| same: database growth | {:.2} MiB | {:.2} MiB (a copy per child was +544 MiB) | {:.2}× |",
+        mib(db),
+        mib(base_db),
+        db / base_db.max(1.0)
+    );
+    record(
+        "array.large_request",
+        json!({"children": children, "request_bytes": request_bytes,
+               "heap_bytes": heap, "rss_bytes": rss, "db_bytes": db,
+               "baseline_heap_bytes": base_heap, "baseline_rss_bytes": base_rss,
+               "baseline_db_bytes": base_db}),
     );
 }

@@ -3,8 +3,9 @@
 //! The tests themselves live in `tests/` (one file per concern); this library holds what several
 //! of them need: the guest examples that `build.rs` compiles from `../guest-examples`, a sink that
 //! collects a guest's output, the set-up steps they share (an executor over a temporary data dir,
-//! environments and queues, a module with its definition, waiting for a job to end), [`wire`]:
-//! raw HTTP/1.1 over a socket, and [`tls`]: certificates made for the TLS tests.
+//! environments and queues, a module with its definition, a large SubmitJob, waiting for a job
+//! to end), [`wire`]: raw HTTP/1.1 over a socket, and [`tls`]: certificates made for the TLS
+//! tests.
 
 use std::sync::{Arc, Mutex};
 
@@ -184,6 +185,37 @@ pub async fn submit_concurrently(
         .collect();
     for task in tasks {
         task.await.expect("a submitting task panicked");
+    }
+}
+
+/// A SubmitJob to queue `main` of `definition` whose JSON is about `bytes` long (29 KB is the
+/// size of issue 14's: near the 30 KiB limit), half of it parameters and half
+/// containerOverrides environment, 100 of each.
+pub fn large_submit(
+    name: &str,
+    definition: &str,
+    bytes: usize,
+) -> wasmbatch_runtime::model::SubmitJob {
+    // Each entry is about this long in JSON beside its value: `"p00":"",` and
+    // `{"name":"E00","value":""},`.
+    let value = |overhead: usize| "v".repeat((bytes / 2 / 100).saturating_sub(overhead));
+    let parameters = (0..100).map(|i| (format!("p{i:02}"), value(9))).collect();
+    let environment = (0..100)
+        .map(|i| wasmbatch_runtime::model::KeyValuePair {
+            name: Some(format!("E{i:02}")),
+            value: Some(value(27)),
+        })
+        .collect();
+    wasmbatch_runtime::model::SubmitJob {
+        job_name: name.to_string(),
+        job_queue: "main".into(),
+        job_definition: definition.to_string(),
+        parameters,
+        container_overrides: Some(wasmbatch_runtime::model::ContainerOverrides {
+            environment,
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

@@ -399,17 +399,18 @@ async fn bytes_that_are_not_a_runnable_wasi_program_get_a_clear_error() {
 }
 
 /// Turns the database under `dir` back into store format 1, what wasmbatch wrote before it
-/// recorded artifact digests: no `meta` table, no `compiled_artifacts` table.
+/// recorded artifact digests: no `meta` table, no `compiled_artifacts` table (nor the
+/// `array_children` of format 3).
 async fn downgrade_to_format_1(dir: &Path) {
     let path = dir.join("wasmbatch.redb");
     // Closed by the caller: the file is free.
     let db = redb::Database::open(&path).expect("the closed service released the database");
     let txn = db.begin_write().unwrap();
-    for table in ["compiled_artifacts", "meta"] {
+    for table in ["compiled_artifacts", "meta", "array_children"] {
         let deleted = txn
             .delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
             .unwrap();
-        assert!(deleted, "format 2 has table {table}");
+        assert!(deleted, "the current format has table {table}");
     }
     txn.commit().unwrap();
 }

@@ -77,7 +77,7 @@ impl Batch {
                 job_over: job.status.is_terminal(),
             });
         }
-        let definition = stored_name(ResourceKind::JobDefinition, &job.job_definition)
+        let definition = stored_name(ResourceKind::JobDefinition, &job.submission.job_definition)
             .rsplit_once(':')?
             .0;
         Some(AttemptState::Started {

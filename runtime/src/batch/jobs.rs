@@ -2,8 +2,10 @@
 //! cancel and terminate.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::definitions::parse_revision;
+use super::job_slot::{JobSlot, Submission};
 use super::state::State;
 use super::{Batch, BatchConfig, BatchError, now};
 use crate::model::arn::{ResourceKind, stored_name};
@@ -111,20 +113,14 @@ impl Batch {
                     tags.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-            let template = Job {
+            // Held once, by the job or by an array's parent and all its children (issue 14).
+            let submission = Arc::new(Submission {
                 job_arn: config.arn(ResourceKind::Job, &id),
-                job_id: id.clone(),
                 job_name: request.job_name.clone(),
                 job_queue: queue_arn,
                 job_definition: definition.job_definition_arn.clone(),
-                status: JobStatus::Submitted,
-                status_reason: None,
                 created_at: now,
-                started_at: None,
-                stopped_at: None,
-                attempts: Vec::new(),
                 depends_on: request.depends_on.clone(),
-                array_properties: None,
                 parameters: request.parameters.clone(),
                 container_overrides: request.container_overrides.clone().map(Box::new),
                 retry_strategy: request
@@ -134,11 +130,8 @@ impl Batch {
                 timeout: request.timeout.or(definition.timeout),
                 tags,
                 propagate_tags: request.propagate_tags,
-                is_cancelled: false,
-                sequence: 0,
-                is_terminated: false,
                 submitted_by: request.submitted_by.clone(),
-            };
+            });
             let mut ended = Vec::new();
             let dependency_ids: Vec<String> = request
                 .depends_on
@@ -147,13 +140,12 @@ impl Batch {
                 .collect();
             match array_size {
                 None => {
-                    let mut job = template;
-                    job.sequence = take_sequence(state);
+                    let job = JobSlot::new(id.clone(), take_sequence(state), submission);
                     admit(state, job, &dependency_ids, now, &mut ended);
                 }
                 Some(size) => {
-                    let mut parent = template.clone();
-                    parent.sequence = take_sequence(state);
+                    let mut parent =
+                        JobSlot::new(id.clone(), take_sequence(state), submission.clone());
                     parent.status = JobStatus::Pending;
                     parent.array_properties = Some(ArrayJob {
                         size: Some(size),
@@ -162,15 +154,15 @@ impl Batch {
                     state.jobs.insert(id.clone(), Box::new(parent));
                     state.touch_job(&id);
                     for index in 0..size {
-                        let mut child = template.clone();
-                        child.job_id = format!("{id}:{index}");
-                        child.job_arn = config.arn(ResourceKind::Job, &child.job_id);
-                        child.sequence = take_sequence(state);
+                        let mut child = JobSlot::new(
+                            format!("{id}:{index}"),
+                            take_sequence(state),
+                            submission.clone(),
+                        );
                         child.array_properties = Some(ArrayJob {
                             size: None,
                             index: Some(index),
                         });
-                        child.depends_on = Vec::new();
                         let deps = child_dependencies(&id, index, &request.depends_on);
                         admit(state, child, &deps, now, &mut ended);
                     }
@@ -235,7 +227,7 @@ impl Batch {
         let state = self.shared.lock();
         Ok(ids
             .iter()
-            .filter_map(|id| state.jobs.get(id).map(|job| Job::clone(job)))
+            .filter_map(|id| state.jobs.get(id).map(|job| job.to_job()))
             .collect())
     }
 
@@ -247,7 +239,11 @@ impl Batch {
         }
         let state = self.shared.lock();
         let definition = state.definition(&job.job_definition)?;
-        Some(crate::model::container::resolve(definition, job))
+        Some(crate::model::container::resolve(
+            definition,
+            &job.parameters,
+            job.container_overrides.as_deref(),
+        ))
     }
 
     /// How many children of an array job are in each status (its `statusSummary`).
@@ -265,7 +261,7 @@ impl Batch {
         for job in state
             .jobs
             .values()
-            .filter(|j| j.job_queue == arn && !j.is_array_parent())
+            .filter(|j| j.submission.job_queue == arn && !j.is_array_parent())
         {
             *counts.entry(job.status).or_insert(0) += 1;
         }
@@ -303,14 +299,14 @@ impl Batch {
         };
         let status = request.job_status.unwrap_or(JobStatus::Running);
         let state = self.shared.lock();
-        let mut jobs: Vec<&Job> = match (&request.job_queue, &request.array_job_id) {
+        let mut jobs: Vec<&JobSlot> = match (&request.job_queue, &request.array_job_id) {
             (Some(queue), None) => {
                 let arn = queue_arn(&self.shared.config, &state, queue)?;
                 // Array children are listed through their parent, as in AWS.
-                let mut jobs: Vec<&Job> = state
+                let mut jobs: Vec<&JobSlot> = state
                     .jobs
                     .values()
-                    .filter(|j| j.job_queue == arn && j.array_parent().is_none())
+                    .filter(|j| j.submission.job_queue == arn && j.array_parent().is_none())
                     .map(|j| &**j)
                     .collect();
                 jobs.sort_by_key(|j| std::cmp::Reverse(j.sequence));
@@ -355,7 +351,7 @@ impl Batch {
             (jobs.len() > limit as usize).then(|| jobs[limit as usize - 1].sequence.to_string());
         jobs.truncate(limit as usize);
         Ok(JobPage {
-            jobs: jobs.into_iter().cloned().collect(),
+            jobs: jobs.into_iter().map(JobSlot::to_job).collect(),
             next_token,
         })
     }
@@ -465,7 +461,7 @@ fn take_sequence(state: &mut State) -> u64 {
 /// it waits, FAILED at once if something it depends on already failed.
 fn admit(
     state: &mut State,
-    mut job: Job,
+    mut job: JobSlot,
     dependencies: &[String],
     now: i64,
     ended: &mut Vec<String>,
@@ -663,7 +659,8 @@ impl ListFilter {
         }
     }
 
-    fn matches(&self, job: &Job) -> bool {
+    fn matches(&self, job: &JobSlot) -> bool {
+        let job = &*job.submission;
         match self {
             ListFilter::Name(pattern) => {
                 crate::model::retry::glob(pattern, &job.job_name.to_ascii_lowercase())

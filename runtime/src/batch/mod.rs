@@ -5,11 +5,13 @@
 //! [`Batch::health`]). The operations are split by what they act on, as the HTTP routes are:
 //! `environments`, `queues`, `definitions`, `jobs` (submit, describe, list, cancel,
 //! terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
-//! finished jobs and logs once their retention has passed is `retention`.
+//! finished jobs and logs once their retention has passed is `retention`. How the state holds
+//! a job (its own part beside the submission it shares with its array) is `job_slot`.
 
 mod definitions;
 mod environments;
 mod follow;
+pub(crate) mod job_slot;
 mod jobs;
 mod queues;
 mod recover;

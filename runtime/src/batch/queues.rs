@@ -138,7 +138,7 @@ impl Batch {
             let active = state
                 .jobs
                 .values()
-                .filter(|j| j.job_queue == *arn && !j.status.is_terminal())
+                .filter(|j| j.submission.job_queue == *arn && !j.status.is_terminal())
                 .count();
             if active > 0 {
                 return Err(BatchError::Conflict(format!(

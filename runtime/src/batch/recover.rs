@@ -3,9 +3,12 @@
 //! restarted"), then retried if its job has attempts left, else the job is FAILED. A dependency
 //! that is not stored any more was removed by retention, which removes only ended jobs; a job
 //! still waiting on it saw it succeed (one that failed would have failed its dependents), so it
-//! counts as met.
+//! counts as met. An array
+//! child stored whole (store formats 1 and 2) is moved to `array_children`, keeping only its
+//! own part.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{
@@ -14,8 +17,9 @@ use crate::model::{
 use crate::store::{Record, Store, StoreError, Table};
 
 use super::BatchConfig;
+use super::job_slot::{JobSlot, StoredChild, Submission};
 use super::jobs::child_dependencies;
-use super::state::{EnvSlot, QueueSlot, State};
+use super::state::{EnvSlot, QueueSlot, State, job_key};
 
 /// The statusReason of an attempt cut short by a restart.
 pub(crate) const HOST_RESTARTED: &str =
@@ -61,11 +65,7 @@ pub(crate) fn load(
     for revisions in state.definitions.values_mut() {
         revisions.sort_by_key(|d| d.revision);
     }
-    let mut jobs: Vec<Job> = store
-        .load::<Job>(Table::Jobs)?
-        .into_iter()
-        .map(|(_, job)| job)
-        .collect();
+    let (mut jobs, moved) = load_jobs(store)?;
     jobs.sort_by_key(|j| j.sequence);
     state.next_sequence = jobs.last().map_or(1, |j| j.sequence + 1);
 
@@ -88,6 +88,15 @@ pub(crate) fn load(
         .map(|j| (j.job_id.clone(), Box::new(j)))
         .collect();
     for id in &interrupted {
+        state.touch_job(id);
+    }
+    // Written in their new place as changed jobs, and gone from the old.
+    let mut records = Vec::with_capacity(moved.len());
+    for id in &moved {
+        records.push(Record::Delete {
+            table: Table::Jobs,
+            key: job_key(&state.jobs[id]),
+        });
         state.touch_job(id);
     }
 
@@ -118,15 +127,12 @@ pub(crate) fn load(
                     job.array_parent(),
                     job.array_properties.and_then(|a| a.index),
                 ) {
+                    // A child's waits follow from its array's, which it shares.
                     (Some(parent), Some(index)) => {
-                        let parent_deps = state
-                            .jobs
-                            .get(parent)
-                            .map(|p| p.depends_on.clone())
-                            .unwrap_or_default();
-                        child_dependencies(parent, index, &parent_deps)
+                        child_dependencies(parent, index, &job.submission.depends_on)
                     }
                     _ => job
+                        .submission
                         .depends_on
                         .iter()
                         .filter_map(|d| d.job_id.clone())
@@ -162,12 +168,54 @@ pub(crate) fn load(
     }
     state.settle(ended, now);
     state.index_all_ended();
-    let records = state.take_records();
+    records.extend(state.take_records());
     Ok((state, records))
 }
 
+/// Every stored job, each array child holding its parent's submission; and the ids of the
+/// children stored whole (formats 1 and 2) in `jobs`, which belong in `array_children` now.
+fn load_jobs(store: &Store) -> Result<(Vec<JobSlot>, Vec<String>), StoreError> {
+    let mut whole_children = Vec::new();
+    let mut jobs = Vec::new();
+    for (_, job) in store.load::<Job>(Table::Jobs)? {
+        if job.array_parent().is_some() {
+            whole_children.push(job);
+        } else {
+            jobs.push(JobSlot::from_job(job));
+        }
+    }
+    let submissions: HashMap<String, Arc<Submission>> = jobs
+        .iter()
+        .filter(|j| j.is_array_parent())
+        .map(|j| (j.job_id.clone(), j.submission.clone()))
+        .collect();
+    let orphan = |id: &str| {
+        // Parents and children are written in one transaction and never removed apart.
+        tracing::warn!(job = id, "an array child without its parent is left out");
+    };
+    let mut moved = Vec::new();
+    for child in whole_children {
+        let parent = child.array_parent().expect("sorted as a child");
+        let Some(submission) = submissions.get(parent) else {
+            orphan(&child.job_id);
+            continue;
+        };
+        moved.push(child.job_id.clone());
+        jobs.push(JobSlot::from_whole_child(child, submission.clone()));
+    }
+    for (_, child) in store.load::<StoredChild>(Table::ArrayChildren)? {
+        let Some(submission) = submissions.get(child.parent()) else {
+            orphan(&child.job_id);
+            continue;
+        };
+        let submission = submission.clone();
+        jobs.push(JobSlot::from_stored_child(child, submission));
+    }
+    Ok((jobs, moved))
+}
+
 /// Records the interrupted attempt and decides what happens to the job.
-fn interrupt(job: &mut Job, now: EpochMillis) {
+fn interrupt(job: &mut JobSlot, now: EpochMillis) {
     let number = job.attempts.len() as u32 + 1;
     job.attempts.push(Attempt {
         // A job's startedAt is set when an attempt starts running and kept until the next one
@@ -187,7 +235,7 @@ fn interrupt(job: &mut Job, now: EpochMillis) {
     let decision = if job.is_terminated {
         RetryDecision::Exit
     } else {
-        retry::decide(job.retry_strategy.as_ref(), number, failed)
+        retry::decide(job.submission.retry_strategy.as_ref(), number, failed)
     };
     match decision {
         // Queued by the index rebuild, which sees RUNNABLE.
@@ -231,17 +279,29 @@ mod tests {
         jobs
     }
 
-    /// The state recovered from a store that holds `jobs` as a killed process left them.
+    /// The state recovered from a store that holds `jobs` as a killed process left them, each
+    /// whole in `jobs` as store format 2 wrote them. Recovered a second time from what the first
+    /// wrote (the children moved to `array_children`), which must read back the same.
     async fn recovered(jobs: Vec<Job>) -> State {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let mut before = State::empty();
-        for job in jobs {
-            before.touch_job(&job.job_id);
-            before.jobs.insert(job.job_id.clone(), Box::new(job));
+        let whole = jobs
+            .iter()
+            .map(|job| Record::put(Table::Jobs, format!("{:020}", job.sequence), job))
+            .collect();
+        store.write(whole).await.unwrap();
+        let config = BatchConfig::new(dir.path());
+        let (state, records) = load(&config, &store, 1_000).unwrap();
+        store.write(records).await.unwrap();
+
+        let left: Vec<(String, Job)> = store.load(Table::Jobs).unwrap();
+        let left: Vec<&str> = left.iter().map(|(_, j)| j.job_id.as_str()).collect();
+        assert_eq!(left, ["p"], "only the parent is kept whole");
+        let (again, _) = load(&config, &store, 2_000).unwrap();
+        assert_eq!(again.jobs.len(), state.jobs.len());
+        for (id, job) in &state.jobs {
+            assert_eq!(again.jobs[id].to_job(), job.to_job(), "{id} read back");
         }
-        store.write(before.take_records()).await.unwrap();
-        let (state, _) = load(&BatchConfig::new(dir.path()), &store, 1_000).unwrap();
         state
     }
 
@@ -271,7 +331,8 @@ mod tests {
             exit_code: Some(1),
             ..Attempt::default()
         });
-        jobs[1].retry_strategy = serde_json::from_value(json!({"attempts": 3})).unwrap();
+        // The array's retry strategy, which its children share.
+        jobs[0].retry_strategy = serde_json::from_value(json!({"attempts": 3})).unwrap();
         let state = recovered(jobs).await;
         let child = &state.jobs["p:0"];
         assert_eq!(child.status, JobStatus::Runnable, "one attempt is left");

@@ -212,7 +212,10 @@ mod tests {
             "status": status, "createdAt": 0, "sequence": sequence, "stoppedAt": stopped
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(job));
+        state.jobs.insert(
+            id.into(),
+            Box::new(crate::batch::job_slot::JobSlot::from_job(job)),
+        );
         state.touch_job(id);
     }
 
@@ -221,7 +224,11 @@ mod tests {
         for record in records {
             match record {
                 Record::Delete { table, key } => {
-                    assert_eq!(*table, Table::Jobs);
+                    // An array child's own part is in its own table.
+                    assert!(
+                        matches!(table, Table::Jobs | Table::ArrayChildren),
+                        "{table:?}"
+                    );
                     keys.push(key.clone());
                 }
                 Record::DeleteRange { table, start, end } => {
@@ -304,7 +311,20 @@ mod tests {
         assert_eq!(state.jobs.len(), 3);
 
         assert_eq!(expire(&mut state, 150, 150, 10), None);
-        let (keys, ranges) = deletes(&state.take_records());
+        let records = state.take_records();
+        let tables: Vec<Table> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Delete { table, .. } => Some(*table),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            tables,
+            [Table::Jobs, Table::ArrayChildren, Table::ArrayChildren],
+            "the parent's record and its children's own parts"
+        );
+        let (keys, ranges) = deletes(&records);
         assert_eq!(keys.len(), 3, "{keys:?}");
         assert!(ranges.is_empty(), "the logs went already");
         assert!(state.jobs.is_empty() && state.ended.is_empty());

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use crate::store::{Record, Table};
 
 use crate::engine::KillSwitch;
-use crate::model::{ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus};
+use crate::model::{ComputeEnvironment, EpochMillis, JobDefinition, JobQueue, JobStatus};
+
+use super::job_slot::JobSlot;
 
 use crate::model::arn::{ResourceKind, stored_name};
 
@@ -18,9 +20,9 @@ pub(crate) struct State {
     pub(crate) queues: BTreeMap<String, QueueSlot>,
     /// Revisions of each definition; revision r is at index r-1.
     pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
-    /// Boxed: a queued job is mostly its map slot, and a slot the size of a `Job` left the map
+    /// Boxed: a queued job is mostly its map slot, and a slot the size of a job left the map
     /// two-fifths empty on average and made every growth copy whole jobs.
-    pub(crate) jobs: HashMap<String, Box<Job>>,
+    pub(crate) jobs: HashMap<String, Box<JobSlot>>,
     /// Dependencies not yet met, for each PENDING job that has some.
     pub(crate) unmet: HashMap<String, u32>,
     /// Jobs waiting on each job.
@@ -50,8 +52,9 @@ struct Changes {
     queues: BTreeSet<String>,
     /// (name, revision).
     definitions: BTreeSet<(String, u32)>,
-    /// Sequences of jobs removed (their store keys; the jobs are gone, so the ids say nothing).
-    removed_jobs: Vec<u64>,
+    /// Jobs removed, by the table their record is in and their sequence (the store key; the
+    /// jobs are gone, so the ids say nothing).
+    removed_jobs: Vec<(Table, u64)>,
     /// Sequences whose logs are removed, as runs.
     removed_logs: Vec<std::ops::RangeInclusive<u64>>,
 }
@@ -126,15 +129,19 @@ impl State {
             return Vec::new();
         };
         let mut sequences = vec![job.sequence];
+        self.changes.removed_jobs.push((Table::Jobs, job.sequence));
         for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
             if let Some(child) = self.jobs.remove(&format!("{id}:{index}")) {
                 sequences.push(child.sequence);
+                // A child's own part is its record (see `job_record`).
+                self.changes
+                    .removed_jobs
+                    .push((Table::ArrayChildren, child.sequence));
             }
         }
         if let Some(stopped) = job.stopped_at {
             self.ended.remove(&(stopped, job.sequence));
         }
-        self.changes.removed_jobs.extend(&sequences);
         sequences
     }
 
@@ -157,7 +164,7 @@ impl State {
             && job.status.is_terminal()
             && job.array_parent().is_none()
         {
-            let stopped = job.stopped_at.unwrap_or(job.created_at);
+            let stopped = job.stopped_at.unwrap_or(job.submission.created_at);
             self.ended.insert((stopped, job.sequence), id.to_string());
         }
     }
@@ -229,13 +236,13 @@ impl State {
             if seen.insert(id.as_str())
                 && let Some(job) = self.jobs.get(id)
             {
-                records.push(Record::put(Table::Jobs, job_key(job), job));
+                records.push(job_record(job));
                 self.index_ended(id);
             }
         }
-        for sequence in changes.removed_jobs {
+        for (table, sequence) in changes.removed_jobs {
             records.push(Record::Delete {
-                table: Table::Jobs,
+                table,
                 key: sequence_key(sequence),
             });
         }
@@ -280,7 +287,7 @@ impl State {
         let Some(job) = self.jobs.get(id) else {
             return;
         };
-        let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
+        let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
         let key = (job.sequence, id.to_string());
         if let Some(slot) = self.queues.get_mut(&queue) {
             slot.runnable.insert(key);
@@ -297,7 +304,7 @@ impl State {
             return false;
         }
         if job.status == JobStatus::Runnable {
-            let queue = stored_name(ResourceKind::JobQueue, &job.job_queue).to_string();
+            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
             if let Some(slot) = self.queues.get_mut(&queue) {
                 slot.runnable.remove(&(job.sequence, id.to_string()));
             }
@@ -401,7 +408,7 @@ impl State {
     }
 
     /// Counts of an array parent's children by status.
-    pub(crate) fn array_summary(&self, parent: &Job) -> BTreeMap<JobStatus, u32> {
+    pub(crate) fn array_summary(&self, parent: &JobSlot) -> BTreeMap<JobStatus, u32> {
         let mut counts = BTreeMap::new();
         let size = parent.array_properties.and_then(|a| a.size).unwrap_or(0);
         for index in 0..size {
@@ -417,12 +424,25 @@ impl State {
 /// Jobs are only ever found by id in memory; on disk, keys in submission order put the
 /// records a burst of submits and completions touches on a few neighbouring B-tree pages,
 /// where random ids would dirty a page per job in every transaction.
-fn job_key(job: &Job) -> String {
+pub(crate) fn job_key(job: &JobSlot) -> String {
     sequence_key(job.sequence)
 }
 
 fn sequence_key(sequence: u64) -> String {
     format!("{sequence:020}")
+}
+
+/// A job's record as it is now: an array child's own part in `ArrayChildren` (what it shares is
+/// its parent's record), any other job whole in `Jobs`.
+fn job_record(job: &JobSlot) -> Record {
+    match job.array_properties.and_then(|a| a.index) {
+        Some(index) => Record::put(
+            Table::ArrayChildren,
+            job_key(job),
+            &job.to_stored_child(index),
+        ),
+        None => Record::put(Table::Jobs, job_key(job), &job.to_job()),
+    }
 }
 
 #[cfg(test)]
@@ -432,14 +452,16 @@ mod tests {
     use super::*;
 
     fn insert(state: &mut State, id: &str, status: &str, array: serde_json::Value) {
-        let job: Job = serde_json::from_value(json!({
+        let job: crate::model::Job = serde_json::from_value(json!({
             "jobId": id, "jobArn": id, "jobName": "p",
             "jobQueue": "arn:aws:batch:r:a:job-queue/q",
             "jobDefinition": "arn:aws:batch:r:a:job-definition/d:1",
             "status": status, "createdAt": 0, "arrayProperties": array
         }))
         .unwrap();
-        state.jobs.insert(id.into(), Box::new(job));
+        state
+            .jobs
+            .insert(id.into(), Box::new(JobSlot::from_job(job)));
     }
 
     #[test]
@@ -470,7 +492,9 @@ mod tests {
             .map(|r| match r {
                 Record::Put { table, value, .. } => {
                     assert_eq!(table, Table::Jobs);
-                    serde_json::from_slice::<Job>(&value).unwrap().job_id
+                    serde_json::from_slice::<crate::model::Job>(&value)
+                        .unwrap()
+                        .job_id
                 }
                 other => panic!("not a put: {other:?}"),
             })

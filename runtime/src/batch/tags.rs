@@ -54,7 +54,7 @@ impl Batch {
             Tagged::Definition(name, revision) => {
                 state.revision(&name, revision).map(|d| d.tags.clone())
             }
-            Tagged::Job(id) => state.jobs.get(&id).map(|j| j.tags.clone()),
+            Tagged::Job(id) => state.jobs.get(&id).map(|j| j.submission.tags.clone()),
         }
         .ok_or_else(not_found)
     }
@@ -109,8 +109,25 @@ impl Batch {
                 apply(&mut definition.tags)
             }
             Tagged::Job(id) => {
-                let job = state.jobs.get_mut(&id).ok_or_else(not_found)?;
-                apply(&mut job.tags)?;
+                let job = state.jobs.get(&id).ok_or_else(not_found)?;
+                if let Some(parent) = job.array_parent() {
+                    // As in AWS: a child's tags are its array's.
+                    return Err(BatchError::invalid(
+                        "resourceArn",
+                        format!("{id} is an array child; tag its array job {parent}"),
+                    ));
+                }
+                let mut submission = (*job.submission).clone();
+                apply(&mut submission.tags)?;
+                let submission = std::sync::Arc::new(submission);
+                let size = job.array_properties.and_then(|a| a.size).unwrap_or(0);
+                // The children share the parent's submission; only the parent's record holds it.
+                for index in 0..size {
+                    if let Some(child) = state.jobs.get_mut(&format!("{id}:{index}")) {
+                        child.submission = submission.clone();
+                    }
+                }
+                state.jobs.get_mut(&id).expect("found above").submission = submission;
                 state.touch_job(&id);
                 Ok(())
             }

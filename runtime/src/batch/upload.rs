@@ -287,6 +287,11 @@ fn version_user(state: &super::State, digest: Digest) -> Option<String> {
     state
         .jobs
         .values()
-        .find(|j| !j.status.is_terminal() && pinning.contains(j.job_definition.as_str()))
-        .map(|j| format!("unfinished job {} ({})", j.job_id, j.job_definition))
+        .find(|j| !j.status.is_terminal() && pinning.contains(j.submission.job_definition.as_str()))
+        .map(|j| {
+            format!(
+                "unfinished job {} ({})",
+                j.job_id, j.submission.job_definition
+            )
+        })
 }

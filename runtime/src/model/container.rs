@@ -2,8 +2,10 @@
 //! parameters applied. The scheduler starts each attempt from it and DescribeJobs reports it,
 //! so what a caller reads is what ran.
 
+use std::collections::BTreeMap;
+
 use super::validate::{self, Resources};
-use super::{Job, JobDefinition, ResourceRequirement, params};
+use super::{ContainerOverrides, JobDefinition, ResourceRequirement, params};
 
 /// A job's container, resolved.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,14 +24,18 @@ pub struct JobContainer {
     pub mounts: Vec<(std::path::PathBuf, String, bool)>,
 }
 
-/// Resolves `job`'s container from `definition`, the revision it was submitted with.
-pub fn resolve(definition: &JobDefinition, job: &Job) -> JobContainer {
+/// Resolves the container of a job submitted with `parameters` and `overrides` (an array
+/// child's are its array's) from `definition`, the revision it was submitted with.
+pub fn resolve(
+    definition: &JobDefinition,
+    parameters: &BTreeMap<String, String>,
+    overrides: Option<&ContainerOverrides>,
+) -> JobContainer {
     let properties = definition.container_properties.clone().unwrap_or_default();
-    let overrides = job.container_overrides.as_deref();
     let command = overrides
         .and_then(|o| o.command.as_ref())
         .unwrap_or(&properties.command);
-    let command = params::substitute(command, &definition.parameters, &job.parameters);
+    let command = params::substitute(command, &definition.parameters, parameters);
     let mut environment: Vec<(String, String)> = Vec::new();
     let extra = overrides.map(|o| &o.environment[..]).unwrap_or_default();
     for pair in properties.environment.iter().chain(extra) {

@@ -29,7 +29,11 @@ pub(crate) use ledger::StoredLedger;
 /// - 1: the tables up to `LogChunks`; no `meta` table (a database without one is format 1).
 /// - 2: adds `CompiledArtifacts` and `meta`. A format-1 database has no digests, so every
 ///   compiled artifact is compiled again once.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// - 3: adds `ArrayChildren`: an array child keeps only what is its own there (its status,
+///   attempts, times), and its parent's record in `Jobs` holds what they share (issue 14).
+///   Formats 1 and 2 kept each child whole in `Jobs`; recovery reads such a child in any format
+///   and moves it (`batch::recover`), in the first transaction after the open.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// `format` → the [`FORMAT_VERSION`] the database was last opened with.
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
@@ -43,7 +47,8 @@ pub(crate) enum Table {
     JobQueues,
     /// Keyed `name:revision`.
     JobDefinitions,
-    /// Keyed by submission sequence (see `batch::jobs::job_key`).
+    /// Single jobs and array parents, whole (`model::Job`), keyed by submission sequence (see
+    /// `batch::state::job_key`).
     Jobs,
     /// Module name → its pushes (digest, size, time).
     Modules,
@@ -52,10 +57,12 @@ pub(crate) enum Table {
     /// A compiled artifact's file name under `compiled/` → its sha256 and length, recorded when
     /// it was written (format 2).
     CompiledArtifacts,
+    /// An array child's own part (`batch::job_slot::StoredChild`), keyed as `Jobs` is (format 3).
+    ArrayChildren,
 }
 
 impl Table {
-    const ALL: [Table; 7] = [
+    const ALL: [Table; 8] = [
         Table::ComputeEnvironments,
         Table::JobQueues,
         Table::JobDefinitions,
@@ -63,6 +70,7 @@ impl Table {
         Table::Modules,
         Table::LogChunks,
         Table::CompiledArtifacts,
+        Table::ArrayChildren,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -74,6 +82,7 @@ impl Table {
             Table::Modules => "modules",
             Table::LogChunks => "log_chunks",
             Table::CompiledArtifacts => "compiled_artifacts",
+            Table::ArrayChildren => "array_children",
         })
     }
 }

@@ -24,6 +24,7 @@ const REQUIRED: &[&str] = &[
     "throughput.http",
     "fanout.array",
     "fanout.sequential",
+    "array.large_request",
     "compute.native",
     "compute.epochs",
     "compute.fuel",
@@ -308,6 +309,27 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
                 )
             },
             &|v| v < 1.0,
+        ),
+        goal(
+            "10,000-child array of a 29 KB request: heap growth",
+            "< 10 MiB",
+            get("array.large_request", "heap_bytes"),
+            &|v| format!("{:.2} MiB", v / f64::from(1 << 20)),
+            &|v| v < f64::from(10 << 20),
+        ),
+        goal(
+            "10,000-child array of a 29 KB request: RSS growth",
+            "< 10 MiB",
+            get("array.large_request", "rss_bytes"),
+            &|v| format!("{:.2} MiB", v / f64::from(1 << 20)),
+            &|v| v < f64::from(10 << 20),
+        ),
+        goal(
+            "10,000-child array of a 29 KB request: database growth",
+            "< 10 MiB",
+            get("array.large_request", "db_bytes"),
+            &|v| format!("{:.2} MiB", v / f64::from(1 << 20)),
+            &|v| v < f64::from(10 << 20),
         ),
         goal(
             "compute, wasm with epochs vs native",

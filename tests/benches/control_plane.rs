@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmbatch_runtime::model::{ArrayProperties, JobStatus, SubmitJob};
 use wasmbatch_runtime::{AttemptSpec, Batch, BatchConfig};
-use wasmbatch_tests::stats::record;
+use wasmbatch_tests::stats::{record, rss_kib};
 use wasmbatch_tests::{
     decode, guests, large_submit, local_queue, module_and_definition, submit_concurrently,
 };
@@ -118,15 +118,6 @@ async fn until(batch: &Batch, done: impl Fn(&BTreeMap<JobStatus, u64>) -> bool) 
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Bytes this process has passed to write(2) and its kin so far (`wchar` in /proc/self/io).

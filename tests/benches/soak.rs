@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmbatch_runtime::model::{JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::stats::record;
+use wasmbatch_tests::stats::{record, rss_kib};
 use wasmbatch_tests::{guests, local_queue, module_and_definition};
 
 /// The allocator of the `wasmbatch` binary, so RSS is what the server would hold.
@@ -34,15 +34,6 @@ fn config(dir: &std::path::Path, retention: Duration) -> BatchConfig {
     config.default_environment_memory_mib = 1 << 20;
     config.job_retention = retention;
     config
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// One sample of the series.

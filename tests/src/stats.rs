@@ -104,3 +104,13 @@ impl Sample {
         );
     }
 }
+
+/// This process's resident set, in KiB (`VmRSS` in /proc/self/status; 0 where there is none).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}

@@ -666,3 +666,106 @@ fn the_client_commands_speak_tls_to_a_server_with_a_certificate() {
     fails_saying(&trusting(&other_ca, &["queues"]), "certificate");
     server.stop();
 }
+
+/// A tmpfs of a few MiB on a new temporary directory, unmounted when dropped: a disk that can
+/// really fill up. `None` where this process may not mount one (mounting needs root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        mounted.then_some(Self { dir })
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(self.dir.path().join("filler")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while filler.write_all(&block).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `GET /health` over a plain socket: the status line and the body.
+fn health(endpoint: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_server_whose_disk_fills_up_refuses_changes_and_exits_for_its_supervisor() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        eprintln!(
+            "skipped: this test mounts a 16 MiB tmpfs to fill it up, which needs root (CI runs as root)"
+        );
+        return;
+    };
+    let data_dir = tempfile::tempdir_in(disk.dir.path()).unwrap();
+    let mut server = Server::start_with(
+        data_dir,
+        &["--storage-failure-grace".as_ref(), "2".as_ref()],
+    );
+    server.push(guests::wasip1::HELLO, "hello");
+    assert!(health(&server.endpoint).starts_with("HTTP/1.1 200"));
+
+    disk.fill();
+    // Submits until one needs a page the disk has no room for.
+    let refused = (0..50)
+        .map(|_| server.run(&["submit", "--image", "hello", "--array-size", "2000"]))
+        .find(|output| !output.status.success())
+        .expect("every submit was stored on a full disk");
+    assert!(
+        stderr(&refused).contains("storage unavailable"),
+        "{}",
+        stderr(&refused)
+    );
+    let said = server.says("STORAGE FAILED");
+    assert!(said.contains("No space left on device"), "{said}");
+    let answer = health(&server.endpoint);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("No space left on device"), "{answer}");
+    // Reads are still served meanwhile.
+    let listed = server.run(&["jobs"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+
+    // Past the grace, it exits with 75 (EX_TEMPFAIL) for its supervisor to restart it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not exit after the storage failure"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(75), "{status}");
+}

@@ -5,8 +5,8 @@
 //! the jobs in submission order; each job goes to the first environment in the queue's order that
 //! is ENABLED, MANAGED and has the vCPUs and memory it asks for. A job that fits nowhere stops its
 //! queue's pass (FIFO). Each placed job's attempt runs as its own task, which first waits until
-//! every record sent before the placement is committed (a job runs only if its submit is
-//! durable; after a failed commit, nothing starts). When the attempt ends, its capacity is
+//! the write that added the job is committed (a job runs only if its submit is durable; after a
+//! failed commit, nothing starts); a job whose submit committed long ago does not wait. When the attempt ends, its capacity is
 //! released, the retry decision made, and everything that follows from its end settled.
 //!
 //! STARTING is never written: a crash before RUNNING is recorded leaves the job RUNNABLE on
@@ -43,24 +43,22 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 // Fail-stop: nothing more is started once storage has failed.
                 continue;
             }
-            let (plans, durable) = {
+            let plans = {
                 let mut state = shared.lock();
+                state.committed_through(shared.store.committed_through());
                 let plans = place(&mut state);
-                // Every record of these jobs so far (their submits among them) was sent under
-                // this lock before now; the attempts wait for this ticket's commit.
-                let durable = shared.store.last_sent();
                 // Opened while the jobs' STARTING is visible only under this lock, so anyone
                 // who sees the job started finds its log stream.
                 for plan in &plans {
                     shared.logs.open(&plan.log_key);
                 }
-                (plans, durable)
+                plans
             };
             if !plans.is_empty() {
                 shared.jobs_moved.notify_waiters();
             }
             for plan in plans {
-                tokio::spawn(run_attempt(shared.clone(), plan, durable));
+                tokio::spawn(run_attempt(shared.clone(), plan));
             }
         }
     });
@@ -79,6 +77,9 @@ struct AttemptPlan {
     log_key: String,
     /// Volumes to grant: (path under the volume root, guest path, read-only).
     mounts: Vec<(std::path::PathBuf, String, bool)>,
+    /// The store ticket that must be committed before the attempt starts: that of the submit
+    /// that added the job (0 once it is known to be committed).
+    durable: u64,
 }
 
 /// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
@@ -199,14 +200,15 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                 log_stream_name,
                 mounts,
                 log_key,
+                durable: state.admission_ticket(sequence),
             });
         }
     }
     plans
 }
 
-async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan, durable: u64) {
-    if let Err(e) = shared.store.committed(durable).await {
+async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
+    if let Err(e) = shared.store.committed(plan.durable).await {
         // The job's records may not be durable: it must not run. It stays STARTING in memory
         // (RUNNABLE on disk), and the service takes no more changes until it is restarted.
         tracing::warn!(job = %plan.job_id, "not starting an attempt: {e}");

@@ -404,8 +404,16 @@ impl Batch {
         let (result, committed) = {
             let mut state = self.shared.lock();
             self.shared.store.writable()?;
+            let first_sequence = state.next_sequence;
             let result = apply(&mut state);
-            (result, self.shared.send_changes(&mut state))
+            let records = state.take_records();
+            let committed = (!records.is_empty()).then(|| {
+                let (ticket, committed) = self.shared.store.send_ticketed(records);
+                // The jobs this change added run once this write is committed.
+                state.admitted(first_sequence, ticket);
+                committed
+            });
+            (result, committed)
         };
         let Some(committed) = committed else {
             return result;

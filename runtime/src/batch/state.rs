@@ -32,6 +32,11 @@ pub(crate) struct State {
     /// Kill switches of attempts in flight.
     pub(crate) running: HashMap<String, KillSwitch>,
     pub(crate) next_sequence: u64,
+    /// Submits not yet known to be committed: (the first sequence a change added, the
+    /// `next_sequence` after it, the store ticket it was sent with), oldest first. A job may run once the
+    /// ticket of the change that added it is committed (see [`State::admission_ticket`]); jobs
+    /// older than every entry were committed already. As long as commits are pending, no longer.
+    admissions: VecDeque<(u64, u64, u64)>,
     /// Ended jobs by when they ended (stoppedAt, sequence): what retention removes next
     /// (`batch::retention`), without a walk over every job. Array children are not here: they go
     /// with their parent. Kept true by [`State::take_records`], which sees every job that changed.
@@ -110,9 +115,42 @@ impl State {
             array_done: HashMap::new(),
             running: HashMap::new(),
             next_sequence: 1,
+            admissions: VecDeque::new(),
             ended: BTreeMap::new(),
             logs_removed_before: (EpochMillis::MIN, 0),
             changes: Changes::default(),
+        }
+    }
+
+    /// Notes that the jobs from `first_sequence` to before `next_sequence` were sent to the
+    /// store by the write with `ticket`.
+    pub(crate) fn admitted(&mut self, first_sequence: u64, ticket: u64) {
+        if self.next_sequence > first_sequence {
+            self.admissions
+                .push_back((first_sequence, self.next_sequence, ticket));
+        }
+    }
+
+    /// The store ticket that must be committed before the job with `sequence` runs: that of
+    /// the change that added it, or 0 when it is known to be committed.
+    pub(crate) fn admission_ticket(&self, sequence: u64) -> u64 {
+        let i = self
+            .admissions
+            .partition_point(|(_, next, _)| *next <= sequence);
+        match self.admissions.get(i) {
+            Some((first, _, ticket)) if *first <= sequence => *ticket,
+            _ => 0,
+        }
+    }
+
+    /// Forgets the admissions committed by `through`.
+    pub(crate) fn committed_through(&mut self, through: u64) {
+        while self
+            .admissions
+            .front()
+            .is_some_and(|(_, _, ticket)| *ticket <= through)
+        {
+            self.admissions.pop_front();
         }
     }
 
@@ -462,6 +500,25 @@ mod tests {
         state
             .jobs
             .insert(id.into(), Box::new(JobSlot::from_job(job)));
+    }
+
+    #[test]
+    fn a_job_waits_for_the_commit_of_the_change_that_added_it_and_no_later_one() {
+        let mut state = State::empty();
+        state.next_sequence = 11; // jobs 1..=10 added by the write with ticket 4
+        state.admitted(1, 4);
+        state.next_sequence = 15; // jobs 11..=14 by ticket 9
+        state.admitted(11, 9);
+        state.admitted(15, 12); // a change that added no job
+        assert_eq!(state.admission_ticket(1), 4);
+        assert_eq!(state.admission_ticket(10), 4);
+        assert_eq!(state.admission_ticket(11), 9);
+        assert_eq!(state.admission_ticket(14), 9);
+        state.committed_through(5);
+        assert_eq!(state.admission_ticket(3), 0, "committed: runs at once");
+        assert_eq!(state.admission_ticket(12), 9);
+        state.committed_through(9);
+        assert_eq!(state.admission_ticket(12), 0);
     }
 
     #[test]

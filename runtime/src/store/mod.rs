@@ -335,6 +335,25 @@ impl Store {
         }
     }
 
+    /// [`Store::send`], and the ticket of the write (0 if it was refused).
+    pub(crate) fn send_ticketed(
+        &self,
+        records: Vec<Record>,
+    ) -> (u64, impl Future<Output = Result<(), StoreError>> + use<>) {
+        let (done, committed) = oneshot::channel();
+        let sent = self.enqueue(records, Some(done));
+        let ticket = *sent.as_ref().unwrap_or(&0);
+        (ticket, async move {
+            sent?;
+            committed.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Every write with a ticket up to this one is committed.
+    pub(crate) fn committed_through(&self) -> u64 {
+        self.inner.progress.borrow().through
+    }
+
     /// Queues `records` behind every write sent before, without waiting for the commit. For
     /// records whose loss in a crash is already accounted for by recovery.
     pub(crate) fn write_behind(&self, records: Vec<Record>) {
@@ -369,16 +388,6 @@ impl Store {
             None if progress.closed => Err(StoreError::Closed),
             None => Ok(()),
         }
-    }
-
-    /// The ticket of the latest write handed to the writer: once it is committed, so is every
-    /// write sent before it.
-    pub(crate) fn last_sent(&self) -> u64 {
-        self.inner
-            .sending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_ticket
     }
 
     /// Resolves once the write with `ticket`, and so every write before it, is committed; fails
@@ -855,11 +864,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         store.write_behind(vec![Record::put(Table::Jobs, "a", &"RUNNING")]);
-        let ticket = store.last_sent();
-        assert_eq!(ticket, 1);
+        let (ticket, _) = store.send_ticketed(vec![Record::put(Table::Jobs, "b", &"RUNNABLE")]);
+        assert_eq!(
+            ticket, 2,
+            "tickets count writes in the order they were sent"
+        );
         store.committed(ticket).await.unwrap();
+        assert!(store.committed_through() >= ticket);
         let jobs: Vec<(String, String)> = store.load(Table::Jobs).unwrap();
-        assert_eq!(jobs, [("a".to_string(), "RUNNING".to_string())]);
+        assert_eq!(
+            jobs,
+            [
+                ("a".to_string(), "RUNNING".to_string()),
+                ("b".to_string(), "RUNNABLE".to_string())
+            ]
+        );
     }
 
     #[tokio::test]

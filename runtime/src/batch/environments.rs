@@ -89,15 +89,7 @@ impl Batch {
         &self,
         request: UpdateComputeEnvironment,
     ) -> Result<ComputeEnvironment, BatchError> {
-        let name = self
-            .shared
-            .config
-            .resource_name(
-                ResourceKind::ComputeEnvironment,
-                "computeEnvironment",
-                &request.compute_environment,
-            )?
-            .to_string();
+        let name = self.environment_name(&request.compute_environment)?;
         self.change(|state| {
             let slot = state
                 .envs
@@ -123,15 +115,7 @@ impl Batch {
 
     /// DeleteComputeEnvironment: it must be DISABLED and in no queue.
     pub async fn delete_compute_environment(&self, environment: &str) -> Result<(), BatchError> {
-        let name = self
-            .shared
-            .config
-            .resource_name(
-                ResourceKind::ComputeEnvironment,
-                "computeEnvironment",
-                environment,
-            )?
-            .to_string();
+        let name = self.environment_name(environment)?;
         self.change(|state| {
             let slot = state.envs.get(&name).ok_or_else(|| BatchError::NotFound {
                 what: "compute environment",
@@ -159,6 +143,22 @@ impl Batch {
             Ok(())
         })
         .await
+    }
+}
+
+impl Batch {
+    /// The name of the environment `reference` (a name or one of our ARNs) names, as
+    /// UpdateComputeEnvironment and DeleteComputeEnvironment take it in `computeEnvironment`.
+    fn environment_name(&self, reference: &str) -> Result<String, BatchError> {
+        Ok(self
+            .shared
+            .config
+            .resource_name(
+                ResourceKind::ComputeEnvironment,
+                "computeEnvironment",
+                reference,
+            )?
+            .to_string())
     }
 }
 

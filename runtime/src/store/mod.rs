@@ -484,6 +484,19 @@ impl Store {
         .await;
     }
 
+    /// Runs `read` on `table` within one read transaction. Blocking.
+    pub(crate) fn read_table<R>(
+        &self,
+        table: Table,
+        read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let error = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(|e| error(&e))?;
+        let opened = txn.open_table(table.definition()).map_err(|e| error(&e))?;
+        read(&opened)
+    }
+
     fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.inner
             .db
@@ -499,18 +512,17 @@ impl Store {
         table: Table,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(|e| read(&e))?;
-        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
-        let mut out = Vec::new();
-        for entry in opened.iter().map_err(|e| read(&e))? {
-            let (key, value) = entry.map_err(|e| read(&e))?;
-            let decoded = serde_json::from_slice(value.value()).map_err(|e| {
-                StoreError::Read(format!("record {:?} in {table:?}: {e}", key.value()))
-            })?;
-            out.push((key.value().to_string(), decoded));
-        }
-        Ok(out)
+        self.read_table(table, |opened| {
+            let mut out = Vec::new();
+            for entry in opened.iter().map_err(|e| read(&e))? {
+                let (key, value) = entry.map_err(|e| read(&e))?;
+                let decoded = serde_json::from_slice(value.value()).map_err(|e| {
+                    StoreError::Read(format!("record {:?} in {table:?}: {e}", key.value()))
+                })?;
+                out.push((key.value().to_string(), decoded));
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -522,18 +534,17 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(|e| read(&e))?;
-        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
-        let mut out = Vec::new();
-        for entry in opened.range(prefix..).map_err(|e| read(&e))? {
-            let (key, value) = entry.map_err(|e| read(&e))?;
-            if !key.value().starts_with(prefix) {
-                break;
+        self.read_table(table, |opened| {
+            let mut out = Vec::new();
+            for entry in opened.range(prefix..).map_err(|e| read(&e))? {
+                let (key, value) = entry.map_err(|e| read(&e))?;
+                if !key.value().starts_with(prefix) {
+                    break;
+                }
+                out.push(serde_json::from_slice(value.value()).map_err(|e| read(&e))?);
             }
-            out.push(serde_json::from_slice(value.value()).map_err(|e| read(&e))?);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -884,6 +895,8 @@ mod tests {
     #[tokio::test]
     async fn changes_past_the_bound_wait_for_a_place_in_the_queue() {
         let dir = tempfile::tempdir().unwrap();
+        // The rest is the fault-injection feature's field, absent without it.
+        #[allow(clippy::needless_update)]
         let config = StoreConfig {
             max_pending_changes: 2,
             ..StoreConfig::default()

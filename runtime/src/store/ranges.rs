@@ -2,8 +2,6 @@
 //! records from a key on, and the last record under a prefix. A log's chunks are read this way,
 //! so a page of a long log reads its own chunks and not the whole log.
 
-use redb::ReadableDatabase;
-
 use super::{Store, StoreError, Table};
 
 impl Store {
@@ -17,24 +15,23 @@ impl Store {
         most: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let read = |e: &dyn std::fmt::Display| StoreError::Read(e.to_string());
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(|e| read(&e))?;
-        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
-        let mut out = Vec::new();
-        for entry in opened.range(start..).map_err(|e| read(&e))? {
-            if out.len() >= most {
-                break;
+        self.read_table(table, |opened| {
+            let mut out = Vec::new();
+            for entry in opened.range(start..).map_err(|e| read(&e))? {
+                if out.len() >= most {
+                    break;
+                }
+                let (key, value) = entry.map_err(|e| read(&e))?;
+                if !key.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((
+                    key.value().to_string(),
+                    decode(table, key.value(), value.value())?,
+                ));
             }
-            let (key, value) = entry.map_err(|e| read(&e))?;
-            if !key.value().starts_with(prefix) {
-                break;
-            }
-            out.push((
-                key.value().to_string(),
-                decode(table, key.value(), value.value())?,
-            ));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The record of `table` with the greatest key that starts with `prefix`, if any. `prefix`
@@ -50,20 +47,19 @@ impl Store {
                 "no key range follows prefix {prefix:?}"
             )));
         };
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(|e| read(&e))?;
-        let opened = txn.open_table(table.definition()).map_err(|e| read(&e))?;
-        let mut range = opened.range(prefix..end.as_str()).map_err(|e| read(&e))?;
-        match range.next_back() {
-            None => Ok(None),
-            Some(entry) => {
-                let (key, value) = entry.map_err(|e| read(&e))?;
-                Ok(Some((
-                    key.value().to_string(),
-                    decode(table, key.value(), value.value())?,
-                )))
+        self.read_table(table, |opened| {
+            let mut range = opened.range(prefix..end.as_str()).map_err(|e| read(&e))?;
+            match range.next_back() {
+                None => Ok(None),
+                Some(entry) => {
+                    let (key, value) = entry.map_err(|e| read(&e))?;
+                    Ok(Some((
+                        key.value().to_string(),
+                        decode(table, key.value(), value.value())?,
+                    )))
+                }
             }
-        }
+        })
     }
 }
 

@@ -14,7 +14,9 @@ OPERATIONS = [
     "DeleteComputeEnvironment", "CreateJobQueue", "DescribeJobQueues", "UpdateJobQueue",
     "DeleteJobQueue", "RegisterJobDefinition", "DescribeJobDefinitions",
     "DeregisterJobDefinition", "SubmitJob", "DescribeJobs", "ListJobs", "CancelJob",
-    "TerminateJob", "TagResource",
+    "TerminateJob", "TagResource", "CreateSchedulingPolicy", "DescribeSchedulingPolicies",
+    "ListSchedulingPolicies", "UpdateSchedulingPolicy", "DeleteSchedulingPolicy", "CancelJobs",
+    "TerminateJobs", "GetJobQueueSnapshot",
 ]
 
 model = json.load(open(sys.argv[1]))
@@ -23,7 +25,7 @@ shapes = model["shapes"]
 
 # The model's scalar types, as `Kind`s (routes/mod.rs); others are not in the request shapes.
 SCALARS = {"string": "Kind::String", "integer": "Kind::Integer", "long": "Kind::Long",
-           "boolean": "Kind::Boolean"}
+           "boolean": "Kind::Boolean", "float": "Kind::Float", "double": "Kind::Float"}
 
 
 def kind(shape_name, pending):

@@ -49,8 +49,7 @@ async fn setup(batch: &Batch) {
                 order: 1,
                 compute_environment: "local".into(),
             }],
-            tags: Default::default(),
-            extra: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -17,6 +17,10 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("jobId", Kind::String),
         ("reason", Kind::String),
     ]),
+    ("CancelJobsRequest", &[
+        ("jobs", Kind::List(&Kind::String)),
+        ("reason", Kind::String),
+    ]),
     ("CapacityReservationRequest", &[
         ("reservationGroupArn", Kind::String),
         ("reservationPreference", Kind::String),
@@ -137,11 +141,20 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("state", Kind::String),
         ("tags", Kind::Map(&Kind::String)),
     ]),
+    ("CreateSchedulingPolicyRequest", &[
+        ("fairsharePolicy", Kind::Structure("FairsharePolicy")),
+        ("name", Kind::String),
+        ("quotaSharePolicy", Kind::Structure("QuotaSharePolicy")),
+        ("tags", Kind::Map(&Kind::String)),
+    ]),
     ("DeleteComputeEnvironmentRequest", &[
         ("computeEnvironment", Kind::String),
     ]),
     ("DeleteJobQueueRequest", &[
         ("jobQueue", Kind::String),
+    ]),
+    ("DeleteSchedulingPolicyRequest", &[
+        ("arn", Kind::String),
     ]),
     ("DeregisterJobDefinitionRequest", &[
         ("jobDefinition", Kind::String),
@@ -165,6 +178,9 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
     ]),
     ("DescribeJobsRequest", &[
         ("jobs", Kind::List(&Kind::String)),
+    ]),
+    ("DescribeSchedulingPoliciesRequest", &[
+        ("arns", Kind::List(&Kind::String)),
     ]),
     ("Device", &[
         ("containerPath", Kind::String),
@@ -340,12 +356,20 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("onReason", Kind::String),
         ("onStatusReason", Kind::String),
     ]),
+    ("FairsharePolicy", &[
+        ("computeReservation", Kind::Integer),
+        ("shareDecaySeconds", Kind::Integer),
+        ("shareDistribution", Kind::List(&Kind::Structure("ShareAttributes"))),
+    ]),
     ("FargatePlatformConfiguration", &[
         ("platformVersion", Kind::String),
     ]),
     ("FirelensConfiguration", &[
         ("options", Kind::Map(&Kind::String)),
         ("type", Kind::String),
+    ]),
+    ("GetJobQueueSnapshotRequest", &[
+        ("jobQueue", Kind::String),
     ]),
     ("Host", &[
         ("sourcePath", Kind::String),
@@ -433,6 +457,10 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("multiNodeJobId", Kind::String),
         ("nextToken", Kind::String),
     ]),
+    ("ListSchedulingPoliciesRequest", &[
+        ("maxResults", Kind::Integer),
+        ("nextToken", Kind::String),
+    ]),
     ("LogConfiguration", &[
         ("logDriver", Kind::String),
         ("options", Kind::Map(&Kind::String)),
@@ -487,6 +515,9 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("instanceTypes", Kind::List(&Kind::String)),
         ("targetNodes", Kind::String),
     ]),
+    ("QuotaSharePolicy", &[
+        ("idleResourceAssignmentStrategy", Kind::String),
+    ]),
     ("RegisterJobDefinitionRequest", &[
         ("consumableResourceProperties", Kind::Structure("ConsumableResourceProperties")),
         ("containerProperties", Kind::Structure("ContainerProperties")),
@@ -531,6 +562,10 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
     ("ServiceEnvironmentOrder", &[
         ("order", Kind::Integer),
         ("serviceEnvironment", Kind::String),
+    ]),
+    ("ShareAttributes", &[
+        ("shareIdentifier", Kind::String),
+        ("weightFactor", Kind::Float),
     ]),
     ("SubmitJobRequest", &[
         ("arrayProperties", Kind::Structure("ArrayProperties")),
@@ -592,6 +627,10 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
         ("jobId", Kind::String),
         ("reason", Kind::String),
     ]),
+    ("TerminateJobsRequest", &[
+        ("jobs", Kind::List(&Kind::String)),
+        ("reason", Kind::String),
+    ]),
     ("Tmpfs", &[
         ("containerPath", Kind::String),
         ("mountOptions", Kind::List(&Kind::String)),
@@ -631,6 +670,11 @@ pub(super) static SHAPES: &[(&str, Members)] = &[
     ("UpdatePolicy", &[
         ("jobExecutionTimeoutMinutes", Kind::Long),
         ("terminateJobsOnUpdate", Kind::Boolean),
+    ]),
+    ("UpdateSchedulingPolicyRequest", &[
+        ("arn", Kind::String),
+        ("fairsharePolicy", Kind::Structure("FairsharePolicy")),
+        ("quotaSharePolicy", Kind::Structure("QuotaSharePolicy")),
     ]),
     ("Volume", &[
         ("efsVolumeConfiguration", Kind::Structure("EFSVolumeConfiguration")),

@@ -247,6 +247,8 @@ pub(crate) enum Kind {
     Long,
     /// `true` or `false`.
     Boolean,
+    /// Any number (the model's `float` and `double`).
+    Float,
     /// An object with the members of this shape.
     Structure(&'static str),
     /// A list of these.
@@ -290,6 +292,7 @@ fn check(kind: &Kind, value: &serde_json::Value, path: &mut String) -> Result<()
             };
         }
         (Kind::Long, Value::Number(n)) if n.is_i64() => return Ok(()),
+        (Kind::Float, Value::Number(_)) => return Ok(()),
         (Kind::Structure(shape), Value::Object(object)) => {
             let Ok(i) = members::SHAPES.binary_search_by(|(name, _)| name.cmp(shape)) else {
                 return Ok(()); // a shape the table does not describe: left to the request type
@@ -335,6 +338,7 @@ fn check(kind: &Kind, value: &serde_json::Value, path: &mut String) -> Result<()
         (Kind::Integer, _) => "a whole number",
         (Kind::Long, _) => "a whole number",
         (Kind::Boolean, _) => "true or false",
+        (Kind::Float, _) => "a number",
         (Kind::Structure(_), _) => "an object",
         (Kind::List(_), _) => "a list",
         (Kind::Map(_), _) => "an object of names and values",

@@ -36,6 +36,10 @@ pub(crate) struct Submission {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) propagate_tags: Option<bool>,
     pub(crate) submitted_by: Option<String>,
+    /// The fair share it counts against (on a queue with a scheduling policy).
+    pub(crate) share_identifier: Option<String>,
+    /// Its order within its share, higher first.
+    pub(crate) scheduling_priority: Option<i32>,
 }
 
 /// A job in the state: where it is in its life, and what it was submitted as.
@@ -92,6 +96,8 @@ impl JobSlot {
             tags: job.tags,
             propagate_tags: job.propagate_tags,
             submitted_by: job.submitted_by,
+            share_identifier: job.share_identifier,
+            scheduling_priority: job.scheduling_priority,
         });
         Self {
             job_id: job.job_id,
@@ -152,6 +158,8 @@ impl JobSlot {
             sequence: self.sequence,
             is_terminated: self.is_terminated,
             submitted_by: s.submitted_by.clone(),
+            share_identifier: s.share_identifier.clone(),
+            scheduling_priority: s.scheduling_priority,
         }
     }
 

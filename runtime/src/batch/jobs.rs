@@ -131,6 +131,14 @@ impl Batch {
                 tags,
                 propagate_tags: request.propagate_tags,
                 submitted_by: request.submitted_by.clone(),
+                share_identifier: request.share_identifier.clone(),
+                scheduling_priority: request.scheduling_priority_override.or_else(|| {
+                    definition
+                        .extra
+                        .get("schedulingPriority")
+                        .and_then(|p| p.as_i64())
+                        .map(|p| p as i32)
+                }),
             });
             let mut ended = Vec::new();
             let dependency_ids: Vec<String> = request
@@ -356,23 +364,51 @@ impl Batch {
         })
     }
 
-    /// CancelJob: a job that has not started (SUBMITTED, PENDING, RUNNABLE) is FAILED with
-    /// `isCancelled`; one that has started is left alone and the call still succeeds. An array
-    /// parent's children are cancelled with it.
+    /// CancelJob: a job that has not started (SUBMITTED, RUNNABLE) is FAILED with
+    /// `isCancelled`; a PENDING one is, once its dependencies have completed (as AWS does); one
+    /// that has started is left alone and the call still succeeds. An array parent's children
+    /// are cancelled with it.
     pub async fn cancel_job(&self, job_id: &str, reason: &str) -> Result<(), BatchError> {
-        self.stop(job_id, reason, false).await
+        if job_id.is_empty() {
+            return Err(BatchError::invalid("jobId", "is required"));
+        }
+        self.stop(&[job_id.to_string()], reason, false, true).await
     }
 
     /// TerminateJob: like CancelJob, and a STARTING or RUNNING attempt is killed; the job ends
     /// FAILED with `isTerminated` and is not retried.
     pub async fn terminate_job(&self, job_id: &str, reason: &str) -> Result<(), BatchError> {
-        self.stop(job_id, reason, true).await
-    }
-
-    async fn stop(&self, job_id: &str, reason: &str, terminate: bool) -> Result<(), BatchError> {
         if job_id.is_empty() {
             return Err(BatchError::invalid("jobId", "is required"));
         }
+        self.stop(&[job_id.to_string()], reason, true, true).await
+    }
+
+    /// CancelJobs: CancelJob for each of up to 50 jobs, in one write. Ids that name no job are
+    /// passed over, as AWS counts them successful.
+    pub async fn cancel_jobs(&self, job_ids: &[String], reason: &str) -> Result<(), BatchError> {
+        check_bulk(job_ids)?;
+        self.stop(job_ids, reason, false, false).await
+    }
+
+    /// TerminateJobs: TerminateJob for each of up to 50 jobs, in one write; unknown ids are
+    /// passed over.
+    pub async fn terminate_jobs(
+        &self,
+        job_ids: &[String],
+        reason: &str,
+    ) -> Result<(), BatchError> {
+        check_bulk(job_ids)?;
+        self.stop(job_ids, reason, true, false).await
+    }
+
+    async fn stop(
+        &self,
+        job_ids: &[String],
+        reason: &str,
+        terminate: bool,
+        must_exist: bool,
+    ) -> Result<(), BatchError> {
         if reason.is_empty() || reason.chars().count() > MAX_REASON {
             return Err(BatchError::invalid(
                 "reason",
@@ -384,49 +420,92 @@ impl Batch {
         }
         let now = now();
         self.change(|state| {
-            let job = state.jobs.get(job_id).ok_or_else(|| BatchError::NotFound {
-                what: "job",
-                name: job_id.to_string(),
-            })?;
-            let mut targets = vec![job_id.to_string()];
-            if let Some(size) = job.array_properties.and_then(|a| a.size) {
-                targets.extend((0..size).map(|i| format!("{job_id}:{i}")));
-            }
             let mut ended = Vec::new();
-            for id in targets {
-                let Some(job) = state.jobs.get(&id) else {
+            for job_id in job_ids {
+                let Some(job) = state.jobs.get(job_id) else {
+                    if must_exist {
+                        return Err(BatchError::NotFound {
+                            what: "job",
+                            name: job_id.to_string(),
+                        });
+                    }
                     continue;
                 };
-                let (status, is_parent) = (job.status, job.is_array_parent());
-                let waiting = matches!(
-                    status,
-                    JobStatus::Submitted | JobStatus::Pending | JobStatus::Runnable
-                );
-                if is_parent {
-                    // The parent ends when its last child does (see `State::settle`).
-                    if !status.is_terminal() {
-                        let job = state.jobs.get_mut(&id).expect("present");
-                        job.is_cancelled = !terminate;
-                        job.is_terminated = terminate;
-                        state.touch_job(&id);
-                    }
-                } else if waiting {
-                    if state.fail_one(&id, reason, now) {
-                        state.jobs.get_mut(&id).expect("just failed").is_cancelled = true;
-                        ended.push(id);
-                    }
-                } else if terminate && !status.is_terminal() {
-                    state.jobs.get_mut(&id).expect("present").is_terminated = true;
-                    state.touch_job(&id);
-                    if let Some(kill) = state.running.get(&id) {
-                        kill.kill(reason);
-                    }
+                let mut targets = vec![job_id.to_string()];
+                if let Some(size) = job.array_properties.and_then(|a| a.size) {
+                    targets.extend((0..size).map(|i| format!("{job_id}:{i}")));
+                }
+                for id in targets {
+                    stop_one(state, &id, reason, terminate, now, &mut ended);
                 }
             }
             state.settle(ended, now);
             Ok(())
         })
         .await
+    }
+}
+
+/// Most jobs CancelJobs and TerminateJobs take (AWS's limit).
+const MAX_BULK: usize = 50;
+
+fn check_bulk(job_ids: &[String]) -> Result<(), BatchError> {
+    if job_ids.is_empty() || job_ids.len() > MAX_BULK {
+        return Err(BatchError::invalid(
+            "jobs",
+            format!("must name 1 to {MAX_BULK} jobs, got {}", job_ids.len()),
+        ));
+    }
+    if let Some(i) = job_ids.iter().position(|id| id.is_empty()) {
+        return Err(BatchError::invalid(format!("jobs[{i}]"), "is empty"));
+    }
+    Ok(())
+}
+
+/// Cancels (or terminates) one job, as CancelJob and TerminateJob say; the jobs it ended are
+/// added to `ended`.
+fn stop_one(
+    state: &mut State,
+    id: &str,
+    reason: &str,
+    terminate: bool,
+    now: i64,
+    ended: &mut Vec<String>,
+) {
+    let Some(job) = state.jobs.get(id) else {
+        return;
+    };
+    let (status, is_parent) = (job.status, job.is_array_parent());
+    if is_parent {
+        // The parent ends when its last child does (see `State::settle`).
+        if !status.is_terminal() {
+            let job = state.jobs.get_mut(id).expect("present");
+            job.is_cancelled = !terminate;
+            job.is_terminated = terminate;
+            state.touch_job(id);
+        }
+    } else if status == JobStatus::Pending && state.unmet.contains_key(id) {
+        // AWS cancels a job waiting on dependencies once they have completed: until then it
+        // stays PENDING, marked, and `State::settle` ends it when its wait is over.
+        let job = state.jobs.get_mut(id).expect("present");
+        job.is_cancelled = true;
+        job.is_terminated |= terminate;
+        job.status_reason = Some(reason.to_string());
+        state.touch_job(id);
+    } else if matches!(
+        status,
+        JobStatus::Submitted | JobStatus::Pending | JobStatus::Runnable
+    ) {
+        if state.fail_one(id, reason, now) {
+            state.jobs.get_mut(id).expect("just failed").is_cancelled = true;
+            ended.push(id.to_string());
+        }
+    } else if terminate && !status.is_terminal() {
+        state.jobs.get_mut(id).expect("present").is_terminated = true;
+        state.touch_job(id);
+        if let Some(kill) = state.running.get(id) {
+            kill.kill(reason);
+        }
     }
 }
 

@@ -41,6 +41,8 @@ impl Batch {
                 status_reason: Some("JobQueue Healthy".into()),
                 priority: request.priority,
                 compute_environment_order: order,
+                scheduling_policy_arn: request.scheduling_policy_arn,
+                job_state_time_limit_actions: request.job_state_time_limit_actions,
                 tags: request.tags,
                 extra: request.extra,
             };

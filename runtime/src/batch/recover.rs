@@ -158,7 +158,9 @@ pub(crate) fn load(
                     state.fail_one(&id, &format!("Dependent Job failed: {dependency}"), now);
                     ended.push(id);
                 } else if unmet == 0 {
-                    state.make_runnable(&id);
+                    if state.waited_enough(&id, now) {
+                        ended.push(id);
+                    }
                 } else {
                     state.unmet.insert(id, unmet);
                 }

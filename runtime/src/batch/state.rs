@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use crate::store::{Record, Table};
 
 use crate::engine::KillSwitch;
+use crate::model::scheduling::SchedulingPolicy;
 use crate::model::{ComputeEnvironment, EpochMillis, JobDefinition, JobQueue, JobStatus};
 
 use super::job_slot::JobSlot;
@@ -18,6 +19,8 @@ use crate::model::arn::{ResourceKind, stored_name};
 pub(crate) struct State {
     pub(crate) envs: BTreeMap<String, EnvSlot>,
     pub(crate) queues: BTreeMap<String, QueueSlot>,
+    /// Scheduling policies by name.
+    pub(crate) policies: BTreeMap<String, SchedulingPolicy>,
     /// Revisions of each definition; revision r is at index r-1.
     pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
     /// Boxed: a queued job is mostly its map slot, and a slot the size of a job left the map
@@ -108,6 +111,7 @@ impl State {
         Self {
             envs: BTreeMap::new(),
             queues: BTreeMap::new(),
+            policies: BTreeMap::new(),
             definitions: BTreeMap::new(),
             jobs: HashMap::new(),
             unmet: HashMap::new(),
@@ -412,12 +416,8 @@ impl State {
                     });
                     if remaining == Some(0) {
                         self.unmet.remove(&dependent);
-                        if self
-                            .jobs
-                            .get(&dependent)
-                            .is_some_and(|j| j.status == JobStatus::Pending)
-                        {
-                            self.make_runnable(&dependent);
+                        if self.waited_enough(&dependent, now) {
+                            work.push_back(dependent);
                         }
                     }
                 } else if self.fail_one(&dependent, &format!("Dependent Job failed: {id}"), now) {
@@ -425,6 +425,27 @@ impl State {
                 }
             }
         }
+    }
+
+    /// A PENDING job's dependencies have all completed: it becomes RUNNABLE, or, if it was
+    /// cancelled while it waited, it is cancelled now (as AWS does). True if it ended.
+    pub(crate) fn waited_enough(&mut self, id: &str, now: EpochMillis) -> bool {
+        let Some(job) = self
+            .jobs
+            .get(id)
+            .filter(|j| matches!(j.status, JobStatus::Pending | JobStatus::Submitted))
+        else {
+            return false;
+        };
+        if job.is_cancelled {
+            let reason = job
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| "Cancelled".into());
+            return self.fail_one(id, &reason, now);
+        }
+        self.make_runnable(id);
+        false
     }
 
     /// How many of array `parent`'s `size` children have succeeded and failed, and whether

@@ -12,6 +12,7 @@ pub mod container;
 pub mod params;
 mod requests;
 pub mod retry;
+pub mod scheduling;
 pub mod validate;
 
 pub use requests::{
@@ -138,10 +139,16 @@ pub struct JobQueue {
     pub priority: i32,
     /// Up to 3 environments, tried in ascending `order`.
     pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    /// The fair-share scheduling policy; without one the queue is FIFO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_policy_arn: Option<String>,
+    /// What to do with jobs stuck at the head of the queue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_state_time_limit_actions: Vec<scheduling::JobStateTimeLimitAction>,
     /// Tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
-    /// Accepted and echoed, not used (schedulingPolicyArn, …).
+    /// Accepted and echoed, not used (jobQueueType, …).
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -522,6 +529,13 @@ pub struct Job {
     /// The identity that submitted it (not an AWS member; AWS records it in CloudTrail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// Its fair share, on a queue with a scheduling policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_identifier: Option<String>,
+    /// Its order within its share (higher first): the submit's override, else the
+    /// definition's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_priority: Option<i32>,
 }
 
 /// Array information of a job.

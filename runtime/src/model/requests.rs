@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType, ComputeResources,
     ContainerOverrides, ContainerProperties, Extra, JobDependency, JobStatus, JobTimeout,
-    RetryStrategy, State,
+    RetryStrategy, State, scheduling::JobStateTimeLimitAction,
 };
 
 /// CreateComputeEnvironment.
@@ -52,7 +52,7 @@ pub struct UpdateComputeEnvironment {
 }
 
 /// CreateJobQueue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateJobQueue {
     /// Its name.
@@ -65,10 +65,16 @@ pub struct CreateJobQueue {
     /// 1 to 3 environments.
     #[serde(default)]
     pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    /// A fair-share scheduling policy (name or ARN); FIFO without.
+    #[serde(default)]
+    pub scheduling_policy_arn: Option<String>,
+    /// What to do with jobs stuck at the head of the queue.
+    #[serde(default)]
+    pub job_state_time_limit_actions: Vec<JobStateTimeLimitAction>,
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// Accepted and echoed (schedulingPolicyArn, …).
+    /// Accepted and echoed (jobQueueType, …).
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -88,6 +94,13 @@ pub struct UpdateJobQueue {
     /// New environments.
     #[serde(default)]
     pub compute_environment_order: Option<Vec<ComputeEnvironmentOrder>>,
+    /// Another scheduling policy (a fair-share queue's may be replaced, never removed; a FIFO
+    /// queue takes none).
+    #[serde(default)]
+    pub scheduling_policy_arn: Option<String>,
+    /// New time-limit actions (an empty list removes them).
+    #[serde(default)]
+    pub job_state_time_limit_actions: Option<Vec<JobStateTimeLimitAction>>,
 }
 
 /// RegisterJobDefinition.
@@ -156,11 +169,12 @@ pub struct SubmitJob {
     /// Whether the job takes its definition's tags.
     #[serde(default)]
     pub propagate_tags: Option<bool>,
-    /// Fair share's identifier: refused on a queue without a fair-share scheduling policy, as AWS
-    /// does; otherwise checked and not used (every queue here is FIFO).
+    /// Fair share's identifier: required on a queue with a fair-share scheduling policy, refused
+    /// on one without, as AWS does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_identifier: Option<String>,
-    /// Fair share's priority, 0 to 9999: checked and not used, as on AWS's FIFO queues.
+    /// Fair share's priority, 0 to 9999, over the definition's `schedulingPriority`: orders jobs
+    /// within their share (not used on FIFO queues, as on AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_priority_override: Option<i32>,
     /// Members for kinds of job wasmbatch does not run (nodeOverrides, ecsPropertiesOverride,

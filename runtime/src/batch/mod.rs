@@ -17,8 +17,8 @@ pub(crate) mod line;
 mod queues;
 mod recover;
 mod retention;
-mod snapshot;
 mod scheduling_policies;
+mod snapshot;
 pub(crate) mod state;
 mod tags;
 mod upload;
@@ -38,8 +38,8 @@ use crate::store::{Store, StoreError, StoredLedger};
 
 pub use follow::LogFollower;
 pub use jobs::JobPage;
-pub use snapshot::{FrontOfQueueJob, QueueSnapshot, ShareUsage};
 pub use scheduling_policies::SchedulingPolicyPage;
+pub use snapshot::{FrontOfQueueJob, QueueSnapshot, ShareUsage};
 pub(crate) use state::State;
 pub use upload::ModuleUpload;
 

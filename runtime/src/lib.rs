@@ -75,7 +75,7 @@ mod volumes;
 
 pub use batch::{
     Batch, BatchConfig, BatchError, FrontOfQueueJob, Health, JobPage, LogFollower, ModuleUpload,
-    QueueSnapshot, SchedulingPolicyPage, ShareUsage,
+    QueueSnapshot, SchedulerStats, SchedulingPolicyPage, ShareUsage,
 };
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,

@@ -39,7 +39,7 @@ use crate::store::{Store, StoreError, StoredLedger};
 pub use follow::LogFollower;
 pub use jobs::JobPage;
 pub use scheduling_policies::SchedulingPolicyPage;
-pub use snapshot::{FrontOfQueueJob, QueueSnapshot, ShareUsage};
+pub use snapshot::{FrontOfQueueJob, QueueSnapshot, SchedulerStats, ShareUsage};
 pub(crate) use state::State;
 pub use upload::ModuleUpload;
 

@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub(crate) logs_removed_before: (EpochMillis, u64),
     /// What changed since the records were last taken.
     changes: Changes,
+    /// What the scheduler has done so far.
+    pub(crate) scheduling: super::snapshot::SchedulerStats,
 }
 
 /// What changed since [`State::take_records`] was last called, by key. A removed environment,
@@ -167,6 +169,7 @@ impl State {
             ended: BTreeMap::new(),
             logs_removed_before: (EpochMillis::MIN, 0),
             changes: Changes::default(),
+            scheduling: Default::default(),
         }
     }
 

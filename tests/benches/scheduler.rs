@@ -63,7 +63,9 @@ async fn round(jobs: u32, shares: u32) -> (f64, u64, Duration) {
     let before = batch.scheduler_stats();
     let released = Instant::now();
     batch
-        .update_compute_environment(decode(json!({"computeEnvironment": "local", "state": "ENABLED"})))
+        .update_compute_environment(decode(
+            json!({"computeEnvironment": "local", "state": "ENABLED"}),
+        ))
         .await
         .unwrap();
     for parent in &arrays {
@@ -139,7 +141,10 @@ async fn main() {
         &per_job,
         &[("FIFO", 0)],
     );
-    for (i, key) in ["scheduler.fifo", "scheduler.fair_share"].iter().enumerate() {
+    for (i, key) in ["scheduler.fifo", "scheduler.fair_share"]
+        .iter()
+        .enumerate()
+    {
         let decision = samples[i].median().as_secs_f64() * 1e6;
         let per_s = 1.0 / per_job[i].median().as_secs_f64();
         println!(

@@ -582,3 +582,75 @@ async fn a_dependency_on_another_teams_job_is_refused_like_describing_it() {
         .await
         .expect("her own job may be depended on");
 }
+
+/// One team's key cannot spend another team's share of a fair-share queue: the share a job
+/// names is charged for its capacity, so a team submitting under `blue` would take blue's
+/// capacity and leave its own usage untouched. A key kept to its share with IAM's
+/// `batch:ShareIdentifier` condition is refused for any other share, however it is spelled, and
+/// nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_submit_under_another_teams_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    environment(&batch, "local", 2, "DISABLED").await;
+    let policy = batch
+        .create_scheduling_policy(decode(json!({"name": "teams"})))
+        .await
+        .unwrap();
+    batch
+        .create_job_queue(decode(json!({
+            "jobQueueName": "shared", "priority": 1, "schedulingPolicyArn": policy.arn,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
+        })))
+        .await
+        .unwrap();
+    module_and_definition(&batch, "hello", guests::wasip1::HELLO, &[], 16, json!({})).await;
+    let client = serve(
+        &batch,
+        dir.path(),
+        "red-team",
+        json!({"Statement": {"Effect": "Allow", "Action": "batch:SubmitJob",
+            "Resource": ["arn:aws:batch:*:*:job-queue/shared", "arn:aws:batch:*:*:job-definition/*"],
+            "Condition": {"StringLike": {"batch:ShareIdentifier": ["red", "redteam*"]}}}}),
+    )
+    .await;
+    let submit = |share: &str| {
+        client
+            .submit_job()
+            .job_name("j")
+            .job_queue("shared")
+            .job_definition("hello")
+            .share_identifier(share)
+            .send()
+    };
+    for share in ["blue", "Red", "redte", "blu*", "xred", "redx"] {
+        let refused = submit(share).await.unwrap_err();
+        assert_eq!(refused.code(), Some("AccessDeniedException"), "{share}");
+    }
+    let refused = client
+        .submit_job()
+        .job_name("no-share")
+        .job_queue("shared")
+        .job_definition("hello")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some("AccessDeniedException"),
+        "a share is the condition"
+    );
+    assert!(
+        batch.job_counts("shared").unwrap().is_empty(),
+        "nothing was queued"
+    );
+    submit("red").await.expect("its own share");
+    submit("redteam7").await.expect("its own prefix");
+    assert_eq!(
+        batch
+            .job_counts("shared")
+            .unwrap()
+            .get(&JobStatus::Runnable),
+        Some(&2)
+    );
+}

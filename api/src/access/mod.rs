@@ -209,7 +209,17 @@ impl Caller {
     /// Refuses with AccessDeniedException unless the caller's policy allows `action` on one
     /// of `resources` (and denies it on none).
     pub(crate) fn authorize(&self, action: &str, resources: &[&str]) -> Result<(), ApiError> {
-        match self.policy.decide(action, resources) {
+        self.authorize_in(action, resources, &policy::Context::default())
+    }
+
+    /// [`Caller::authorize`] for a request whose condition keys have the values in `context`.
+    pub(crate) fn authorize_in(
+        &self,
+        action: &str,
+        resources: &[&str],
+        context: &policy::Context,
+    ) -> Result<(), ApiError> {
+        match self.policy.decide_in(action, resources, context) {
             Decision::Allowed => Ok(()),
             decision => {
                 let why = if decision == Decision::ExplicitlyDenied {

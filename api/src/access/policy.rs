@@ -1,7 +1,11 @@
 //! IAM-style policies: which actions a caller may take on which resources. Statements allow or
 //! deny actions (`batch:SubmitJob`, `batch:Describe*`, `batch:*`) on resources named by ARN
 //! patterns with `*` and `?`; an explicit Deny wins over any Allow, and what no statement allows
-//! is denied.
+//! is denied. A statement may also have a `Condition` on the request's context, as IAM's does:
+//! the one key wasmbatch knows is `batch:ShareIdentifier` (the share a SubmitJob names), so a
+//! team's key can be kept to its own share of a fair-share queue.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +40,62 @@ pub struct Statement {
     /// Resource ARN patterns, `*` and `?` allowed.
     #[serde(deserialize_with = "one_or_many")]
     pub resource: Vec<String>,
+    /// Conditions on the request: operator → key → values; all must hold for the statement to
+    /// apply.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub condition: BTreeMap<String, BTreeMap<String, Values>>,
+}
+
+/// A condition's values: one or a list, as IAM takes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Values(#[serde(deserialize_with = "one_or_many")] pub Vec<String>);
+
+/// The condition keys a policy may use, with what a request gives for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// `batch:ShareIdentifier`: the share a SubmitJob names, if any.
+    pub share_identifier: Option<&'a str>,
+}
+
+/// The condition keys understood; any other is refused when the policy is loaded (a Deny on a
+/// key that is never checked would protect nothing).
+const CONDITION_KEYS: &[&str] = &["batch:shareidentifier"];
+
+/// The condition operators understood.
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringLike",
+    "StringNotLike",
+];
+
+impl Context<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key.to_ascii_lowercase().as_str() {
+            "batch:shareidentifier" => self.share_identifier,
+            _ => None,
+        }
+    }
+}
+
+impl Statement {
+    /// Whether every condition holds for `context`. As in IAM, a positive operator on a key the
+    /// request does not have fails, a negated one holds.
+    fn conditions_hold(&self, context: &Context) -> bool {
+        self.condition.iter().all(|(operator, keys)| {
+            keys.iter().all(|(key, Values(values))| {
+                let value = context.get(key);
+                match operator.as_str() {
+                    "StringEquals" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+                    "StringNotEquals" => value.is_none_or(|v| values.iter().all(|x| x != v)),
+                    "StringLike" => value.is_some_and(|v| values.iter().any(|x| wildcard(x, v))),
+                    "StringNotLike" => value.is_none_or(|v| values.iter().all(|x| !wildcard(x, v))),
+                    _ => false,
+                }
+            })
+        })
+    }
 }
 
 /// What a matching statement does.
@@ -83,6 +143,7 @@ impl Policy {
                 effect: Effect::Allow,
                 action: vec!["*".into()],
                 resource: vec!["*".into()],
+                condition: BTreeMap::new(),
             }],
         }
     }
@@ -103,6 +164,21 @@ impl Policy {
             if statement.resource.is_empty() {
                 return Err(format!("{what}: Statement[{i}].Resource is empty"));
             }
+            for (operator, keys) in &statement.condition {
+                if !OPERATORS.contains(&operator.as_str()) {
+                    return Err(format!(
+                        "{what}: Statement[{i}].Condition operator {operator:?} is not understood; use one of {}",
+                        OPERATORS.join(", ")
+                    ));
+                }
+                for key in keys.keys() {
+                    if !CONDITION_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                        return Err(format!(
+                            "{what}: Statement[{i}].Condition key {key:?} is not understood; the one key is batch:ShareIdentifier"
+                        ));
+                    }
+                }
+            }
             for action in statement.action.iter() {
                 if action != "*" && !action.contains(':') {
                     return Err(format!(
@@ -119,6 +195,11 @@ impl Policy {
     /// its own ARN and its queue's, so a policy can grant either). Operations that act on no
     /// particular resource are asked with `*`, which only a `*` pattern matches, as in IAM.
     pub fn decide(&self, action: &str, resources: &[&str]) -> Decision {
+        self.decide_in(action, resources, &Context::default())
+    }
+
+    /// [`Policy::decide`] for a request with `context` (the values of its condition keys).
+    pub fn decide_in(&self, action: &str, resources: &[&str], context: &Context) -> Decision {
         let mut allowed = false;
         for statement in self.statement.iter() {
             let action_matches = statement.action.iter().any(|pattern| {
@@ -128,7 +209,7 @@ impl Policy {
                 .resource
                 .iter()
                 .any(|pattern| resources.iter().any(|resource| wildcard(pattern, resource)));
-            if action_matches && resource_matches {
+            if action_matches && resource_matches && statement.conditions_hold(context) {
                 match statement.effect {
                     Effect::Deny => return Decision::ExplicitlyDenied,
                     Effect::Allow => allowed = true,
@@ -224,6 +305,38 @@ mod tests {
             Policy::allow_all().decide("logs:GetLogEvents", &["*"]),
             Decision::Allowed
         );
+    }
+
+    #[test]
+    fn a_share_condition_keeps_a_key_to_its_own_share() {
+        let p = policy(serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "batch:SubmitJob", "Resource": QUEUE_A,
+                 "Condition": {"StringLike": {"batch:ShareIdentifier": ["red", "red-*"]}}},
+                {"Effect": "Deny", "Action": "batch:SubmitJob", "Resource": QUEUE_A,
+                 "Condition": {"StringEquals": {"batch:ShareIdentifier": "red-frozen"}}}
+            ]
+        }));
+        let share = |s| Context {
+            share_identifier: Some(s),
+        };
+        let submit = |c: &Context| p.decide_in("batch:SubmitJob", &[QUEUE_A], c);
+        assert_eq!(submit(&share("red")), Decision::Allowed);
+        assert_eq!(submit(&share("red-7")), Decision::Allowed);
+        assert_eq!(submit(&share("blue")), Decision::NotAllowed);
+        assert_eq!(submit(&share("red-frozen")), Decision::ExplicitlyDenied);
+        assert_eq!(
+            submit(&Context::default()),
+            Decision::NotAllowed,
+            "no share: no match"
+        );
+        let unknown: Policy = serde_json::from_value(serde_json::json!({
+            "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                           "Condition": {"StringEquals": {"aws:SourceIp": "1.2.3.4"}}}]
+        }))
+        .unwrap();
+        assert!(unknown.validate("p").unwrap_err().contains("aws:SourceIp"));
     }
 
     #[test]

@@ -28,14 +28,19 @@ pub(crate) async fn submit(
         "jobQueue",
         &request.job_queue,
     )?;
-    caller.authorize("batch:SubmitJob", &[&queue])?;
+    // The share a job names is charged for its capacity: a policy can keep a key to its own
+    // (`batch:ShareIdentifier`), as IAM does, or a team could spend another's share.
+    let context = crate::access::policy::Context {
+        share_identifier: request.share_identifier.as_deref(),
+    };
+    caller.authorize_in("batch:SubmitJob", &[&queue], &context)?;
     let definition = resource_arn(
         &batch,
         ResourceKind::JobDefinition,
         "jobDefinition",
         &request.job_definition,
     )?;
-    caller.authorize("batch:SubmitJob", &[&definition])?;
+    caller.authorize_in("batch:SubmitJob", &[&definition], &context)?;
     // A dependency lets the new job learn how another ended ("Dependent Job failed"), and its
     // existence: so the caller must be allowed to see it, as DescribeJobs would judge it.
     for dependency in &request.depends_on {

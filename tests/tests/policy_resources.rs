@@ -654,3 +654,89 @@ async fn a_team_key_cannot_submit_under_another_teams_share() {
         Some(&2)
     );
 }
+
+/// A queue spends the capacity of the environments it names: one team's key allowed to manage
+/// its own queues cannot create a queue on another team's environment, nor move its queue
+/// there, nor attach another team's scheduling policy; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_point_its_queue_at_another_teams_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    environment(&batch, "red-env", 2, "ENABLED").await;
+    environment(&batch, "prod-env", 2, "ENABLED").await;
+    let theirs = batch
+        .create_scheduling_policy(decode(json!({"name": "prod-policy"})))
+        .await
+        .unwrap();
+    let ours = batch
+        .create_scheduling_policy(decode(json!({"name": "red-policy"})))
+        .await
+        .unwrap();
+    let client = serve(
+        &batch,
+        dir.path(),
+        "red-team",
+        json!({"Statement": {"Effect": "Allow",
+            "Action": ["batch:CreateJobQueue", "batch:UpdateJobQueue"],
+            "Resource": ["arn:aws:batch:*:*:job-queue/red-*",
+                         "arn:aws:batch:*:*:compute-environment/red-*",
+                         "arn:aws:batch:*:*:scheduling-policy/red-*"]}}),
+    )
+    .await;
+    let order = |env: &str| {
+        aws_sdk_batch::types::ComputeEnvironmentOrder::builder()
+            .order(1)
+            .compute_environment(env)
+            .build()
+    };
+    for env in [
+        "prod-env",
+        &format!("arn:aws:batch:{REGION}:{ACCOUNT}:compute-environment/prod-env"),
+    ] {
+        let refused = client
+            .create_job_queue()
+            .job_queue_name("red-grab")
+            .priority(1)
+            .compute_environment_order(order(env))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some("AccessDeniedException"), "{env}");
+    }
+    let refused = client
+        .create_job_queue()
+        .job_queue_name("red-fair")
+        .priority(1)
+        .scheduling_policy_arn(&theirs.arn)
+        .compute_environment_order(order("red-env"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("AccessDeniedException"));
+    assert!(batch.describe_job_queues(&[]).is_empty(), "nothing created");
+
+    client
+        .create_job_queue()
+        .job_queue_name("red-work")
+        .priority(1)
+        .scheduling_policy_arn(&ours.arn)
+        .compute_environment_order(order("red-env"))
+        .send()
+        .await
+        .expect("its own environment and policy");
+    let refused = client
+        .update_job_queue()
+        .job_queue("red-work")
+        .compute_environment_order(order("prod-env"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("AccessDeniedException"));
+    let queue = &batch.describe_job_queues(&["red-work".into()])[0];
+    assert!(
+        queue.compute_environment_order[0]
+            .compute_environment
+            .ends_with("/red-env"),
+        "{queue:?}"
+    );
+}

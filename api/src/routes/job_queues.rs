@@ -23,6 +23,13 @@ pub(crate) async fn create(
         &request.job_queue_name,
     )?;
     caller.authorize("batch:CreateJobQueue", &[&arn])?;
+    authorize_uses(
+        &batch,
+        &caller,
+        "batch:CreateJobQueue",
+        &request.compute_environment_order,
+        request.scheduling_policy_arn.as_deref(),
+    )?;
     let queue = batch.create_job_queue(request).await?;
     Ok(Json(
         json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
@@ -62,6 +69,16 @@ pub(crate) async fn update(
         &request.job_queue,
     )?;
     caller.authorize("batch:UpdateJobQueue", &[&arn])?;
+    authorize_uses(
+        &batch,
+        &caller,
+        "batch:UpdateJobQueue",
+        request
+            .compute_environment_order
+            .as_deref()
+            .unwrap_or_default(),
+        request.scheduling_policy_arn.as_deref(),
+    )?;
     let queue = batch.update_job_queue(request).await?;
     Ok(Json(
         json!({ "jobQueueName": queue.job_queue_name, "jobQueueArn": queue.job_queue_arn }),
@@ -89,4 +106,35 @@ pub(crate) async fn delete(
     caller.authorize("batch:DeleteJobQueue", &[&arn])?;
     batch.delete_job_queue(&request.job_queue).await?;
     Ok(Json(json!({})))
+}
+
+/// A queue spends the capacity of the environments it names and follows the policy it names,
+/// so, as in IAM, creating or changing one needs the action on each of them too: else a team
+/// could point its queue at another team's environment and take its capacity.
+fn authorize_uses(
+    batch: &Batch,
+    caller: &crate::access::Caller,
+    action: &str,
+    order: &[wasmbatch_runtime::model::ComputeEnvironmentOrder],
+    policy: Option<&str>,
+) -> Result<(), crate::error::ApiError> {
+    for (i, entry) in order.iter().enumerate() {
+        let arn = resource_arn(
+            batch,
+            ResourceKind::ComputeEnvironment,
+            &format!("computeEnvironmentOrder[{i}].computeEnvironment"),
+            &entry.compute_environment,
+        )?;
+        caller.authorize(action, &[&arn])?;
+    }
+    if let Some(policy) = policy.filter(|p| !p.is_empty()) {
+        let arn = resource_arn(
+            batch,
+            ResourceKind::SchedulingPolicy,
+            "schedulingPolicyArn",
+            policy,
+        )?;
+        caller.authorize(action, &[&arn])?;
+    }
+    Ok(())
 }

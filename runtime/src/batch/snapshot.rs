@@ -58,8 +58,12 @@ pub struct SchedulerStats {
     pub passes: u64,
     /// Jobs placed (attempts started).
     pub placements: u64,
-    /// Time spent choosing and placing, under the state lock, over all passes.
+    /// Time spent in passes, under the state lock: choosing, and preparing each placed job's
+    /// attempt (its container, environment, limits).
     pub placing: std::time::Duration,
+    /// Of that, the time spent choosing: which job of which queue's line goes next, the
+    /// reservation, and recording the placement in the line (its share's usage).
+    pub choosing: std::time::Duration,
 }
 
 impl Batch {

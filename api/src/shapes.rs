@@ -66,7 +66,8 @@ pub(crate) fn job_detail(
     detail
 }
 
-/// `JobSummary`, as ListJobs reports each job.
+/// `JobSummary`, as ListJobs reports each job. AWS's shape has the job's `shareIdentifier` but
+/// not its `schedulingPriority` (DescribeJobs reports both).
 pub(crate) fn job_summary(job: &Job) -> Value {
     let last = job.attempts.last();
     let mut summary = json!({
@@ -81,6 +82,7 @@ pub(crate) fn job_summary(job: &Job) -> Value {
         "jobDefinition": job.job_definition,
         "isCancelled": job.is_cancelled,
         "isTerminated": job.is_terminated,
+        "shareIdentifier": job.share_identifier,
         "container": {"exitCode": last.and_then(|a| a.exit_code), "reason": last.and_then(|a| a.reason.clone())},
         "arrayProperties": job.array_properties.map(|a| json!({"size": a.size, "index": a.index})),
     });

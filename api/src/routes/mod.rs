@@ -103,6 +103,8 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/listjobs", post(jobs::list))
         .route("/v1/canceljob", post(jobs::cancel))
         .route("/v1/terminatejob", post(jobs::terminate))
+        .route("/v1/canceljobs", post(jobs::cancel_many))
+        .route("/v1/terminatejobs", post(jobs::terminate_many))
         .route("/", post(logs::dispatch))
         .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
         .route(

@@ -290,7 +290,10 @@ fn cancel_and_terminate_stop_jobs() {
         stdout(&output).trim().to_string()
     };
     let sleeper = submit(&["--", "60000"]);
-    let waiter = submit(&["--depends-on", &sleeper, "--", "1"]);
+    // A PENDING job is cancelled once what it waits for has completed, as AWS does: long
+    // enough to be waiting still when the cancel comes.
+    let short = submit(&["--", "2000"]);
+    let waiter = submit(&["--depends-on", &short, "--", "1"]);
     let cancelled = server.run(&["cancel", &waiter, "--reason", "not needed"]);
     assert!(cancelled.status.success(), "{}", stderr(&cancelled));
     let terminated = server.run(&["terminate", &sleeper]);
@@ -311,6 +314,81 @@ fn cancel_and_terminate_stop_jobs() {
         assert_eq!(job["status"], "FAILED", "{job}");
         assert_eq!(job["statusReason"], reason, "{job}");
     }
+}
+
+/// `cancel` and `terminate` take several ids and stop them in one request; an id that names
+/// no job is said to, and fails the command, though the others are stopped.
+#[test]
+fn cancel_takes_several_ids_and_names_the_one_that_is_not_a_job() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    let submit = |args: &[&str]| {
+        let output = server.run(&[&["submit", "--image", "sleep"], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let sleeper = submit(&[]);
+    // Long enough for the waiters to be PENDING still when the cancel comes; they are
+    // cancelled once it has succeeded, as AWS does.
+    let short = submit(&["--", "2000"]);
+    let waiters = [
+        submit(&["--depends-on", &short]),
+        submit(&["--depends-on", &short]),
+    ];
+    let cancelled = server.run(&[
+        "cancel",
+        &waiters[0],
+        "no-such-job",
+        &waiters[1],
+        "--reason",
+        "not needed",
+    ]);
+    fails_saying(&cancelled, "wasmbatch: job no-such-job does not exist");
+    let terminated = server.run(&["terminate", &sleeper, "--output", "json"]);
+    assert!(terminated.status.success(), "{}", stderr(&terminated));
+    let reply: serde_json::Value = serde_json::from_slice(&terminated.stdout).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"successful": [sleeper], "errors": []})
+    );
+    for id in &waiters {
+        let mut job = serde_json::Value::Null;
+        for _ in 0..500 {
+            job = serde_json::from_slice(&server.run(&["describe", id, "--output", "json"]).stdout)
+                .unwrap();
+            if job["status"] == "FAILED" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(job["status"], "FAILED", "{job}");
+        assert_eq!(job["statusReason"], "not needed", "{job}");
+        assert_eq!(job["isCancelled"], true, "{job}");
+    }
+}
+
+/// `submit --share` and `--priority` are SubmitJob's shareIdentifier and
+/// schedulingPriorityOverride; a FIFO queue refuses a share, and the server's reason is shown.
+#[test]
+fn submit_share_on_a_fifo_queue_shows_the_servers_reason() {
+    let server = Server::start();
+    server.push(guests::wasip1::HELLO, "hello");
+    fails_saying(
+        &server.run(&[
+            "submit",
+            "--image",
+            "hello",
+            "--share",
+            "teamA",
+            "--priority",
+            "5",
+        ]),
+        "shareIdentifier: job queue default has no fair-share scheduling policy",
+    );
+    fails_saying(
+        &server.run(&["submit", "--image", "hello", "--priority", "10000"]),
+        "schedulingPriorityOverride",
+    );
 }
 
 #[test]
@@ -574,6 +652,11 @@ fn with_keys_the_server_checks_signatures_and_policies_and_reloads_on_sighup() {
             &late_secret,
         ),
         "not authorized to perform: batch:PushModule",
+    );
+    // A job the key may not stop is named with the reason, and the exit says so.
+    fails_saying(
+        &signed(&["cancel", &job], &late, &late_secret),
+        &format!("job {job}: User: late is not authorized to perform: batch:CancelJob"),
     );
     let (said, _) = server.stop();
     assert!(said.contains("credentials reloaded: 2 keys"), "{said}");

@@ -72,7 +72,10 @@ mod scheduler;
 mod store;
 mod volumes;
 
-pub use batch::{Batch, BatchConfig, BatchError, Health, JobPage, LogFollower, ModuleUpload};
+pub use batch::{
+    Batch, BatchConfig, BatchError, FrontOfQueueJob, Health, JobPage, LogFollower, ModuleUpload,
+    QueueSnapshot, ShareUsage,
+};
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,
     DiscardOutput, Executor, ExecutorConfig, ExecutorError, ExitStatus, Failure, FailureKind,

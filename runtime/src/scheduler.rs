@@ -16,14 +16,13 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::batch::line::LineJob;
+use crate::batch::state::{DEFAULT_VCPUS, line_job};
 use crate::batch::{Shared, State, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
 use crate::model::arn::{ResourceKind, stored_name};
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
-use crate::model::{Attempt, ComputeEnvironmentType, JobStatus, State as OnOff};
-
-/// vCPUs a job takes when its definition does not say.
-const DEFAULT_VCPUS: f64 = 1.0;
+use crate::model::{Attempt, ComputeEnvironmentType, EpochMillis, JobStatus, State as OnOff};
 
 /// The statusReason of an attempt whose guest exited by itself, as AWS words it.
 const EXITED: &str = "Essential container in task exited";
@@ -31,8 +30,16 @@ const EXITED: &str = "Essential container in task exited";
 /// Starts the scheduler task. It holds the service weakly and ends when the service is dropped.
 pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
     tokio::spawn(async move {
+        let mut deadline: Option<EpochMillis> = None;
         loop {
-            wake.notified().await;
+            match deadline {
+                // A time-limit action falls due then, whether or not anything else happens.
+                Some(at) => {
+                    let wait = Duration::from_millis((at - now()).max(0) as u64);
+                    let _ = tokio::time::timeout(wait, wake.notified()).await;
+                }
+                None => wake.notified().await,
+            }
             let Some(shared) = shared.upgrade() else {
                 return;
             };
@@ -46,13 +53,18 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             let plans = {
                 let mut state = shared.lock();
                 state.committed_through(shared.store.committed_through());
-                let plans = place(&mut state);
+                let pass = place(&mut state, now());
+                deadline = pass.next_deadline;
+                if pass.changed {
+                    // Written behind, as RUNNING is: nobody waits on an acknowledgement.
+                    drop(shared.send_changes(&mut state));
+                }
                 // Opened while the jobs' STARTING is visible only under this lock, so anyone
                 // who sees the job started finds its log stream.
-                for plan in &plans {
+                for plan in &pass.plans {
                     shared.logs.open(&plan.log_key);
                 }
-                plans
+                pass.plans
             };
             if !plans.is_empty() {
                 shared.jobs_moved.notify_waiters();
@@ -67,6 +79,7 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
 /// Everything an attempt needs, decided at placement under the state lock.
 struct AttemptPlan {
     job_id: String,
+    queue: String,
     environment: String,
     vcpus: f64,
     memory_mib: u64,
@@ -82,29 +95,40 @@ struct AttemptPlan {
     durable: u64,
 }
 
-/// One scheduling pass: reserves capacity and marks the placed jobs STARTING.
-fn place(state: &mut State) -> Vec<AttemptPlan> {
-    let mut plans = Vec::new();
+/// What a scheduling pass did beside placing jobs.
+#[derive(Default)]
+struct Pass {
+    plans: Vec<AttemptPlan>,
+    /// Jobs it changed (set aside, cancelled by a time limit): to be written.
+    changed: bool,
+    /// The earliest time a time-limit action falls due, to wake up for.
+    next_deadline: Option<EpochMillis>,
+}
+
+/// One scheduling pass: applies the queues' time-limit actions, reserves capacity and marks the
+/// placed jobs STARTING. A DISABLED queue takes no new jobs but still dispatches the ones it has
+/// (AWS); a DISABLED environment is where work is held.
+fn place(state: &mut State, now: EpochMillis) -> Pass {
+    let mut pass = Pass::default();
     let mut queues: Vec<(i32, String)> = state
         .queues
         .values()
-        .filter(|q| q.queue.state == OnOff::Enabled)
         .map(|q| (q.queue.priority, q.queue.job_queue_name.clone()))
         .collect();
     queues.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, queue_name) in &queues {
+        apply_time_limits(state, queue_name, now, &mut pass);
+    }
     for (_, queue_name) in queues {
+        let capacity = queue_capacity(state, &queue_name);
         loop {
-            let slot = &state.queues[&queue_name];
-            let Some((sequence, job_id)) = slot.runnable.first().cloned() else {
+            let slot = state.queues.get_mut(&queue_name).expect("listed");
+            let Some((share, job_id)) = slot.line.head(now) else {
                 break;
             };
+            let job_id = job_id.to_string();
             let Some(job) = state.jobs.get(&job_id) else {
-                state
-                    .queues
-                    .get_mut(&queue_name)
-                    .expect("present")
-                    .runnable
-                    .remove(&(sequence, job_id));
+                slot.line.drop_head(&share, now);
                 continue;
             };
             // An array child's parameters and overrides are its array's, held once for all.
@@ -123,6 +147,7 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             let memory_mib = resources
                 .memory_mib
                 .unwrap_or(Limits::DEFAULT_MEMORY_BYTES >> 20);
+            let slot = &state.queues[&queue_name];
             let environment = slot
                 .queue
                 .compute_environment_order
@@ -137,21 +162,41 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
                     .then(|| name.to_string())
                 });
             let Some(environment) = environment else {
+                if let Some((code, message)) = state.never_fits(&slot.queue, vcpus, memory_mib) {
+                    // It would hold its queue forever (AWS leaves it so, unless a time-limit
+                    // action cancels it): set aside, it waits for its queue or environments to
+                    // change, and the jobs behind it go on.
+                    let job = &state.jobs[&job_id];
+                    let line_job = line_job(job, &state.definitions);
+                    let slot = state.queues.get_mut(&queue_name).expect("listed");
+                    slot.line.set_aside(line_job, code, now);
+                    state.jobs.get_mut(&job_id).expect("present").status_reason =
+                        Some(format!("{code} - {message}"));
+                    state.touch_job(&job_id);
+                    pass.changed = true;
+                    continue;
+                }
                 break;
             };
+            let slot = state.queues.get_mut(&queue_name).expect("listed");
+            let limit = slot.line.vcpu_limit(capacity, &share, now);
+            if slot.line.running_vcpus() + vcpus > limit + 1e-9 {
+                // The rest is kept for shares not active yet (computeReservation).
+                break;
+            }
+            let job = &state.jobs[&job_id];
+            let placed = line_job(job, &state.definitions);
+            let placed = LineJob { vcpus, ..placed };
+            let slot = state.queues.get_mut(&queue_name).expect("listed");
+            slot.line.placed(placed, now);
 
             let env_slot = state.envs.get_mut(&environment).expect("found above");
             env_slot.used_vcpus += vcpus;
             env_slot.used_memory_mib += memory_mib;
-            state
-                .queues
-                .get_mut(&queue_name)
-                .expect("present")
-                .runnable
-                .remove(&(sequence, job_id.clone()));
 
             let job = state.jobs.get_mut(&job_id).expect("present");
             job.status = JobStatus::Starting;
+            let sequence = job.sequence;
             let attempt = job.attempts.len() + 1;
             let mounts = container.mounts;
             let image = container.image;
@@ -180,8 +225,9 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             let log_stream_name = crate::logs::stream_name(&definition_name, &job_id, attempt);
             let log_key = crate::logs::log_key(job.sequence, attempt);
             state.running.insert(job_id.clone(), kill.clone());
-            plans.push(AttemptPlan {
+            pass.plans.push(AttemptPlan {
                 job_id,
+                queue: queue_name.clone(),
                 environment,
                 vcpus,
                 memory_mib,
@@ -204,7 +250,66 @@ fn place(state: &mut State) -> Vec<AttemptPlan> {
             });
         }
     }
-    plans
+    pass
+}
+
+/// The vCPUs of a queue's environments that can run jobs now (ENABLED, MANAGED): what a
+/// fair-share reservation is a fraction of.
+fn queue_capacity(state: &State, queue: &str) -> f64 {
+    state.queues[queue]
+        .queue
+        .compute_environment_order
+        .iter()
+        .filter_map(|order| {
+            state.envs.get(stored_name(
+                ResourceKind::ComputeEnvironment,
+                &order.compute_environment,
+            ))
+        })
+        .filter(|env| {
+            env.env.state == OnOff::Enabled && env.env.kind == ComputeEnvironmentType::Managed
+        })
+        .map(|env| env.max_vcpus())
+        .sum()
+}
+
+/// Cancels the jobs set aside in `queue` whose time-limit action has fallen due, with AWS's
+/// words, and notes when the next one will.
+fn apply_time_limits(state: &mut State, queue: &str, now: EpochMillis, pass: &mut Pass) {
+    let slot = &state.queues[queue];
+    if slot.queue.job_state_time_limit_actions.is_empty() || slot.line.misfits.is_empty() {
+        return;
+    }
+    let mut due = Vec::new();
+    for misfit in slot.line.misfits.values() {
+        let Some(action) = slot
+            .queue
+            .job_state_time_limit_actions
+            .iter()
+            .filter(|a| a.state == "RUNNABLE" && a.action == "CANCEL" && a.reason == misfit.reason)
+            .min_by_key(|a| a.max_time_seconds)
+        else {
+            continue;
+        };
+        let deadline = misfit.since + i64::from(action.max_time_seconds) * 1000;
+        if deadline <= now {
+            due.push((misfit.id.clone(), misfit.reason));
+        } else {
+            pass.next_deadline = Some(pass.next_deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+    }
+    let mut ended = Vec::new();
+    for (id, reason) in due {
+        let reason = format!("Canceled by JobStateTimeLimit action due to reason: {reason}");
+        if state.fail_one(&id, &reason, now) {
+            state.jobs.get_mut(&id).expect("just failed").is_cancelled = true;
+            ended.push(id);
+        }
+    }
+    if !ended.is_empty() {
+        pass.changed = true;
+        state.settle(ended, now);
+    }
 }
 
 async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
@@ -215,6 +320,9 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
         shared.logs.finish(&plan.log_key);
         let mut state = shared.lock();
         state.running.remove(&plan.job_id);
+        if let Some(queue) = state.queues.get_mut(&plan.queue) {
+            queue.line.ended(&plan.job_id, now());
+        }
         if let Some(env) = state.envs.get_mut(&plan.environment) {
             env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
             env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
@@ -344,6 +452,9 @@ async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
 fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcome: &Outcome) {
     let now = now();
     let mut state = shared.lock();
+    if let Some(queue) = state.queues.get_mut(&plan.queue) {
+        queue.line.ended(&plan.job_id, now);
+    }
     if let Some(env) = state.envs.get_mut(&plan.environment) {
         env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
         env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
@@ -457,13 +568,7 @@ mod tests {
             "state": "ENABLED", "status": "VALID", "priority": priority, "computeEnvironmentOrder": order
         }))
         .unwrap();
-        state.queues.insert(
-            name.into(),
-            QueueSlot {
-                queue,
-                runnable: Default::default(),
-            },
-        );
+        state.queues.insert(name.into(), QueueSlot::new(queue));
     }
 
     fn definition(state: &mut State, vcpus: &str, memory: &str) {
@@ -495,6 +600,10 @@ mod tests {
             .jobs
             .insert(id.into(), Box::new(JobSlot::from_job(job)));
         state.make_runnable(id);
+    }
+
+    fn place(state: &mut State) -> Vec<AttemptPlan> {
+        super::place(state, 0).plans
     }
 
     fn placed(plans: &[AttemptPlan]) -> Vec<(&str, &str)> {
@@ -547,14 +656,67 @@ mod tests {
     }
 
     #[test]
-    fn a_job_that_fits_nowhere_holds_its_queue() {
+    fn a_job_that_does_not_fit_now_holds_its_queue() {
         let mut state = State::empty();
         env(&mut state, "ce", 2, true, true);
-        definition(&mut state, "4", "64");
+        definition(&mut state, "2", "64");
+        queue(&mut state, "q", 1, &["ce"]);
+        job(&mut state, "first", "q");
+        job(&mut state, "second", "q");
+        assert_eq!(placed(&place(&mut state)), [("first", "ce")]);
+        assert!(place(&mut state).is_empty(), "FIFO: second waits for room");
+        assert_eq!(state.jobs["second"].status, JobStatus::Runnable);
+    }
+
+    #[test]
+    fn a_job_no_environment_could_ever_hold_is_set_aside_and_blocks_nobody() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 2, true, true);
+        definition(&mut state, "1", "64");
         queue(&mut state, "q", 1, &["ce"]);
         job(&mut state, "too-big", "q");
-        assert!(place(&mut state).is_empty());
-        assert_eq!(state.jobs["too-big"].status, JobStatus::Runnable);
+        job(&mut state, "fits", "q");
+        // Its environment shrank after it was submitted (a submit would have been refused).
+        state
+            .envs
+            .get_mut("ce")
+            .unwrap()
+            .env
+            .compute_resources
+            .as_mut()
+            .unwrap()
+            .maxv_cpus = 1;
+        let big = state.jobs.get_mut("too-big").unwrap();
+        big.submission = std::sync::Arc::new(crate::batch::job_slot::Submission {
+            container_overrides: Some(Box::new(
+                serde_json::from_value(
+                    json!({"resourceRequirements": [{"type": "VCPU", "value": "2"}]}),
+                )
+                .unwrap(),
+            )),
+            ..(*big.submission).clone()
+        });
+        assert_eq!(placed(&place(&mut state)), [("fits", "ce")]);
+        let big = &state.jobs["too-big"];
+        assert_eq!(big.status, JobStatus::Runnable);
+        assert!(
+            big.status_reason.as_deref().unwrap().starts_with(
+                "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - the job needs 2 vCPUs"
+            ),
+            "{:?}",
+            big.status_reason
+        );
+    }
+
+    #[test]
+    fn a_disabled_queue_still_dispatches_what_it_holds() {
+        let mut state = State::empty();
+        env(&mut state, "ce", 2, true, true);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["ce"]);
+        job(&mut state, "j", "q");
+        state.queues.get_mut("q").unwrap().queue.state = OnOff::Disabled;
+        assert_eq!(placed(&place(&mut state)), [("j", "ce")]);
     }
 
     #[test]

@@ -761,9 +761,20 @@ async fn retries_timeouts_cancel_and_terminate_through_the_sdk() {
     let reason = job.status_reason.unwrap();
     assert!(reason.contains("exceeded timeout"), "{reason}");
 
-    // Terminate stops a running job; cancel stops a waiting one.
+    // Terminate stops a running job; cancel stops a waiting one (held by a DISABLED
+    // environment, as AWS holds work).
     let running = server.submit("forever", "queue", "sleep").await;
     server.wait_for(&running, JobStatus::Running).await;
+    client
+        .update_compute_environment()
+        .compute_environment("env")
+        .state(CeState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    let waiting = server.submit("waiting", "queue", "sleep").await;
+    server.wait_for(&waiting, JobStatus::Runnable).await;
+    // A DISABLED queue refuses new jobs (and would still dispatch the waiting one).
     client
         .update_job_queue()
         .job_queue("queue")
@@ -771,8 +782,24 @@ async fn retries_timeouts_cancel_and_terminate_through_the_sdk() {
         .send()
         .await
         .unwrap();
-    let waiting = server.submit("waiting", "queue", "sleep").await;
-    server.wait_for(&waiting, JobStatus::Runnable).await;
+    let refused = client
+        .submit_job()
+        .job_name("refused")
+        .job_queue("queue")
+        .job_definition("sleep")
+        .send()
+        .await
+        .unwrap_err();
+    let refused = refused.into_service_error();
+    assert!(refused.is_client_exception(), "{refused:?}");
+    assert!(
+        refused
+            .meta()
+            .message()
+            .unwrap_or_default()
+            .contains("is DISABLED"),
+        "{refused:?}"
+    );
     client
         .cancel_job()
         .job_id(&waiting)

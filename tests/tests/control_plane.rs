@@ -413,6 +413,37 @@ async fn cancel_stops_waiting_jobs_and_terminate_kills_running_ones() {
         Some("stopped by the operator")
     );
 
+    // Work is held by a DISABLED compute environment, as on AWS.
+    let environment = |state: &str| {
+        serde_json::from_value(json!({"computeEnvironment": "local", "state": state})).unwrap()
+    };
+    batch
+        .update_compute_environment(environment("DISABLED"))
+        .await
+        .unwrap();
+    let waiting = batch
+        .submit_job(submit("waiting", &sleeper))
+        .await
+        .unwrap()
+        .job_id;
+    let mut short = submit("held", &sleeper);
+    short.container_overrides = Some(ContainerOverrides {
+        command: Some(vec!["10".into()]),
+        ..Default::default()
+    });
+    let held = batch.submit_job(short).await.unwrap().job_id;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        describe(&batch, &waiting).status,
+        JobStatus::Runnable,
+        "a DISABLED environment runs nothing"
+    );
+    batch.cancel_job(&waiting, "not needed").await.unwrap();
+    let job = describe(&batch, &waiting);
+    assert_eq!((job.status, job.is_cancelled), (JobStatus::Failed, true));
+    assert_eq!(job.status_reason.as_deref(), Some("not needed"));
+
+    // A DISABLED queue takes no new job, and still runs the ones it has (AWS).
     batch
         .update_job_queue(UpdateJobQueue {
             job_queue: "main".into(),
@@ -421,21 +452,20 @@ async fn cancel_stops_waiting_jobs_and_terminate_kills_running_ones() {
         })
         .await
         .unwrap();
-    let waiting = batch
-        .submit_job(submit("waiting", &sleeper))
+    let error = batch
+        .submit_job(submit("refused", &sleeper))
         .await
-        .unwrap()
-        .job_id;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        describe(&batch, &waiting).status,
-        JobStatus::Runnable,
-        "a DISABLED queue dispatches nothing"
+        .unwrap_err();
+    assert!(error.is_client_error(), "{error}");
+    assert!(
+        error.to_string().starts_with("jobQueue:") && error.to_string().contains("is DISABLED"),
+        "{error}"
     );
-    batch.cancel_job(&waiting, "not needed").await.unwrap();
-    let job = describe(&batch, &waiting);
-    assert_eq!((job.status, job.is_cancelled), (JobStatus::Failed, true));
-    assert_eq!(job.status_reason.as_deref(), Some("not needed"));
+    batch
+        .update_compute_environment(environment("ENABLED"))
+        .await
+        .unwrap();
+    assert_eq!(finished(&batch, &held).await.status, JobStatus::Succeeded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,17 +17,12 @@ fn config(dir: &std::path::Path, jobs: Duration, logs: Option<Duration>) -> Batc
     config
 }
 
-/// Queue `main` (ENABLED) and queue `held` (DISABLED: its jobs wait RUNNABLE) on one
-/// environment, and definition `hello`.
+/// Queue `main` on an ENABLED environment and queue `held` on a DISABLED one (its jobs wait
+/// RUNNABLE), and definition `hello`.
 async fn setup(batch: &Batch) {
     wasmbatch_tests::local_queue(batch, 2, "ENABLED").await;
-    batch
-        .create_job_queue(decode(json!({
-            "jobQueueName": "held", "priority": 1, "state": "DISABLED",
-            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]
-        })))
-        .await
-        .unwrap();
+    wasmbatch_tests::environment(batch, "off", 2, "DISABLED").await;
+    wasmbatch_tests::job_queue(batch, "held", 1, "off").await;
     wasmbatch_tests::module_and_definition(
         batch,
         "hello",
@@ -200,7 +195,9 @@ async fn a_job_waiting_on_a_removed_one_still_runs_after_a_restart() {
         "still waiting on the held job, and only on it"
     );
     batch
-        .update_job_queue(decode(json!({"jobQueue": "held", "state": "ENABLED"})))
+        .update_compute_environment(decode(
+            json!({"computeEnvironment": "off", "state": "ENABLED"}),
+        ))
         .await
         .unwrap();
     let ran = wasmbatch_tests::finished(&batch, &dependent).await;

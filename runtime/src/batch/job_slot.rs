@@ -163,6 +163,14 @@ impl JobSlot {
         }
     }
 
+    /// The job's ARN (a child's is its array's and `:<index>`).
+    pub(crate) fn to_job_arn(&self) -> String {
+        match self.array_properties.and_then(|a| a.index) {
+            Some(index) => format!("{}:{index}", self.submission.job_arn),
+            None => self.submission.job_arn.clone(),
+        }
+    }
+
     /// The id of the array parent, for a child.
     pub(crate) fn array_parent(&self) -> Option<&str> {
         self.array_properties?.index?;

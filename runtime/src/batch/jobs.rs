@@ -13,7 +13,7 @@ use crate::model::container::JobContainer;
 use crate::model::validate::{self, Resources};
 use crate::model::{
     ArrayJob, ArrayJobDependency, Job, JobDefinition, JobDependency, JobStatus, ListJobs,
-    SubmitJob, SubmittedJob,
+    State as OnOff, SubmitJob, SubmittedJob,
 };
 
 /// Most ids DescribeJobs takes.
@@ -72,27 +72,74 @@ impl Batch {
         let config = &self.shared.config;
         self.change(|state| {
             let queue_arn = queue_arn(config, state, &request.job_queue)?;
-            if request.share_identifier.is_some() && !fair_share(config, state, &request.job_queue)
-            {
+            let queue = &state.queues[stored_name(ResourceKind::JobQueue, &queue_arn)].queue;
+            if queue.state == OnOff::Disabled {
+                // AWS: a DISABLED queue takes no new jobs; those it has still run.
                 return Err(BatchError::invalid(
-                    "shareIdentifier",
+                    "jobQueue",
                     format!(
-                        "job queue {} has no fair-share scheduling policy, so its jobs take no share identifier",
-                        request.job_queue
+                        "job queue {} is DISABLED: it takes no new jobs (those already in it still run)",
+                        queue.job_queue_name
                     ),
                 ));
             }
+            match (&request.share_identifier, &queue.scheduling_policy_arn) {
+                (Some(_), None) => {
+                    return Err(BatchError::invalid(
+                        "shareIdentifier",
+                        format!(
+                            "job queue {} has no fair-share scheduling policy, so its jobs take no share identifier",
+                            queue.job_queue_name
+                        ),
+                    ));
+                }
+                (None, Some(policy)) => {
+                    return Err(BatchError::invalid(
+                        "shareIdentifier",
+                        format!(
+                            "is required: job queue {} shares its capacity by scheduling policy {policy}",
+                            queue.job_queue_name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
             let definition = resolve_definition(config, state, &request.job_definition)?.clone();
             let resources = job_resources(&definition, &request)?;
+            let overridden = |kind: &str| {
+                request
+                    .container_overrides
+                    .as_ref()
+                    .is_some_and(|o| o.resource_requirements.iter().any(|r| r.kind == kind))
+            };
+            if let Some((code, why)) = state.never_fits(
+                queue,
+                resources.vcpus.unwrap_or(super::state::DEFAULT_VCPUS),
+                resources
+                    .memory_mib
+                    .unwrap_or(crate::engine::Limits::DEFAULT_MEMORY_BYTES >> 20),
+            ) {
+                // Refused here rather than left RUNNABLE for ever, as AWS would leave it: the
+                // caller learns at once, and nothing queues behind a job that cannot run.
+                let kind = if code.ends_with("JOB_RESOURCE_REQUIREMENT") {
+                    "MEMORY"
+                } else {
+                    "VCPU"
+                };
+                return Err(BatchError::invalid(
+                    if overridden(kind) {
+                        "containerOverrides.resourceRequirements"
+                    } else {
+                        "containerProperties.resourceRequirements"
+                    },
+                    format!("{code}: {why}, so it could never run"),
+                ));
+            }
             let max_mib = self.shared.executor.config().max_memory_bytes >> 20;
             if let Some(memory) = resources.memory_mib.filter(|&m| m > max_mib) {
                 // Definitions are checked when registered; the setting may have changed since.
-                let overridden = request
-                    .container_overrides
-                    .as_ref()
-                    .is_some_and(|o| o.resource_requirements.iter().any(|r| r.kind == "MEMORY"));
                 return Err(BatchError::invalid(
-                    if overridden {
+                    if overridden("MEMORY") {
                         "containerOverrides.resourceRequirements"
                     } else {
                         "containerProperties.resourceRequirements"
@@ -393,11 +440,7 @@ impl Batch {
 
     /// TerminateJobs: TerminateJob for each of up to 50 jobs, in one write; unknown ids are
     /// passed over.
-    pub async fn terminate_jobs(
-        &self,
-        job_ids: &[String],
-        reason: &str,
-    ) -> Result<(), BatchError> {
+    pub async fn terminate_jobs(&self, job_ids: &[String], reason: &str) -> Result<(), BatchError> {
         check_bulk(job_ids)?;
         self.stop(job_ids, reason, true, false).await
     }
@@ -519,15 +562,6 @@ fn queue_arn(config: &BatchConfig, state: &State, queue: &str) -> Result<String,
             what: "job queue",
             name: queue.to_string(),
         })
-}
-
-/// Whether queue `queue` (a name or an ARN) names a fair-share scheduling policy.
-fn fair_share(config: &BatchConfig, state: &State, queue: &str) -> bool {
-    config
-        .resource_name(ResourceKind::JobQueue, "jobQueue", queue)
-        .ok()
-        .and_then(|name| state.queues.get(name))
-        .is_some_and(|q| q.queue.extra.contains_key("schedulingPolicyArn"))
 }
 
 fn take_sequence(state: &mut State) -> u64 {
@@ -691,6 +725,8 @@ pub(crate) fn job_resources(
 /// One ListJobs filter.
 enum ListFilter {
     Name(String),
+    /// A share identifier, or a prefix ending in `*`.
+    Share(String),
     Definition(String),
     Before(i64),
     After(i64),
@@ -720,6 +756,7 @@ impl ListFilter {
         };
         match filter.name.as_deref() {
             Some("JOB_NAME") => Ok(ListFilter::Name(value.to_ascii_lowercase())),
+            Some("SHARE_IDENTIFIER") => Ok(ListFilter::Share(value)),
             // A pattern (`render*`) is not a name, so only an ARN is read strictly here.
             Some("JOB_DEFINITION") if value.starts_with("arn:") => Ok(ListFilter::Definition(
                 config
@@ -732,7 +769,7 @@ impl ListFilter {
             other => Err(BatchError::invalid(
                 "filters[0].name",
                 format!(
-                    "must be JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT or AFTER_CREATED_AT, got {other:?}"
+                    "must be JOB_NAME, JOB_DEFINITION, SHARE_IDENTIFIER, BEFORE_CREATED_AT or AFTER_CREATED_AT, got {other:?}"
                 ),
             )),
         }
@@ -751,6 +788,10 @@ impl ListFilter {
                         .rsplit_once(':')
                         .is_some_and(|(name, _)| crate::model::retry::glob(wanted, name))
             }
+            ListFilter::Share(pattern) => job
+                .share_identifier
+                .as_deref()
+                .is_some_and(|share| crate::model::retry::glob(pattern, share)),
             ListFilter::Before(t) => job.created_at < *t,
             ListFilter::After(t) => job.created_at > *t,
         }

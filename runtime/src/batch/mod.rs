@@ -13,9 +13,11 @@ mod environments;
 mod follow;
 pub(crate) mod job_slot;
 mod jobs;
+pub(crate) mod line;
 mod queues;
 mod recover;
 mod retention;
+mod snapshot;
 pub(crate) mod state;
 mod tags;
 mod upload;
@@ -35,6 +37,7 @@ use crate::store::{Store, StoreError, StoredLedger};
 
 pub use follow::LogFollower;
 pub use jobs::JobPage;
+pub use snapshot::{FrontOfQueueJob, QueueSnapshot, ShareUsage};
 pub(crate) use state::State;
 pub use upload::ModuleUpload;
 

@@ -46,14 +46,11 @@ impl Batch {
                 tags: request.tags,
                 extra: request.extra,
             };
-            state.queues.insert(
-                name.clone(),
-                QueueSlot {
-                    queue: queue.clone(),
-                    runnable: Default::default(),
-                },
-            );
+            state
+                .queues
+                .insert(name.clone(), QueueSlot::new(queue.clone()));
             state.touch_queue(&name);
+            state.scheduling_changed();
             Ok(queue)
         })
         .await

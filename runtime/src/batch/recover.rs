@@ -47,14 +47,10 @@ pub(crate) fn load(
         );
     }
     for (name, queue) in store.load::<JobQueue>(Table::JobQueues)? {
-        state.queues.insert(
-            name,
-            QueueSlot {
-                queue,
-                runnable: Default::default(),
-            },
-        );
+        state.queues.insert(name, QueueSlot::new(queue));
     }
+    // Lines take their policies before any job is filed in them.
+    state.scheduling_changed();
     for (_, definition) in store.load::<JobDefinition>(Table::JobDefinitions)? {
         state
             .definitions
@@ -170,6 +166,7 @@ pub(crate) fn load(
     }
     state.settle(ended, now);
     state.index_all_ended();
+    state.charge_past_usage(now);
     records.extend(state.take_records());
     Ok((state, records))
 }

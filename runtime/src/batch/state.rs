@@ -13,6 +13,7 @@ use crate::model::scheduling::SchedulingPolicy;
 use crate::model::{ComputeEnvironment, EpochMillis, JobDefinition, JobQueue, JobStatus};
 
 use super::job_slot::JobSlot;
+use super::line::{Line, LineJob};
 
 use crate::model::arn::{ResourceKind, stored_name};
 
@@ -89,22 +90,63 @@ impl EnvSlot {
     }
 }
 
-/// A queue and its RUNNABLE jobs in submission order.
+/// A queue and its RUNNABLE jobs in the order it dispatches them.
 pub(crate) struct QueueSlot {
     pub(crate) queue: JobQueue,
-    pub(crate) runnable: BTreeSet<(u64, String)>,
+    pub(crate) line: Line,
+}
+
+impl QueueSlot {
+    /// A queue with nobody in line yet (its policy is applied by
+    /// [`State::scheduling_changed`]).
+    pub(crate) fn new(queue: JobQueue) -> Self {
+        Self {
+            queue,
+            line: Line::new(None, super::now()),
+        }
+    }
+}
+
+/// vCPUs a job takes when its definition does not say.
+pub(crate) const DEFAULT_VCPUS: f64 = 1.0;
+
+/// Job `job` as its queue's line knows it.
+pub(crate) fn line_job<'a>(
+    job: &'a JobSlot,
+    definitions: &BTreeMap<String, Vec<JobDefinition>>,
+) -> LineJob<'a> {
+    let submission = &*job.submission;
+    let vcpus = find_definition(definitions, &submission.job_definition)
+        .map(|d| crate::model::container::resources(d, submission.container_overrides.as_deref()))
+        .and_then(|r| r.vcpus)
+        .unwrap_or(DEFAULT_VCPUS);
+    LineJob {
+        id: &job.job_id,
+        sequence: job.sequence,
+        share: submission.share_identifier.as_deref(),
+        priority: submission.scheduling_priority,
+        vcpus,
+    }
+}
+
+/// The definition revision with ARN `arn`.
+fn find_definition<'a>(
+    definitions: &'a BTreeMap<String, Vec<JobDefinition>>,
+    arn: &str,
+) -> Option<&'a JobDefinition> {
+    let name = stored_name(ResourceKind::JobDefinition, arn)
+        .rsplit_once(':')
+        .map_or("", |(name, _)| name);
+    definitions
+        .get(name)?
+        .iter()
+        .find(|d| d.job_definition_arn == arn)
 }
 
 impl State {
     /// The definition revision with ARN `arn`.
     pub(crate) fn definition(&self, arn: &str) -> Option<&JobDefinition> {
-        let name = stored_name(ResourceKind::JobDefinition, arn)
-            .rsplit_once(':')
-            .map_or("", |(name, _)| name);
-        self.definitions
-            .get(name)?
-            .iter()
-            .find(|d| d.job_definition_arn == arn)
+        find_definition(&self.definitions, arn)
     }
 
     pub(crate) fn empty() -> Self {
@@ -161,7 +203,134 @@ impl State {
     /// Brings the queues' dispatch order up to date after a scheduling policy changed, or a
     /// queue's policy or time-limit actions did: weights, decay and reservation are read from
     /// the policies here.
-    pub(crate) fn scheduling_changed(&mut self) {}
+    pub(crate) fn scheduling_changed(&mut self) {
+        let now = super::now();
+        for slot in self.queues.values_mut() {
+            let policy = slot.queue.scheduling_policy_arn.as_deref().map(|arn| {
+                // Stored canonical: the name is what follows `scheduling-policy/`.
+                let name = arn.rsplit_once('/').map_or(arn, |(_, name)| name);
+                self.policies
+                    .get(name)
+                    .and_then(|p| p.fairshare_policy.clone())
+                    .unwrap_or_default()
+            });
+            if slot.line.is_fair_share() == policy.is_some() {
+                slot.line.set_policy(policy, now);
+                continue;
+            }
+            // FIFO became fair share (only at creation: AWS allows no other change of kind):
+            // the line is built again, its jobs filed by share.
+            let misfits = std::mem::take(&mut slot.line.misfits);
+            slot.line = Line::new(policy, now);
+            slot.line.misfits = misfits;
+            let arn = &slot.queue.job_queue_arn;
+            let mut waiting: Vec<&JobSlot> = self
+                .jobs
+                .values()
+                .filter(|j| j.status == JobStatus::Runnable && j.submission.job_queue == *arn)
+                .map(|j| &**j)
+                .collect();
+            waiting.sort_by_key(|j| j.sequence);
+            for job in waiting {
+                slot.line.push(line_job(job, &self.definitions), now);
+            }
+        }
+        self.readmit_misfits();
+    }
+
+    /// Puts the jobs set aside as never fitting back in line, to be judged again against the
+    /// queues' environments as they are now.
+    pub(crate) fn readmit_misfits(&mut self) {
+        let now = super::now();
+        for slot in self.queues.values_mut() {
+            for (_, misfit) in std::mem::take(&mut slot.line.misfits) {
+                if let Some(job) = self.jobs.get(&misfit.id) {
+                    slot.line.push(line_job(job, &self.definitions), now);
+                }
+            }
+        }
+    }
+
+    /// Why no environment of `queue` could ever hold a job asking for `vcpus` and
+    /// `memory_mib`, whatever else runs: AWS's reason code and words for people. `None` when one
+    /// could, or when the queue has an UNMANAGED environment (whose capacity is not known here).
+    pub(crate) fn never_fits(
+        &self,
+        queue: &JobQueue,
+        vcpus: f64,
+        memory_mib: u64,
+    ) -> Option<(&'static str, String)> {
+        let envs: Vec<&EnvSlot> = queue
+            .compute_environment_order
+            .iter()
+            .filter_map(|o| {
+                self.envs.get(stored_name(
+                    ResourceKind::ComputeEnvironment,
+                    &o.compute_environment,
+                ))
+            })
+            .collect();
+        if envs.is_empty()
+            || envs
+                .iter()
+                .any(|e| e.env.kind != crate::model::ComputeEnvironmentType::Managed)
+        {
+            return None;
+        }
+        let holds_vcpus = |e: &&&EnvSlot| vcpus <= e.max_vcpus() + 1e-9;
+        if envs
+            .iter()
+            .any(|e| holds_vcpus(&e) && memory_mib <= e.memory_mib)
+        {
+            return None;
+        }
+        let name = &queue.job_queue_name;
+        if envs.iter().any(|e| holds_vcpus(&e)) {
+            let most = envs.iter().map(|e| e.memory_mib).max().unwrap_or(0);
+            return Some((
+                "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+                format!(
+                    "the job needs {memory_mib} MiB of memory; no compute environment of job queue {name} that has its {vcpus} vCPUs has more than {most} MiB"
+                ),
+            ));
+        }
+        let most = envs.iter().map(|e| e.max_vcpus()).fold(0.0, f64::max);
+        Some((
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            format!(
+                "the job needs {vcpus} vCPUs; the compute environments of job queue {name} have at most {most} (maxvCpus)"
+            ),
+        ))
+    }
+
+    /// Adds to the fair-share queues' usage what their jobs' attempts ran before this process
+    /// started, as recovery finds them, so a restart does not forget who has had the most.
+    pub(crate) fn charge_past_usage(&mut self, now: EpochMillis) {
+        for job in self.jobs.values() {
+            if job.attempts.is_empty() {
+                continue;
+            }
+            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue);
+            let Some(slot) = self.queues.get_mut(queue) else {
+                continue;
+            };
+            if !slot.line.is_fair_share() {
+                continue;
+            }
+            let vcpus = line_job(job, &self.definitions).vcpus;
+            for attempt in &job.attempts {
+                if let (Some(started), Some(stopped)) = (attempt.started_at, attempt.stopped_at) {
+                    slot.line.charge(
+                        job.submission.share_identifier.as_deref(),
+                        vcpus,
+                        started,
+                        stopped,
+                        now,
+                    );
+                }
+            }
+        }
+    }
 
     /// Notes that job `id` changed (or was added).
     pub(crate) fn touch_job(&mut self, id: &str) {
@@ -334,28 +503,30 @@ impl State {
         let Some(job) = self.jobs.get(id) else {
             return;
         };
-        let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
-        let key = (job.sequence, id.to_string());
-        if let Some(slot) = self.queues.get_mut(&queue) {
-            slot.runnable.insert(key);
+        let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue);
+        if let Some(slot) = self.queues.get_mut(queue) {
+            slot.line
+                .push(line_job(job, &self.definitions), super::now());
         }
     }
 
     /// Marks a job FAILED (if it is not already over) without looking at who waits on it; call
     /// [`State::settle`] with the ids this returns.
     pub(crate) fn fail_one(&mut self, id: &str, reason: &str, now: EpochMillis) -> bool {
-        let Some(job) = self.jobs.get_mut(id) else {
+        let Some(job) = self.jobs.get(id) else {
             return false;
         };
         if job.status.is_terminal() {
             return false;
         }
         if job.status == JobStatus::Runnable {
-            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string();
-            if let Some(slot) = self.queues.get_mut(&queue) {
-                slot.runnable.remove(&(job.sequence, id.to_string()));
+            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue);
+            if let Some(slot) = self.queues.get_mut(queue) {
+                slot.line
+                    .remove(line_job(job, &self.definitions), super::now());
             }
         }
+        let job = self.jobs.get_mut(id).expect("found above");
         job.status = JobStatus::Failed;
         job.status_reason = Some(reason.to_string());
         job.stopped_at = Some(now);

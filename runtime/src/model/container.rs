@@ -82,3 +82,23 @@ pub fn resolve(
         resources,
     }
 }
+
+/// What a job asks for (vCPUs, memory, fuel), without resolving the rest of its container: the
+/// definition's requirements with the overrides' of the same type in their place.
+pub fn resources(definition: &JobDefinition, overrides: Option<&ContainerOverrides>) -> Resources {
+    let base = definition
+        .container_properties
+        .as_ref()
+        .map(|c| &c.resource_requirements[..])
+        .unwrap_or_default();
+    // Both lists were checked when they were given.
+    let mut resources = validate::resources("resourceRequirements", base).unwrap_or_default();
+    if let Some(overrides) = overrides {
+        let over = validate::resources("resourceRequirements", &overrides.resource_requirements)
+            .unwrap_or_default();
+        resources.vcpus = over.vcpus.or(resources.vcpus);
+        resources.memory_mib = over.memory_mib.or(resources.memory_mib);
+        resources.fuel = over.fuel.or(resources.fuel);
+    }
+    resources
+}

@@ -1004,6 +1004,90 @@ async fn a_bulk_stop_reports_the_jobs_the_caller_may_not_stop_and_stops_the_rest
     );
 }
 
+/// GetJobQueueSnapshot of a FIFO queue: the RUNNABLE jobs in the order they were submitted
+/// (the order they will run), no fair-share utilization; authorised on the queue, as ListJobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_job_queue_snapshot_lists_a_fifo_queues_jobs_in_submission_order() {
+    let (server, keys) = Server::with_keys(&[
+        (
+            "admin",
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}}),
+        ),
+        (
+            "alice",
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "batch:GetJobQueueSnapshot",
+                "Resource": "arn:aws:batch:*:*:job-queue/main"}}),
+        ),
+    ])
+    .await;
+    // A DISABLED environment holds the jobs RUNNABLE.
+    wasmbatch_tests::local_queue(&server.batch, 2, "DISABLED").await;
+    wasmbatch_tests::job_queue(&server.batch, "other", 1, "local").await;
+    server.definition("hello", guests::wasip1::HELLO, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(server.submit(&format!("j{i}"), "main", "hello").await);
+    }
+    for id in &ids {
+        server.wait_for(id, JobStatus::Runnable).await;
+    }
+    let alice = server.client_for(&keys[1]);
+
+    let snapshot = alice
+        .get_job_queue_snapshot()
+        .job_queue("main")
+        .send()
+        .await
+        .unwrap();
+    let front = snapshot.front_of_queue().unwrap();
+    let arns: Vec<&str> = front.jobs().iter().filter_map(|j| j.job_arn()).collect();
+    let expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("arn:aws:batch:us-east-1:000000000000:job/{id}"))
+        .collect();
+    assert_eq!(arns, expected);
+    let created = server.describe(&ids[0]).await.created_at.unwrap();
+    for job in front.jobs() {
+        let at = job.earliest_time_at_position().unwrap();
+        assert!(at >= created, "{job:?} took its place before it was made");
+    }
+    assert!(front.last_updated_at().unwrap() >= created);
+    let utilization = snapshot.queue_utilization().unwrap();
+    let total = utilization.total_capacity_usage();
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0].capacity_unit(), Some("VCPU"));
+    assert_eq!(total[0].quantity(), Some(0.0), "nothing runs");
+    assert!(
+        utilization.fairshare_utilization().is_none(),
+        "a FIFO queue has no shares"
+    );
+
+    // By ARN too; another queue's is refused; a queue that does not exist is a ClientException.
+    let by_arn = alice
+        .get_job_queue_snapshot()
+        .job_queue("arn:aws:batch:us-east-1:000000000000:job-queue/main")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_arn.front_of_queue().unwrap().jobs().len(), 3);
+    let refused = alice
+        .get_job_queue_snapshot()
+        .job_queue("other")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("AccessDeniedException"));
+    let missing = server
+        .client
+        .get_job_queue_snapshot()
+        .job_queue("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("ClientException"));
+    assert_eq!(missing.message(), Some("job queue nope does not exist"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_jobs_pages_through_everything_with_the_sdk_paginator() {
     let server = Server::start().await;

@@ -1,4 +1,4 @@
-//! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue.
+//! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue, GetJobQueueSnapshot.
 
 use axum::Extension;
 use axum::Json;
@@ -89,4 +89,28 @@ pub(crate) async fn delete(
     caller.authorize("batch:DeleteJobQueue", &[&arn])?;
     batch.delete_job_queue(&request.job_queue).await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    job_queue: String,
+}
+
+/// Authorised on the queue's canonical ARN, as ListJobs is: the snapshot names its jobs.
+pub(crate) async fn snapshot(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Payload,
+) -> Reply {
+    let request: Snapshot = decode(&body, MAX_BODY, "GetJobQueueSnapshot")?;
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueue",
+        &request.job_queue,
+    )?;
+    caller.authorize("batch:GetJobQueueSnapshot", &[&arn])?;
+    let snapshot = batch.job_queue_snapshot(&request.job_queue)?;
+    Ok(Json(crate::shapes::queue_snapshot(&snapshot)))
 }

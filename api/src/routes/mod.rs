@@ -89,6 +89,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/describejobqueues", post(job_queues::describe))
         .route("/v1/updatejobqueue", post(job_queues::update))
         .route("/v1/deletejobqueue", post(job_queues::delete))
+        .route("/v1/getjobqueuesnapshot", post(job_queues::snapshot))
         .route("/v1/registerjobdefinition", post(job_definitions::register))
         .route(
             "/v1/describejobdefinitions",

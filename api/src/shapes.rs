@@ -96,7 +96,10 @@ pub(crate) fn job_summary(job: &Job) -> Value {
 const TOP_SHARES: usize = 20;
 
 /// `GetJobQueueSnapshotResponse`: the front of the queue and its capacity use, per share on a
-/// fair-share queue. Capacity is counted in vCPUs, the unit AWS uses for EC2.
+/// fair-share queue. Capacity is counted in vCPUs, the unit AWS uses for EC2. Each share also
+/// carries members of ours, which AWS does not report and the SDKs pass over: its
+/// `weightFactor`, its decayed `usageVcpuSeconds` (what the scheduler orders shares by) and its
+/// `runnableJobs`, so that `wasmbatch queues` can show why a share waits.
 pub(crate) fn queue_snapshot(snapshot: &QueueSnapshot) -> Value {
     let vcpus = |quantity: f64| json!([{"capacityUnit": "VCPU", "quantity": quantity}]);
     let jobs: Vec<Value> = snapshot
@@ -116,7 +119,10 @@ pub(crate) fn queue_snapshot(snapshot: &QueueSnapshot) -> Value {
             .take(TOP_SHARES)
             .map(|share| {
                 json!({"shareIdentifier": share.share_identifier,
-                    "capacityUsage": vcpus(share.vcpus_in_use)})
+                    "capacityUsage": vcpus(share.vcpus_in_use),
+                    "weightFactor": share.weight_factor,
+                    "usageVcpuSeconds": share.usage_vcpu_seconds,
+                    "runnableJobs": share.runnable_jobs})
             })
             .collect();
         utilization["fairshareUtilization"] = json!({
@@ -201,7 +207,8 @@ mod tests {
         assert_eq!(top.len(), 20);
         assert_eq!(
             top[0],
-            json!({"shareIdentifier": "s0", "capacityUsage": [{"capacityUnit": "VCPU", "quantity": 25.0}]})
+            json!({"shareIdentifier": "s0", "capacityUsage": [{"capacityUnit": "VCPU", "quantity": 25.0}],
+                "weightFactor": 1.0, "usageVcpuSeconds": 0.0, "runnableJobs": 0})
         );
         assert_eq!(top[19]["shareIdentifier"], "s19");
         assert_eq!(reply["frontOfQueue"]["jobs"], json!([]));

@@ -391,6 +391,49 @@ fn submit_share_on_a_fifo_queue_shows_the_servers_reason() {
     );
 }
 
+/// `queue-snapshot` shows the RUNNABLE jobs in the order they will run, and what the queue
+/// holds.
+#[test]
+fn queue_snapshot_shows_the_front_of_the_queue_in_order() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    // No command disables an environment; a DISABLED one holds the jobs RUNNABLE.
+    let disabled = http(
+        &server.endpoint,
+        "POST /v1/updatecomputeenvironment",
+        r#"{"computeEnvironment": "default", "state": "DISABLED"}"#,
+    );
+    assert!(disabled.starts_with("HTTP/1.1 200"), "{disabled}");
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            let output = server.run(&["submit", "--image", "sleep"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            stdout(&output).trim().to_string()
+        })
+        .collect();
+
+    let shown = server.run(&["queue-snapshot", "default"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("POSITION"), "{text}");
+    for (i, id) in ids.iter().enumerate() {
+        let row: Vec<&str> = lines[i + 1].split_whitespace().collect();
+        assert_eq!(row[..2], [&(i + 1).to_string(), id.as_str()], "{text}");
+        assert!(lines[i + 1].ends_with("s ago"), "{text}");
+    }
+    assert!(text.contains("vCPUs in use: 0"), "{text}");
+    assert!(!text.contains("active shares"), "a FIFO queue: {text}");
+
+    let json = server.run(&["queue-snapshot", "default", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["frontOfQueue"]["jobs"].as_array().unwrap().len(), 3);
+    fails_saying(
+        &server.run(&["queue-snapshot", "nope"]),
+        "job queue nope does not exist",
+    );
+}
+
 #[test]
 fn mistakes_are_one_line_and_a_non_zero_exit() {
     let server = Server::start();
@@ -442,6 +485,7 @@ fn every_command_has_help_with_an_example() {
         "cancel",
         "terminate",
         "queues",
+        "queue-snapshot",
         "envs",
         "demo",
         "keys create",
@@ -789,12 +833,20 @@ impl Drop for SmallDisk {
 
 /// `GET /health` over a plain socket: the status line and the body.
 fn health(endpoint: &str) -> String {
+    http(endpoint, "GET /health", "")
+}
+
+/// A plain HTTP/1.1 request (`METHOD PATH`, a JSON body) to a server in local-development mode,
+/// for what no command does; the whole answer.
+fn http(endpoint: &str, request: &str, body: &str) -> String {
     use std::io::{Read as _, Write as _};
     let address = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     write!(
         stream,
-        "GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{request} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();

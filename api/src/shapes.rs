@@ -166,6 +166,36 @@ mod tests {
     }
 
     #[test]
+    fn a_jobs_share_and_priority_are_reported_as_the_model_has_them() {
+        let job: Job = serde_json::from_value(json!({
+            "jobId": "a", "jobArn": "arn:aws:batch:us-east-1:000000000000:job/a", "jobName": "a",
+            "jobQueue": "arn:aws:batch:us-east-1:000000000000:job-queue/q",
+            "jobDefinition": "arn:aws:batch:us-east-1:000000000000:job-definition/d:1",
+            "status": "RUNNABLE", "createdAt": 1, "shareIdentifier": "teamA",
+            "schedulingPriority": 7
+        }))
+        .unwrap();
+        let detail = job_detail(&job, None, None);
+        assert_eq!(detail["shareIdentifier"], "teamA");
+        assert_eq!(detail["schedulingPriority"], 7);
+        // JobSummary has a share but no priority in the AWS model.
+        let summary = job_summary(&job);
+        assert_eq!(summary["shareIdentifier"], "teamA");
+        assert!(summary.get("schedulingPriority").is_none(), "{summary}");
+        let fifo = Job {
+            share_identifier: None,
+            scheduling_priority: None,
+            ..job
+        };
+        assert!(
+            job_detail(&fifo, None, None)
+                .get("shareIdentifier")
+                .is_none()
+        );
+        assert!(job_summary(&fifo).get("shareIdentifier").is_none());
+    }
+
+    #[test]
     fn a_fifo_queue_snapshot_has_no_fairshare_utilization() {
         let snapshot = QueueSnapshot {
             front_of_queue: vec![FrontOfQueueJob {

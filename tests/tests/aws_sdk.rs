@@ -839,8 +839,20 @@ async fn cancel_jobs_and_terminate_jobs_stop_many_at_once() {
     server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
     let running = server.submit("running", "queue", "sleep").await;
     server.wait_for(&running, JobStatus::Running).await;
-    let waiting = server.submit("waiting", "queue", "sleep").await;
+    // A FIFO queue takes a priority (and does not use it), and DescribeJobs reports it.
+    let waiting = client
+        .submit_job()
+        .job_name("waiting")
+        .job_queue("queue")
+        .job_definition("sleep")
+        .scheduling_priority_override(7)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
     server.wait_for(&waiting, JobStatus::Runnable).await;
+    assert_eq!(server.describe(&waiting).await.scheduling_priority, Some(7));
     let unknown = "00000000-0000-4000-8000-000000000000";
 
     let cancelled = client

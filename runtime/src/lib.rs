@@ -4,8 +4,9 @@
 //! - [`engine`]: runs one attempt of a WASI program (preview-1 module or preview-2 component)
 //!   in a pooled, pre-compiled wasmtime instance under a memory cap, a fuel budget, a wall-clock
 //!   deadline and a kill switch, and reports its [`Outcome`].
-//! - `batch`: [`Batch`], the control plane: environments, queues, definitions and jobs, kept in
-//!   memory and persisted before each change is acknowledged; recovery after a crash.
+//! - `batch`: [`Batch`], the control plane: environments, queues, scheduling policies,
+//!   definitions and jobs, kept in memory and persisted before each change is acknowledged;
+//!   recovery after a crash.
 //! - `scheduler`: places runnable jobs on environments' capacity and runs their attempts.
 //! - `store`: redb tables and the group-committing writer thread, which stops taking writes
 //!   after a failed commit (fail-stop).
@@ -74,7 +75,7 @@ mod volumes;
 
 pub use batch::{
     Batch, BatchConfig, BatchError, FrontOfQueueJob, Health, JobPage, LogFollower, ModuleUpload,
-    QueueSnapshot, ShareUsage,
+    QueueSnapshot, SchedulerStats, SchedulingPolicyPage, ShareUsage,
 };
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,

@@ -53,7 +53,12 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             let plans = {
                 let mut state = shared.lock();
                 state.committed_through(shared.store.committed_through());
+                let began = std::time::Instant::now();
                 let pass = place(&mut state, now());
+                let stats = &mut state.scheduling;
+                stats.passes += 1;
+                stats.placements += pass.plans.len() as u64;
+                stats.placing += began.elapsed();
                 deadline = pass.next_deadline;
                 if pass.changed {
                     // Written behind, as RUNNING is: nobody waits on an acknowledgement.

@@ -4,8 +4,8 @@
 //! of them need: the guest examples that `build.rs` compiles from `../guest-examples`, a sink that
 //! collects a guest's output, the set-up steps they share (an executor over a temporary data dir,
 //! environments and queues, a module with its definition, a large SubmitJob, waiting for a job
-//! to end), [`wire`]: raw HTTP/1.1 over a socket, and [`tls`]: certificates made for the TLS
-//! tests.
+//! to end, a restart, a data dir's store format read and rewritten), [`wire`]: raw HTTP/1.1
+//! over a socket, and [`tls`]: certificates made for the TLS tests.
 
 use std::sync::{Arc, Mutex};
 
@@ -284,4 +284,48 @@ pub async fn run_job(
         None => Vec::new(),
     };
     (job, lines)
+}
+
+/// The store format recorded in the database of data dir `dir`, which must be closed.
+pub fn store_format(dir: &std::path::Path) -> u64 {
+    let db = redb::Database::open(dir.join("wasmbatch.redb")).expect("opening the database");
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .expect("a meta table")
+        .get("format")
+        .unwrap()
+        .expect("a recorded format")
+        .value()
+}
+
+/// Makes the database of the closed data dir `dir` read as another store format wrote it:
+/// `meta` records `format`, and the tables in `absent` (those that format did not have yet)
+/// are deleted; each must be there.
+pub fn rewrite_store_format(dir: &std::path::Path, format: u64, absent: &[&str]) {
+    let db = redb::Database::open(dir.join("wasmbatch.redb"))
+        .expect("the closed service released the database");
+    let txn = db.begin_write().unwrap();
+    txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .unwrap()
+        .insert("format", format)
+        .unwrap();
+    for table in absent {
+        let deleted = txn
+            .delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
+            .unwrap();
+        assert!(deleted, "the current format has table {table}");
+    }
+    txn.commit().unwrap();
+}
+
+/// Whether the closed data dir `dir`'s database has table `table`, and how many records it
+/// holds.
+pub fn stored_records(dir: &std::path::Path, table: &str) -> Option<u64> {
+    let db = redb::Database::open(dir.join("wasmbatch.redb")).expect("opening the database");
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    match txn.open_table(redb::TableDefinition::<&str, &[u8]>::new(table)) {
+        Ok(opened) => Some(redb::ReadableTableMetadata::len(&opened).unwrap()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => panic!("{table}: {e}"),
+    }
 }

@@ -1,6 +1,7 @@
 //! The real AWS CLI (v1, from PyPI, installed by scripts/test into a private venv) against a
 //! server on port 0: the quickstart's commands verbatim but for `--endpoint-url`, fake
-//! credentials and region from the environment, and an image naming a pushed module.
+//! credentials and region from the environment, and an image naming a pushed module; and a
+//! scheduling policy's life with the fair-share queue that names it.
 
 use std::process::Command;
 use std::time::Duration;
@@ -41,17 +42,11 @@ impl Cli {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
+/// Serves `batch` on a loopback port; the CLI pointed at it.
+async fn serve(batch: Batch) -> Cli {
     let program = std::env::var("WASMBATCH_AWS_CLI").expect(
         "WASMBATCH_AWS_CLI is not set: run the suite with scripts/test, which installs the AWS CLI",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
-    batch
-        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
-        .await
-        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(wasmbatch_api::serve(
@@ -60,7 +55,18 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
         wasmbatch_api::Access::local(),
         std::future::pending(),
     ));
-    let cli = Cli { program, endpoint };
+    Cli { program, endpoint }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    batch
+        .push_module("hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let cli = serve(batch).await;
 
     // The CLI blocks; run it off the async workers so the server keeps answering.
     let steps = tokio::task::spawn_blocking(move || {
@@ -198,13 +204,160 @@ async fn the_aws_cli_creates_submits_describes_and_reads_logs() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_manages_scheduling_policies_and_the_queues_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let cli = serve(batch).await;
+    let policy_arn = "arn:aws:batch:us-east-1:000000000000:scheduling-policy/equipas";
+    let other_arn = "arn:aws:batch:us-east-1:000000000000:scheduling-policy/outra";
+
+    let steps = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        seen.push(cli.run(&[
+            "batch", "create-scheduling-policy", "--name", "equipas", "--fairshare-policy",
+            r#"{"shareDecaySeconds":3600,"computeReservation":25,"shareDistribution":[{"shareIdentifier":"render*","weightFactor":0.5},{"shareIdentifier":"ml","weightFactor":2}]}"#,
+            "--tags", "equipa=render",
+        ])?);
+        cli.run(&["batch", "create-scheduling-policy", "--name", "outra"])?;
+        // One to a page: the CLI follows nextToken to the end.
+        seen.push(cli.run(&["batch", "list-scheduling-policies", "--page-size", "1"])?);
+        cli.run(&[
+            "batch", "update-scheduling-policy", "--arn", policy_arn, "--fairshare-policy",
+            r#"{"computeReservation":50,"shareDistribution":[{"shareIdentifier":"render*","weightFactor":0.25}]}"#,
+        ])?;
+        seen.push(cli.run(&[
+            "batch",
+            "describe-scheduling-policies",
+            "--arns",
+            policy_arn,
+            other_arn,
+        ])?);
+        cli.run(&[
+            "batch",
+            "create-compute-environment",
+            "--compute-environment-name",
+            "ambiente",
+            "--type",
+            "MANAGED",
+            "--compute-resources",
+            "type=EC2,maxvCpus=4",
+        ])?;
+        cli.run(&[
+            "batch", "create-job-queue", "--job-queue-name", "partilhada", "--priority", "1",
+            "--scheduling-policy-arn", policy_arn,
+            "--compute-environment-order", "order=1,computeEnvironment=ambiente",
+            "--job-state-time-limit-actions",
+            "reason=MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT,state=RUNNABLE,maxTimeSeconds=30,action=CANCEL",
+        ])?;
+        cli.run(&[
+            "batch",
+            "update-job-queue",
+            "--job-queue",
+            "partilhada",
+            "--scheduling-policy-arn",
+            other_arn,
+        ])?;
+        seen.push(cli.run(&["batch", "describe-job-queues", "--job-queues", "partilhada"])?);
+        let in_use = cli
+            .run(&["batch", "delete-scheduling-policy", "--arn", other_arn])
+            .unwrap_err();
+        let quota = cli
+            .run(&[
+                "batch",
+                "create-scheduling-policy",
+                "--name",
+                "cota",
+                "--quota-share-policy",
+                "idleResourceAssignmentStrategy=FIFO",
+            ])
+            .unwrap_err();
+        cli.run(&[
+            "batch",
+            "tag-resource",
+            "--resource-arn",
+            policy_arn,
+            "--tags",
+            "custo=42",
+        ])?;
+        seen.push(cli.run(&[
+            "batch",
+            "list-tags-for-resource",
+            "--resource-arn",
+            policy_arn,
+        ])?);
+        cli.run(&[
+            "batch",
+            "update-job-queue",
+            "--job-queue",
+            "partilhada",
+            "--state",
+            "DISABLED",
+        ])?;
+        cli.run(&["batch", "delete-job-queue", "--job-queue", "partilhada"])?;
+        cli.run(&["batch", "delete-scheduling-policy", "--arn", other_arn])?;
+        seen.push(cli.run(&["batch", "list-scheduling-policies"])?);
+        Ok::<_, String>((seen, in_use, quota))
+    });
+    let (seen, in_use, quota) = tokio::time::timeout(Duration::from_secs(240), steps)
+        .await
+        .expect("the CLI steps took too long")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
+    let [created, listed, described, queues, tags, left] = &seen[..] else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(
+        *created,
+        serde_json::json!({"name": "equipas", "arn": policy_arn})
+    );
+    let arns: Vec<&str> = listed["schedulingPolicies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(arns, [policy_arn, other_arn], "by name, page after page");
+    let policies = described["schedulingPolicies"].as_array().unwrap();
+    assert_eq!(policies.len(), 2, "{described}");
+    assert_eq!(policies[0]["name"], "equipas");
+    assert_eq!(
+        policies[0]["fairsharePolicy"],
+        serde_json::json!({"computeReservation": 50,
+            "shareDistribution": [{"shareIdentifier": "render*", "weightFactor": 0.25}]}),
+        "replaced whole"
+    );
+    assert_eq!(policies[0]["tags"]["equipa"], "render");
+    assert_eq!(policies[1]["arn"], other_arn);
+    let queue = &queues["jobQueues"][0];
+    assert_eq!(queue["schedulingPolicyArn"], other_arn, "{queue}");
+    assert_eq!(
+        queue["jobStateTimeLimitActions"],
+        serde_json::json!([{"reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+            "state": "RUNNABLE", "maxTimeSeconds": 30, "action": "CANCEL"}])
+    );
+    assert!(
+        in_use.contains("(ClientException)") && in_use.contains("used by job queues partilhada"),
+        "{in_use}"
+    );
+    assert!(
+        quota.contains("(ClientException)") && quota.contains("quotaSharePolicy"),
+        "{quota}"
+    );
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!({"equipa": "render", "custo": "42"})
+    );
+    assert_eq!(
+        left["schedulingPolicies"],
+        serde_json::json!([{"arn": policy_arn}])
+    );
+}
+
 /// `aws batch get-job-queue-snapshot` reads the answer: the held jobs in the order they were
 /// submitted, and the queue's capacity use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_cli_reads_a_job_queue_snapshot() {
-    let program = std::env::var("WASMBATCH_AWS_CLI").expect(
-        "WASMBATCH_AWS_CLI is not set: run the suite with scripts/test, which installs the AWS CLI",
-    );
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     // A DISABLED environment holds the jobs RUNNABLE.
@@ -228,15 +381,7 @@ async fn the_aws_cli_reads_a_job_queue_snapshot() {
             .unwrap();
         arns.push(job.job_arn);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(wasmbatch_api::serve(
-        listener,
-        batch,
-        wasmbatch_api::Access::local(),
-        std::future::pending(),
-    ));
-    let cli = Cli { program, endpoint };
+    let cli = serve(batch).await;
     let snapshot = tokio::task::spawn_blocking(move || {
         cli.run(&["batch", "get-job-queue-snapshot", "--job-queue", "main"])
     })

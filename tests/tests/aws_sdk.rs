@@ -1346,6 +1346,200 @@ async fn mistakes_come_back_as_typed_client_exceptions_and_change_nothing() {
     assert_eq!(envs.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduling_policies_and_a_fair_share_queue_through_the_sdk() {
+    use aws_sdk_batch::operation::delete_scheduling_policy::DeleteSchedulingPolicyError;
+    use aws_sdk_batch::types::{
+        FairsharePolicy, JobStateTimeLimitAction, JobStateTimeLimitActionsAction,
+        JobStateTimeLimitActionsState, QuotaShareIdleResourceAssignmentStrategy, QuotaSharePolicy,
+        ShareAttributes,
+    };
+    let server = Server::start().await;
+    let client = &server.client;
+    let share = |id: &str, weight: f32| {
+        ShareAttributes::builder()
+            .share_identifier(id)
+            .weight_factor(weight)
+            .build()
+    };
+    let created = client
+        .create_scheduling_policy()
+        .name("teams")
+        .fairshare_policy(
+            FairsharePolicy::builder()
+                .share_decay_seconds(600)
+                .compute_reservation(10)
+                .share_distribution(share("render*", 0.5))
+                .share_distribution(share("ml", 2.0))
+                .build(),
+        )
+        .tags("owner", "platform")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_string();
+    assert_eq!(
+        arn,
+        "arn:aws:batch:us-east-1:000000000000:scheduling-policy/teams"
+    );
+    for name in ["spare", "extra"] {
+        client
+            .create_scheduling_policy()
+            .name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The paginator follows nextToken, one policy a page.
+    let mut listed = Vec::new();
+    let mut pages = client
+        .list_scheduling_policies()
+        .max_results(1)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        assert_eq!(page.scheduling_policies().len(), 1);
+        listed.extend(
+            page.scheduling_policies()
+                .iter()
+                .map(|p| p.arn().unwrap().rsplit('/').next().unwrap().to_string()),
+        );
+    }
+    assert_eq!(listed, ["extra", "spare", "teams"]);
+
+    client
+        .update_scheduling_policy()
+        .arn(&arn)
+        .fairshare_policy(
+            FairsharePolicy::builder()
+                .share_distribution(share("render*", 0.125))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = client
+        .describe_scheduling_policies()
+        .arns(&arn)
+        .send()
+        .await
+        .unwrap();
+    let policy = &described.scheduling_policies()[0];
+    assert_eq!(policy.name(), Some("teams"));
+    assert_eq!(policy.tags().unwrap()["owner"], "platform");
+    let fairshare = policy.fairshare_policy().unwrap();
+    assert_eq!(fairshare.compute_reservation(), None, "replaced whole");
+    assert_eq!(
+        fairshare.share_distribution()[0].weight_factor(),
+        Some(0.125)
+    );
+
+    server.queue("env", "fifo", 2).await;
+    client
+        .create_job_queue()
+        .job_queue_name("fair")
+        .priority(1)
+        .scheduling_policy_arn(&arn)
+        .compute_environment_order(
+            ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment("env")
+                .build(),
+        )
+        .job_state_time_limit_actions(
+            JobStateTimeLimitAction::builder()
+                .reason("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY")
+                .state(JobStateTimeLimitActionsState::Runnable)
+                .max_time_seconds(5)
+                .action(JobStateTimeLimitActionsAction::Cancel)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let queue = client
+        .describe_job_queues()
+        .job_queues("fair")
+        .send()
+        .await
+        .unwrap()
+        .job_queues
+        .unwrap()
+        .remove(0);
+    assert_eq!(queue.scheduling_policy_arn(), Some(arn.as_str()));
+    assert_eq!(
+        queue.job_state_time_limit_actions()[0].max_time_seconds(),
+        Some(5)
+    );
+
+    // A FIFO queue gets no policy; a policy in use is not deleted; quota share is refused.
+    let fifo = message(
+        client
+            .update_job_queue()
+            .job_queue("fifo")
+            .scheduling_policy_arn(&arn)
+            .send()
+            .await,
+    );
+    assert!(fifo.contains("FIFO queue"), "{fifo}");
+    let error = client
+        .delete_scheduling_policy()
+        .arn(&arn)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(error, DeleteSchedulingPolicyError::ClientException(_)),
+        "{error:?}"
+    );
+    assert!(error.message().unwrap().contains("fair"), "{error:?}");
+    let quota = message(
+        client
+            .create_scheduling_policy()
+            .name("quota")
+            .quota_share_policy(
+                QuotaSharePolicy::builder()
+                    .idle_resource_assignment_strategy(
+                        QuotaShareIdleResourceAssignmentStrategy::Fifo,
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    assert!(quota.contains("quotaSharePolicy"), "{quota}");
+
+    client
+        .update_job_queue()
+        .job_queue("fair")
+        .state(JqState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_job_queue()
+        .job_queue("fair")
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_scheduling_policy()
+        .arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let left = client
+        .describe_scheduling_policies()
+        .arns(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.scheduling_policies().is_empty(), "{left:?}");
+}
+
 /// Hole 6 of issue 13: a GetLogEvents token is the caller's input. `f/<usize::MAX>` with limit 1
 /// once overflowed `index + limit` and panicked the handler (the connection dropped, no
 /// answer); every token the service never issued, and every limit outside CloudWatch's 1 to

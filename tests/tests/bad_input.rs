@@ -761,14 +761,19 @@ async fn edge_values_aws_allows_are_accepted() {
     assert_eq!(children["jobSummaryList"].as_array().unwrap().len(), 1000);
     assert!(children["nextToken"].is_string(), "more than a page");
 
-    // The longest tag; fair-share members within their ranges, and a share identifier on a
-    // queue with a scheduling policy.
+    // The longest tag; fair-share members within their ranges: a policy at its edges, and a
+    // share identifier on a queue with it.
     let tags = json!({"k".repeat(128): "v".repeat(256)});
     submitted(
         batch,
         json!({"schedulingPriorityOverride": 9999, "tags": tags}),
     )
     .await;
+    let policy = json!({"name": "fair", "fairsharePolicy": {"shareDecaySeconds": 604_800,
+        "computeReservation": 99, "shareDistribution": [
+            {"shareIdentifier": "teamA*", "weightFactor": 0.0001},
+            {"shareIdentifier": "x".repeat(255), "weightFactor": 999.9999}]}});
+    ok(batch, "createschedulingpolicy", policy).await;
     let fair = json!({"jobQueueName": "fair", "priority": 1,
         "schedulingPolicyArn": "arn:aws:batch:us-east-1:000000000000:scheduling-policy/fair",
         "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}]});

@@ -400,13 +400,18 @@ async fn bytes_that_are_not_a_runnable_wasi_program_get_a_clear_error() {
 
 /// Turns the database under `dir` back into store format 1, what wasmbatch wrote before it
 /// recorded artifact digests: no `meta` table, no `compiled_artifacts` table (nor the
-/// `array_children` of format 3).
+/// `array_children` of format 3 or the `scheduling_policies` of format 4).
 async fn downgrade_to_format_1(dir: &Path) {
     let path = dir.join("wasmbatch.redb");
     // Closed by the caller: the file is free.
     let db = redb::Database::open(&path).expect("the closed service released the database");
     let txn = db.begin_write().unwrap();
-    for table in ["compiled_artifacts", "meta", "array_children"] {
+    for table in [
+        "compiled_artifacts",
+        "meta",
+        "array_children",
+        "scheduling_policies",
+    ] {
         let deleted = txn
             .delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
             .unwrap();

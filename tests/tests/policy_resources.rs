@@ -120,6 +120,12 @@ async fn a_deny_holds_for_every_spelling_of_an_arn() {
         finished(&batch, &production_job).await.status,
         JobStatus::Succeeded
     );
+    // Unused, so that a DeleteSchedulingPolicy that got through would really delete it.
+    batch
+        .create_scheduling_policy(decode(json!({"name": "prod-policy",
+            "fairsharePolicy": {"computeReservation": 10}, "tags": {"team": "prod"}})))
+        .await
+        .unwrap();
     // Disabled, so that a DeleteJobQueue that got through would really delete it.
     batch
         .update_job_queue(decode(
@@ -137,7 +143,8 @@ async fn a_deny_holds_for_every_spelling_of_an_arn() {
             {"Effect": "Deny", "Action": "batch:*", "Resource": [
                 "arn:aws:batch:*:*:job-queue/production",
                 "arn:aws:batch:*:*:compute-environment/prod-env",
-                "arn:aws:batch:*:*:job-definition/prod-def*"
+                "arn:aws:batch:*:*:job-definition/prod-def*",
+                "arn:aws:batch:*:*:scheduling-policy/prod-policy"
             ]}
         ]}),
     )
@@ -250,10 +257,46 @@ async fn a_deny_holds_for_every_spelling_of_an_arn() {
             outcomes.push((operation, spelling.clone(), canonical, outcome));
         }
     }
+    for (spelling, canonical) in spellings("scheduling-policy", "prod-policy") {
+        let s = spelling.clone();
+        let fairshare = aws_sdk_batch::types::FairsharePolicy::builder()
+            .compute_reservation(99)
+            .build();
+        let described = client.describe_scheduling_policies().arns(&s).send().await;
+        let tries = [
+            (
+                "UpdateSchedulingPolicy",
+                code(
+                    client
+                        .update_scheduling_policy()
+                        .arn(&s)
+                        .fairshare_policy(fairshare)
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "DeleteSchedulingPolicy",
+                code(client.delete_scheduling_policy().arn(&s).send().await),
+            ),
+            (
+                "DescribeSchedulingPolicies",
+                match described {
+                    // Another name, which no policy has.
+                    Ok(o) if o.scheduling_policies().is_empty() => NOTHING.into(),
+                    other => code(other),
+                },
+            ),
+        ];
+        for (operation, outcome) in tries {
+            outcomes.push((operation, spelling.clone(), canonical, outcome));
+        }
+    }
     // The tag operations take ARNs only; a job is judged by its own ARN and its queue's.
     let arn_spellings = spellings("job-queue", "production")
         .into_iter()
         .chain(spellings("compute-environment", "prod-env"))
+        .chain(spellings("scheduling-policy", "prod-policy"))
         .chain(spellings("job-definition", "prod-def:1"))
         .chain(spellings("job", &production_job))
         .filter(|(s, _)| s.to_ascii_lowercase().starts_with("arn:"));
@@ -304,19 +347,22 @@ async fn a_deny_holds_for_every_spelling_of_an_arn() {
             &["AccessDeniedException"]
         } else {
             // Not ours: refused as not an ARN of this service, or (another name) not found.
-            &["ClientException", "AccessDeniedException"]
+            &["ClientException", "AccessDeniedException", NOTHING]
         };
         if !expected.contains(&outcome.as_str()) {
             wrong.push(format!("{operation}({spelling:?}) -> {outcome}"));
         }
     }
     assert!(wrong.is_empty(), "a spelling got past the Deny: {wrong:#?}");
-    assert!(outcomes.len() > 150, "{} tries", outcomes.len());
+    assert!(outcomes.len() > 200, "{} tries", outcomes.len());
     assert_eq!(snapshot(&batch, &production_job), before, "state changed");
 }
 
-/// What the attack would change: the queue, the environment, the definition and their tags, and
-/// the jobs on the production queue and of the production definition.
+/// A describe that answered, with nothing in it.
+const NOTHING: &str = "ok, nothing described";
+
+/// What the attack would change: the queue, the environment, the definition, the scheduling
+/// policy and their tags, and the jobs on the production queue and of the production definition.
 fn snapshot(batch: &Batch, production_job: &str) -> serde_json::Value {
     let queue = batch.describe_job_queues(&["production".into()]);
     let env = batch.describe_compute_environments(&["prod-env".into()]);
@@ -345,6 +391,7 @@ fn snapshot(batch: &Batch, production_job: &str) -> serde_json::Value {
         "env": env,
         "definition": definition,
         "jobs": jobs,
+        "policy": batch.describe_scheduling_policies(&["prod-policy".into()]).unwrap(),
         "jobTags": batch.describe_jobs(&[production_job.to_string()]).unwrap()[0].tags,
     })
 }

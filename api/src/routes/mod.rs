@@ -8,6 +8,7 @@ mod jobs;
 mod logs;
 mod members;
 mod modules;
+mod scheduling_policies;
 mod tags;
 
 use axum::Router;
@@ -90,6 +91,26 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/updatejobqueue", post(job_queues::update))
         .route("/v1/deletejobqueue", post(job_queues::delete))
         .route("/v1/getjobqueuesnapshot", post(job_queues::snapshot))
+        .route(
+            "/v1/createschedulingpolicy",
+            post(scheduling_policies::create),
+        )
+        .route(
+            "/v1/describeschedulingpolicies",
+            post(scheduling_policies::describe),
+        )
+        .route(
+            "/v1/listschedulingpolicies",
+            post(scheduling_policies::list),
+        )
+        .route(
+            "/v1/updateschedulingpolicy",
+            post(scheduling_policies::update),
+        )
+        .route(
+            "/v1/deleteschedulingpolicy",
+            post(scheduling_policies::delete),
+        )
         .route("/v1/registerjobdefinition", post(job_definitions::register))
         .route(
             "/v1/describejobdefinitions",

@@ -1,5 +1,6 @@
 //! TagResource (`POST /v1/tags/{resourceArn}`), UntagResource (`DELETE …?tagKeys=…`) and
-//! ListTagsForResource (`GET …`), for environments, queues, definitions and jobs.
+//! ListTagsForResource (`GET …`), for environments, queues, scheduling policies, definitions
+//! and jobs.
 
 use std::collections::BTreeMap;
 

@@ -108,6 +108,8 @@ impl Batch {
             }
             slot.env = after.clone();
             state.touch_environment(&name);
+            // A job set aside as too big for its queue may fit now.
+            state.readmit_misfits();
             Ok(after)
         })
         .await

@@ -3,8 +3,8 @@
 //! store before acknowledging it, and starts the scheduler. Every change goes through one write
 //! path, [`Batch::change`]; once a commit fails the service takes no more changes (fail-stop,
 //! [`Batch::health`]). The operations are split by what they act on, as the HTTP routes are:
-//! `environments`, `queues`, `definitions`, `jobs` (submit, describe, list, cancel,
-//! terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
+//! `environments`, `queues`, `scheduling_policies`, `definitions`, `jobs` (submit, describe,
+//! list, cancel, terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
 //! finished jobs and logs once their retention has passed is `retention`. How the state holds
 //! a job (its own part beside the submission it shares with its array) is `job_slot`.
 
@@ -17,6 +17,7 @@ pub(crate) mod line;
 mod queues;
 mod recover;
 mod retention;
+mod scheduling_policies;
 mod snapshot;
 pub(crate) mod state;
 mod tags;
@@ -37,7 +38,8 @@ use crate::store::{Store, StoreError, StoredLedger};
 
 pub use follow::LogFollower;
 pub use jobs::JobPage;
-pub use snapshot::{FrontOfQueueJob, QueueSnapshot, ShareUsage};
+pub use scheduling_policies::SchedulingPolicyPage;
+pub use snapshot::{FrontOfQueueJob, QueueSnapshot, SchedulerStats, ShareUsage};
 pub(crate) use state::State;
 pub use upload::ModuleUpload;
 

@@ -1,5 +1,7 @@
 //! Job queues: CreateJobQueue, DescribeJobQueues, UpdateJobQueue and DeleteJobQueue, each
-//! change made through the one write path ([`Batch::change`]).
+//! change made through the one write path ([`Batch::change`]); and the rules on a queue's
+//! scheduling policy (it must exist; a fair-share queue's can be replaced, never removed; a FIFO
+//! queue never gets one) and its time-limit actions.
 
 use crate::model::arn::ResourceKind;
 use crate::model::validate;
@@ -20,9 +22,14 @@ impl Batch {
         validate::name("jobQueueName", &name)?;
         validate::priority(request.priority)?;
         validate::compute_environment_order(&request.compute_environment_order)?;
+        validate::job_state_time_limit_actions(&request.job_state_time_limit_actions)?;
         let config = &self.shared.config;
         self.change(|state| {
             let order = resolve_order(config, state, &request.compute_environment_order)?;
+            let policy = match &request.scheduling_policy_arn {
+                Some(reference) => Some(resolve_policy(config, state, reference)?),
+                None => None,
+            };
             if state.queues.contains_key(&name) {
                 return Err(BatchError::Conflict(format!(
                     "Object already exists: job queue {name}"
@@ -41,7 +48,7 @@ impl Batch {
                 status_reason: Some("JobQueue Healthy".into()),
                 priority: request.priority,
                 compute_environment_order: order,
-                scheduling_policy_arn: request.scheduling_policy_arn,
+                scheduling_policy_arn: policy,
                 job_state_time_limit_actions: request.job_state_time_limit_actions,
                 tags: request.tags,
                 extra: request.extra,
@@ -76,7 +83,8 @@ impl Batch {
             .collect()
     }
 
-    /// UpdateJobQueue: state, priority, environments.
+    /// UpdateJobQueue: state, priority, environments, scheduling policy (replaced on a
+    /// fair-share queue, as AWS allows; refused on a FIFO queue), time-limit actions.
     pub async fn update_job_queue(&self, request: UpdateJobQueue) -> Result<JobQueue, BatchError> {
         let config = &self.shared.config;
         let name = config
@@ -88,26 +96,60 @@ impl Batch {
         if let Some(order) = &request.compute_environment_order {
             validate::compute_environment_order(order)?;
         }
+        if let Some(actions) = &request.job_state_time_limit_actions {
+            validate::job_state_time_limit_actions(actions)?;
+        }
         self.change(|state| {
             let order = match &request.compute_environment_order {
                 Some(order) => Some(resolve_order(config, state, order)?),
                 None => None,
             };
-            let slot = state
+            let slot = state.queues.get(&name).ok_or_else(|| BatchError::NotFound {
+                what: "job queue",
+                name: name.clone(),
+            })?;
+            let policy = match &request.scheduling_policy_arn {
+                None => None,
+                Some(_) if slot.queue.scheduling_policy_arn.is_none() => {
+                    return Err(BatchError::invalid(
+                        "schedulingPolicyArn",
+                        format!(
+                            "job queue {name} is a FIFO queue (it was created without a scheduling policy) and cannot get one, as on AWS; create a queue with schedulingPolicyArn instead"
+                        ),
+                    ));
+                }
+                Some(reference) if reference.is_empty() => {
+                    return Err(BatchError::invalid(
+                        "schedulingPolicyArn",
+                        format!(
+                            "job queue {name}'s scheduling policy can be replaced by another but not removed, as on AWS"
+                        ),
+                    ));
+                }
+                Some(reference) => Some(resolve_policy(config, state, reference)?),
+            };
+            let scheduling = policy.is_some() || request.job_state_time_limit_actions.is_some();
+            let queue = &mut state
                 .queues
                 .get_mut(&name)
-                .ok_or_else(|| BatchError::NotFound {
-                    what: "job queue",
-                    name: name.clone(),
-                })?;
-            let queue = &mut slot.queue;
+                .expect("looked up above, under the same lock")
+                .queue;
             queue.state = request.state.unwrap_or(queue.state);
             queue.priority = request.priority.unwrap_or(queue.priority);
             if let Some(order) = order {
                 queue.compute_environment_order = order;
             }
+            if let Some(policy) = policy {
+                queue.scheduling_policy_arn = Some(policy);
+            }
+            if let Some(actions) = &request.job_state_time_limit_actions {
+                queue.job_state_time_limit_actions = actions.clone();
+            }
             let updated = queue.clone();
             state.touch_queue(&name);
+            if scheduling {
+                state.scheduling_changed();
+            }
             Ok(updated)
         })
         .await
@@ -150,6 +192,24 @@ impl Batch {
         })
         .await
     }
+}
+
+/// The canonical ARN of the scheduling policy a queue names by `reference` (a name or one of
+/// our ARNs), which must exist.
+fn resolve_policy(
+    config: &BatchConfig,
+    state: &State,
+    reference: &str,
+) -> Result<String, BatchError> {
+    let field = "schedulingPolicyArn";
+    let name = config.resource_name(ResourceKind::SchedulingPolicy, field, reference)?;
+    let policy = state.policies.get(name).ok_or_else(|| {
+        BatchError::invalid(
+            field,
+            format!("scheduling policy {reference:?} does not exist"),
+        )
+    })?;
+    Ok(policy.arn.clone())
 }
 
 /// A queue's environments with ARNs, in ascending order; each must exist.

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
+use crate::model::scheduling::SchedulingPolicy;
 use crate::model::{
     Attempt, ComputeEnvironment, EpochMillis, Job, JobDefinition, JobQueue, JobStatus,
 };
@@ -45,6 +46,10 @@ pub(crate) fn load(
                 used_memory_mib: 0,
             },
         );
+    }
+    // Before the queues, which name them.
+    for (name, policy) in store.load::<SchedulingPolicy>(Table::SchedulingPolicies)? {
+        state.policies.insert(name, policy);
     }
     for (name, queue) in store.load::<JobQueue>(Table::JobQueues)? {
         state.queues.insert(name, QueueSlot::new(queue));

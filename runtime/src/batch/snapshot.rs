@@ -50,7 +50,24 @@ pub struct ShareUsage {
     pub runnable_jobs: u64,
 }
 
+/// What the scheduler has done since the service opened: for benchmarks, and for operators
+/// who want to know what one placement decision costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SchedulerStats {
+    /// Scheduling passes run.
+    pub passes: u64,
+    /// Jobs placed (attempts started).
+    pub placements: u64,
+    /// Time spent choosing and placing, under the state lock, over all passes.
+    pub placing: std::time::Duration,
+}
+
 impl Batch {
+    /// What the scheduler has done so far.
+    pub fn scheduler_stats(&self) -> SchedulerStats {
+        self.shared.lock().scheduling
+    }
+
     /// GetJobQueueSnapshot of queue `queue` (a name or an ARN).
     pub fn job_queue_snapshot(&self, queue: &str) -> Result<QueueSnapshot, BatchError> {
         let config = &self.shared.config;

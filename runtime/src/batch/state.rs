@@ -49,16 +49,20 @@ pub(crate) struct State {
     pub(crate) logs_removed_before: (EpochMillis, u64),
     /// What changed since the records were last taken.
     changes: Changes,
+    /// What the scheduler has done so far.
+    pub(crate) scheduling: super::snapshot::SchedulerStats,
 }
 
-/// What changed since [`State::take_records`] was last called, by key. A removed environment
-/// or queue is one whose key is here but no longer in the state.
+/// What changed since [`State::take_records`] was last called, by key. A removed environment,
+/// queue or policy is one whose key is here but no longer in the state.
 #[derive(Default)]
 struct Changes {
     /// Job ids, in the order they changed (a job may appear more than once).
     jobs: Vec<String>,
     environments: BTreeSet<String>,
     queues: BTreeSet<String>,
+    /// Scheduling policies, by name.
+    policies: BTreeSet<String>,
     /// (name, revision).
     definitions: BTreeSet<(String, u32)>,
     /// Jobs removed, by the table their record is in and their sequence (the store key; the
@@ -165,6 +169,7 @@ impl State {
             ended: BTreeMap::new(),
             logs_removed_before: (EpochMillis::MIN, 0),
             changes: Changes::default(),
+            scheduling: Default::default(),
         }
     }
 
@@ -403,6 +408,11 @@ impl State {
         self.changes.queues.insert(name.to_string());
     }
 
+    /// Notes that scheduling policy `name` changed, was added or was removed.
+    pub(crate) fn touch_policy(&mut self, name: &str) {
+        self.changes.policies.insert(name.to_string());
+    }
+
     /// Notes that revision `revision` of definition `name` changed or was added.
     pub(crate) fn touch_definition(&mut self, name: &str, revision: u32) {
         self.changes
@@ -418,6 +428,7 @@ impl State {
             changes.jobs.len()
                 + changes.environments.len()
                 + changes.queues.len()
+                + changes.policies.len()
                 + changes.definitions.len(),
         );
         for name in changes.environments {
@@ -434,6 +445,15 @@ impl State {
                 Some(slot) => Record::put(Table::JobQueues, &name, &slot.queue),
                 None => Record::Delete {
                     table: Table::JobQueues,
+                    key: name,
+                },
+            });
+        }
+        for name in changes.policies {
+            records.push(match self.policies.get(&name) {
+                Some(policy) => Record::put(Table::SchedulingPolicies, &name, policy),
+                None => Record::Delete {
+                    table: Table::SchedulingPolicies,
                     key: name,
                 },
             });

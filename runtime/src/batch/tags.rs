@@ -1,5 +1,5 @@
 //! Tags: ListTagsForResource, TagResource and UntagResource on environments, queues,
-//! definition revisions and jobs, by ARN.
+//! scheduling policies, definition revisions and jobs, by ARN.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,7 @@ use super::{Batch, BatchConfig, BatchError};
 enum Tagged {
     Environment(String),
     Queue(String),
+    Policy(String),
     Definition(String, u32),
     Job(String),
 }
@@ -22,6 +23,7 @@ fn tagged(config: &BatchConfig, arn: &str) -> Result<Tagged, BatchError> {
     Ok(match kind {
         ResourceKind::ComputeEnvironment => Tagged::Environment(name.to_string()),
         ResourceKind::JobQueue => Tagged::Queue(name.to_string()),
+        ResourceKind::SchedulingPolicy => Tagged::Policy(name.to_string()),
         ResourceKind::JobDefinition => parse_revision(name)
             .map(|(n, r)| Tagged::Definition(n, r))
             .ok_or_else(|| {
@@ -51,6 +53,7 @@ impl Batch {
         match tagged(&self.shared.config, arn)? {
             Tagged::Environment(name) => state.envs.get(&name).map(|s| s.env.tags.clone()),
             Tagged::Queue(name) => state.queues.get(&name).map(|q| q.queue.tags.clone()),
+            Tagged::Policy(name) => state.policies.get(&name).map(|p| p.tags.clone()),
             Tagged::Definition(name, revision) => {
                 state.revision(&name, revision).map(|d| d.tags.clone())
             }
@@ -102,6 +105,12 @@ impl Batch {
                 let slot = state.queues.get_mut(&name).ok_or_else(not_found)?;
                 apply(&mut slot.queue.tags)?;
                 state.touch_queue(&name);
+                Ok(())
+            }
+            Tagged::Policy(name) => {
+                let policy = state.policies.get_mut(&name).ok_or_else(not_found)?;
+                apply(&mut policy.tags)?;
+                state.touch_policy(&name);
                 Ok(())
             }
             Tagged::Definition(name, revision) => {

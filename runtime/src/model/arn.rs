@@ -23,6 +23,8 @@ pub enum ResourceKind {
     Module,
     /// `volume/<path>`: a host directory under the volume root that definitions may mount.
     Volume,
+    /// `scheduling-policy/<name>`: a fair-share policy queues may name.
+    SchedulingPolicy,
 }
 
 impl ResourceKind {
@@ -35,6 +37,7 @@ impl ResourceKind {
             ResourceKind::Job => "job",
             ResourceKind::Module => "module",
             ResourceKind::Volume => "volume",
+            ResourceKind::SchedulingPolicy => "scheduling-policy",
         }
     }
 
@@ -46,6 +49,7 @@ impl ResourceKind {
             ResourceKind::Job,
             ResourceKind::Module,
             ResourceKind::Volume,
+            ResourceKind::SchedulingPolicy,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)
@@ -68,9 +72,10 @@ impl ResourceKind {
             }
         };
         match self {
-            ResourceKind::ComputeEnvironment | ResourceKind::JobQueue | ResourceKind::Module => {
-                plain(name)
-            }
+            ResourceKind::ComputeEnvironment
+            | ResourceKind::JobQueue
+            | ResourceKind::Module
+            | ResourceKind::SchedulingPolicy => plain(name),
             ResourceKind::JobDefinition | ResourceKind::Job => numbered(name),
             // As `validate::volume_path` leaves it: relative components, none empty, `.` or `..`.
             ResourceKind::Volume => {
@@ -195,7 +200,7 @@ pub(crate) fn stored_name(kind: ResourceKind, arn: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::ResourceKind::{ComputeEnvironment, Job, JobDefinition, JobQueue};
+    use super::ResourceKind::{ComputeEnvironment, Job, JobDefinition, JobQueue, SchedulingPolicy};
     use super::*;
 
     const R: &str = "us-east-1";
@@ -272,6 +277,14 @@ mod tests {
         assert_eq!(
             arn(R, A, JobQueue, "q"),
             "arn:aws:batch:us-east-1:000000000000:job-queue/q"
+        );
+        let policy = "arn:aws:batch:us-east-1:000000000000:scheduling-policy/fair";
+        assert_eq!(parse(R, A, "arn", policy), Ok((SchedulingPolicy, "fair")));
+        assert_eq!(arn(R, A, SchedulingPolicy, "fair"), policy);
+        assert!(name(R, A, SchedulingPolicy, "arn", "fair:1").is_err());
+        assert!(
+            name(R, A, JobQueue, "jobQueue", policy).is_err(),
+            "a policy's ARN is not a queue's"
         );
     }
 }

@@ -16,8 +16,9 @@ pub mod scheduling;
 pub mod validate;
 
 pub use requests::{
-    CreateComputeEnvironment, CreateJobQueue, KeyValuesPair, ListJobs, RegisterJobDefinition,
-    SubmitJob, SubmittedJob, UpdateComputeEnvironment, UpdateJobQueue,
+    CreateComputeEnvironment, CreateJobQueue, CreateSchedulingPolicy, KeyValuesPair, ListJobs,
+    RegisterJobDefinition, SubmitJob, SubmittedJob, UpdateComputeEnvironment, UpdateJobQueue,
+    UpdateSchedulingPolicy,
 };
 
 use std::collections::BTreeMap;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType, ComputeResources,
     ContainerOverrides, ContainerProperties, Extra, JobDependency, JobStatus, JobTimeout,
-    RetryStrategy, State, scheduling::JobStateTimeLimitAction,
+    RetryStrategy, State,
+    scheduling::{FairsharePolicy, JobStateTimeLimitAction},
 };
 
 /// CreateComputeEnvironment.
@@ -101,6 +102,39 @@ pub struct UpdateJobQueue {
     /// New time-limit actions (an empty list removes them).
     #[serde(default)]
     pub job_state_time_limit_actions: Option<Vec<JobStateTimeLimitAction>>,
+}
+
+/// CreateSchedulingPolicy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSchedulingPolicy {
+    /// Its name.
+    pub name: String,
+    /// The fair-share parameters; a policy without them shares equally.
+    #[serde(default)]
+    pub fairshare_policy: Option<FairsharePolicy>,
+    /// AWS's other kind of policy, for SageMaker training queues: read only to be refused by
+    /// name (wasmbatch schedules by fair share only), not silently dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_share_policy: Option<serde_json::Value>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// UpdateSchedulingPolicy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSchedulingPolicy {
+    /// Name or ARN.
+    pub arn: String,
+    /// Replaces the policy's fair-share parameters whole (members left out take their
+    /// defaults, as on AWS); absent, they stay as they are (AWS never removes them).
+    #[serde(default)]
+    pub fairshare_policy: Option<FairsharePolicy>,
+    /// Refused, as on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_share_policy: Option<serde_json::Value>,
 }
 
 /// RegisterJobDefinition.

@@ -1,10 +1,12 @@
 //! Checks on what users create and submit, each naming the field and the value that is wrong,
-//! with AWS Batch's limits (names, retries, timeouts, arrays, dependencies, resources).
+//! with AWS Batch's limits (names, retries, timeouts, arrays, dependencies, resources,
+//! scheduling policies and queues' time-limit actions).
 
+use super::scheduling::{FairsharePolicy, JobStateTimeLimitAction};
 use super::{
     ArrayProperties, ComputeEnvironmentOrder, ComputeEnvironmentType, CreateComputeEnvironment,
-    EvaluateOnExit, JobDependency, JobTimeout, KeyValuePair, RegisterJobDefinition,
-    ResourceRequirement, RetryStrategy,
+    CreateSchedulingPolicy, EvaluateOnExit, JobDependency, JobTimeout, KeyValuePair,
+    RegisterJobDefinition, ResourceRequirement, RetryStrategy, UpdateSchedulingPolicy,
 };
 
 /// A field with a value that is not allowed.
@@ -353,12 +355,198 @@ pub fn scheduling_priority(field: &str, priority: i64) -> Result<(), ValidationE
 
 /// A fair-share identifier: up to 255 letters and digits, optionally followed by `*`.
 pub fn share_identifier(value: &str) -> Result<(), ValidationError> {
+    share_identifier_at("shareIdentifier", value)
+}
+
+fn share_identifier_at(field: &str, value: &str) -> Result<(), ValidationError> {
     let body = value.strip_suffix('*').unwrap_or(value);
     if body.is_empty() || body.len() > 255 || !body.chars().all(|c| c.is_ascii_alphanumeric()) {
         return invalid(
-            "shareIdentifier",
+            field,
             format!("{value:?}: expected up to 255 letters and digits, optionally followed by '*'"),
         );
+    }
+    Ok(())
+}
+
+/// Most `shareDistribution` entries in one policy: AWS's limit on the share identifiers a
+/// queue may have active, as no more could ever be told apart.
+pub const MAX_SHARE_DISTRIBUTION: usize = 500;
+
+/// Longest decay window, in seconds (a week).
+const MAX_SHARE_DECAY_SECONDS: i32 = 604_800;
+
+/// CreateSchedulingPolicy, on its own (the name's uniqueness is the state's to check).
+pub fn scheduling_policy(request: &CreateSchedulingPolicy) -> Result<(), ValidationError> {
+    name("name", &request.name)?;
+    fair_share_only(request.quota_share_policy.as_ref())?;
+    if let Some(policy) = &request.fairshare_policy {
+        fairshare_policy(policy)?;
+    }
+    tags("tags", &request.tags)
+}
+
+/// UpdateSchedulingPolicy, on its own (whether the policy exists is the state's to check).
+pub fn scheduling_policy_update(request: &UpdateSchedulingPolicy) -> Result<(), ValidationError> {
+    fair_share_only(request.quota_share_policy.as_ref())?;
+    match &request.fairshare_policy {
+        Some(policy) => fairshare_policy(policy),
+        None => Ok(()),
+    }
+}
+
+/// AWS's quota-share policies divide SageMaker training capacity, which wasmbatch does not
+/// have: refused by name rather than stored and never used.
+fn fair_share_only(quota_share_policy: Option<&serde_json::Value>) -> Result<(), ValidationError> {
+    match quota_share_policy {
+        Some(_) => invalid(
+            "quotaSharePolicy",
+            "is not supported: wasmbatch schedules by fair share only; give fairsharePolicy",
+        ),
+        None => Ok(()),
+    }
+}
+
+/// A fair-share policy: `shareDecaySeconds` 0..604800, `computeReservation` 0..99, at most
+/// 500 `shareDistribution` entries with weights 0.0001..999.9999, and no two entries that could
+/// name the same share: not the same identifier twice, and no prefix (`UserA*`) covering
+/// another entry (`UserA1`, `UserAB*`), which AWS refuses too.
+pub fn fairshare_policy(policy: &FairsharePolicy) -> Result<(), ValidationError> {
+    if let Some(decay) = policy.share_decay_seconds
+        && !(0..=MAX_SHARE_DECAY_SECONDS).contains(&decay)
+    {
+        return invalid(
+            "fairsharePolicy.shareDecaySeconds",
+            format!("must be between 0 and {MAX_SHARE_DECAY_SECONDS}, got {decay}"),
+        );
+    }
+    if let Some(reservation) = policy.compute_reservation
+        && !(0..=99).contains(&reservation)
+    {
+        return invalid(
+            "fairsharePolicy.computeReservation",
+            format!("must be between 0 and 99, got {reservation}"),
+        );
+    }
+    let entries = &policy.share_distribution;
+    if entries.len() > MAX_SHARE_DISTRIBUTION {
+        return invalid(
+            "fairsharePolicy.shareDistribution",
+            format!(
+                "at most {MAX_SHARE_DISTRIBUTION} entries, got {}",
+                entries.len()
+            ),
+        );
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let at = |member: &str| format!("fairsharePolicy.shareDistribution[{i}].{member}");
+        let id = entry.share_identifier.as_str();
+        share_identifier_at(&at("shareIdentifier"), id)?;
+        if let Some(weight) = entry.weight_factor
+            && !(0.0001..=999.9999).contains(&weight)
+        {
+            return invalid(
+                at("weightFactor"),
+                format!("must be between 0.0001 and 999.9999, got {weight}"),
+            );
+        }
+        // Quadratic, over at most 500 short strings: a quarter of a million comparisons.
+        if let Some(j) = entries[..i]
+            .iter()
+            .position(|earlier| overlap(&earlier.share_identifier, id))
+        {
+            let earlier = &entries[j].share_identifier;
+            let problem = if earlier == id {
+                format!("{id:?} is given twice (also at shareDistribution[{j}])")
+            } else {
+                format!(
+                    "{id:?} overlaps {earlier:?} at shareDistribution[{j}]: a share would match both"
+                )
+            };
+            return invalid(at("shareIdentifier"), problem);
+        }
+    }
+    Ok(())
+}
+
+/// Whether two `shareDistribution` identifiers could match the same share: equal, or one a
+/// prefix (`P*`) that the other starts with.
+fn overlap(a: &str, b: &str) -> bool {
+    let covers = |prefix: &str, other: &str| {
+        prefix
+            .strip_suffix('*')
+            .is_some_and(|p| other.strip_suffix('*').unwrap_or(other).starts_with(p))
+    };
+    a == b || covers(a, b) || covers(b, a)
+}
+
+/// Most `jobStateTimeLimitActions` on one queue. The AWS model names no limit; AWS documents
+/// a handful of blocking reasons an action can be for, so a few are all a queue can use.
+pub const MAX_TIME_LIMIT_ACTIONS: usize = 5;
+
+/// Longest time a job may be stuck before its action is taken: a day, as on AWS.
+const MAX_TIME_LIMIT_SECONDS: i32 = 86_400;
+
+/// Longest `reason` of a time-limit action.
+const MAX_TIME_LIMIT_REASON: usize = 1024;
+
+/// A queue's `jobStateTimeLimitActions`: at most five, each for `RUNNABLE` jobs, `CANCEL`,
+/// with a `reason` of 1 to 1024 characters given once, and `maxTimeSeconds` of 1 to 86400.
+/// AWS's minimum is 600; wasmbatch deliberately takes down to 1, so that tests, and operators
+/// who would rather not wait ten minutes, can use it.
+pub fn job_state_time_limit_actions(
+    actions: &[JobStateTimeLimitAction],
+) -> Result<(), ValidationError> {
+    let field = "jobStateTimeLimitActions";
+    if actions.len() > MAX_TIME_LIMIT_ACTIONS {
+        return invalid(
+            field,
+            format!(
+                "at most {MAX_TIME_LIMIT_ACTIONS} actions, got {}",
+                actions.len()
+            ),
+        );
+    }
+    for (i, action) in actions.iter().enumerate() {
+        let at = |member: &str| format!("{field}[{i}].{member}");
+        if action.state != "RUNNABLE" {
+            return invalid(
+                at("state"),
+                format!("must be RUNNABLE, got {:?}", action.state),
+            );
+        }
+        if action.action != "CANCEL" {
+            return invalid(
+                at("action"),
+                format!(
+                    "must be CANCEL (TERMINATE is for SageMaker service environments, which wasmbatch does not have), got {:?}",
+                    action.action
+                ),
+            );
+        }
+        if !(1..=MAX_TIME_LIMIT_SECONDS).contains(&action.max_time_seconds) {
+            return invalid(
+                at("maxTimeSeconds"),
+                format!(
+                    "must be between 1 and {MAX_TIME_LIMIT_SECONDS}, got {}",
+                    action.max_time_seconds
+                ),
+            );
+        }
+        let length = action.reason.chars().count();
+        if length == 0 || length > MAX_TIME_LIMIT_REASON {
+            return invalid(
+                at("reason"),
+                format!("must be 1 to {MAX_TIME_LIMIT_REASON} characters, got {length}"),
+            );
+        }
+        // Two actions for one reason would leave which one applies to their order.
+        if let Some(j) = actions[..i].iter().position(|a| a.reason == action.reason) {
+            return invalid(
+                at("reason"),
+                format!("{:?} is given twice (also at {field}[{j}])", action.reason),
+            );
+        }
     }
     Ok(())
 }
@@ -713,6 +901,112 @@ mod tests {
         assert!(share_identifier("teamA*").is_ok());
         assert!(share_identifier("team-a").is_err());
         assert!(share_identifier("").is_err());
+    }
+
+    #[test]
+    fn fair_share_policies_follow_aws_limits_and_shares_never_overlap() {
+        use crate::model::scheduling::ShareAttributes;
+        let policy = |entries: &[(&str, f64)]| FairsharePolicy {
+            share_decay_seconds: Some(604_800),
+            compute_reservation: Some(99),
+            share_distribution: entries
+                .iter()
+                .map(|(id, w)| ShareAttributes {
+                    share_identifier: id.to_string(),
+                    weight_factor: Some(*w),
+                })
+                .collect(),
+        };
+        let field = |p: &FairsharePolicy| fairshare_policy(p).unwrap_err().field;
+        assert!(fairshare_policy(&policy(&[("UserA*", 0.0001), ("UserB", 999.9999)])).is_ok());
+        assert!(fairshare_policy(&policy(&[("UserA1", 1.0), ("UserA2*", 1.0)])).is_ok());
+        for overlapping in [
+            [("UserA*", 1.0), ("UserA1", 1.0)],
+            [("UserA1", 1.0), ("UserA*", 1.0)],
+            [("UserA*", 1.0), ("UserAB*", 1.0)],
+            [("UserA", 1.0), ("UserA*", 1.0)],
+            [("UserA", 1.0), ("UserA", 2.0)],
+        ] {
+            let error = fairshare_policy(&policy(&overlapping)).unwrap_err();
+            assert_eq!(
+                error.field, "fairsharePolicy.shareDistribution[1].shareIdentifier",
+                "{overlapping:?}"
+            );
+            assert!(error.problem.contains("shareDistribution[0]"), "{error}");
+        }
+        assert_eq!(
+            field(&policy(&[("a", 0.00001)])),
+            "fairsharePolicy.shareDistribution[0].weightFactor"
+        );
+        assert_eq!(
+            field(&policy(&[("a", f64::NAN)])),
+            "fairsharePolicy.shareDistribution[0].weightFactor"
+        );
+        assert_eq!(
+            field(&policy(&[("a-b", 1.0)])),
+            "fairsharePolicy.shareDistribution[0].shareIdentifier"
+        );
+        let mut decay = policy(&[]);
+        decay.share_decay_seconds = Some(604_801);
+        assert_eq!(field(&decay), "fairsharePolicy.shareDecaySeconds");
+        let mut reservation = policy(&[]);
+        reservation.compute_reservation = Some(100);
+        assert_eq!(field(&reservation), "fairsharePolicy.computeReservation");
+        let many: Vec<(String, f64)> = (0..501).map(|i| (format!("u{i}"), 1.0)).collect();
+        let many: Vec<(&str, f64)> = many.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+        assert_eq!(field(&policy(&many)), "fairsharePolicy.shareDistribution");
+        assert!(fairshare_policy(&policy(&many[..500])).is_ok());
+        let quota = CreateSchedulingPolicy {
+            name: "q".into(),
+            quota_share_policy: Some(serde_json::json!({"idleResourceAssignmentStrategy": "FIFO"})),
+            ..CreateSchedulingPolicy::default()
+        };
+        assert_eq!(
+            scheduling_policy(&quota).unwrap_err().field,
+            "quotaSharePolicy"
+        );
+    }
+
+    #[test]
+    fn time_limit_actions_cancel_runnable_jobs_after_one_second_to_a_day() {
+        let action = |reason: &str, seconds: i32| JobStateTimeLimitAction {
+            reason: reason.into(),
+            state: "RUNNABLE".into(),
+            max_time_seconds: seconds,
+            action: "CANCEL".into(),
+        };
+        let field = |actions: &[JobStateTimeLimitAction]| {
+            job_state_time_limit_actions(actions).unwrap_err().field
+        };
+        assert!(job_state_time_limit_actions(&[action("a", 1), action("b", 86_400)]).is_ok());
+        assert_eq!(
+            field(&[action("a", 0)]),
+            "jobStateTimeLimitActions[0].maxTimeSeconds"
+        );
+        assert_eq!(
+            field(&[action("a", 86_401)]),
+            "jobStateTimeLimitActions[0].maxTimeSeconds"
+        );
+        assert_eq!(
+            field(&[action("", 1)]),
+            "jobStateTimeLimitActions[0].reason"
+        );
+        assert_eq!(
+            field(&[action(&"r".repeat(1025), 1)]),
+            "jobStateTimeLimitActions[0].reason"
+        );
+        assert_eq!(
+            field(&[action("a", 1), action("a", 2)]),
+            "jobStateTimeLimitActions[1].reason"
+        );
+        let mut running = action("a", 1);
+        running.state = "RUNNING".into();
+        assert_eq!(field(&[running]), "jobStateTimeLimitActions[0].state");
+        let mut terminate = action("a", 1);
+        terminate.action = "TERMINATE".into();
+        assert_eq!(field(&[terminate]), "jobStateTimeLimitActions[0].action");
+        let six: Vec<_> = (0..6).map(|i| action(&format!("r{i}"), 1)).collect();
+        assert_eq!(field(&six), "jobStateTimeLimitActions");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub(crate) use ledger::StoredLedger;
 ///   attempts, times), and its parent's record in `Jobs` holds what they share (issue 14).
 ///   Formats 1 and 2 kept each child whole in `Jobs`; recovery reads such a child in any format
 ///   and moves it (`batch::recover`), in the first transaction after the open.
-pub(crate) const FORMAT_VERSION: u64 = 3;
+/// - 4: adds `SchedulingPolicies`. Older formats had none, so it starts empty.
+pub(crate) const FORMAT_VERSION: u64 = 4;
 
 /// `format` → the [`FORMAT_VERSION`] the database was last opened with.
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
@@ -59,10 +60,12 @@ pub(crate) enum Table {
     CompiledArtifacts,
     /// An array child's own part (`batch::job_slot::StoredChild`), keyed as `Jobs` is (format 3).
     ArrayChildren,
+    /// Scheduling policies by name (format 4).
+    SchedulingPolicies,
 }
 
 impl Table {
-    const ALL: [Table; 8] = [
+    const ALL: [Table; 9] = [
         Table::ComputeEnvironments,
         Table::JobQueues,
         Table::JobDefinitions,
@@ -71,6 +74,7 @@ impl Table {
         Table::LogChunks,
         Table::CompiledArtifacts,
         Table::ArrayChildren,
+        Table::SchedulingPolicies,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -83,6 +87,7 @@ impl Table {
             Table::LogChunks => "log_chunks",
             Table::CompiledArtifacts => "compiled_artifacts",
             Table::ArrayChildren => "array_children",
+            Table::SchedulingPolicies => "scheduling_policies",
         })
     }
 }
@@ -813,7 +818,8 @@ mod tests {
             .err()
             .expect("a newer format must be refused");
         assert!(
-            matches!(error, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1),
+            matches!(error, StoreError::NewerFormat { found, supported, .. }
+                if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION),
             "{error}"
         );
         let db = Database::open(&path).unwrap();

@@ -41,6 +41,8 @@ const REQUIRED: &[&str] = &[
     "logs.flood",
     "soak.flat",
     "soak.restart",
+    "scheduler.fifo",
+    "scheduler.fair_share",
 ];
 
 /// The benchmark programs, in the order their tables appear.
@@ -55,6 +57,10 @@ const TABLES: &[(&str, &str)] = &[
     (
         "soak",
         "Soak: full rate under a short retention, RSS and database over time, restart",
+    ),
+    (
+        "scheduler",
+        "Scheduler: fair share against FIFO, 100,000 RUNNABLE jobs",
     ),
 ];
 
@@ -418,6 +424,19 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
                 )
             },
             &|v| v < 1.0,
+        ),
+        goal(
+            // Issue 15: no scan of all jobs or shares per placement.
+            "one placement decision, fair share, 100,000 jobs in 1,000 shares",
+            "≤ 5 µs",
+            get("scheduler.fair_share", "decision_us"),
+            &|v| {
+                format!(
+                    "{v:.2} µs ({:.2}× FIFO's)",
+                    get("scheduler.fair_share", "decision_vs_fifo").unwrap_or(0.0)
+                )
+            },
+            &|v| v <= 5.0,
         ),
         goal(
             "hello p99 beside 8 spinning guests",

@@ -434,6 +434,89 @@ fn queue_snapshot_shows_the_front_of_the_queue_in_order() {
     );
 }
 
+/// On a fair-share queue, `queues` and `queue-snapshot` show each share: its weight, the vCPUs
+/// it holds, its decayed usage and its jobs waiting.
+#[test]
+fn queues_and_queue_snapshot_show_a_fair_share_queues_shares() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    // No command creates these; one vCPU, so that teamA's job runs and teamB's wait.
+    for (operation, body) in [
+        (
+            "createschedulingpolicy",
+            r#"{"name": "teams", "fairsharePolicy": {"shareDistribution": [{"shareIdentifier": "teamB", "weightFactor": 0.5}]}}"#,
+        ),
+        (
+            "createcomputeenvironment",
+            r#"{"computeEnvironmentName": "one", "type": "MANAGED", "computeResources": {"type": "EC2", "maxvCpus": 1}}"#,
+        ),
+        (
+            "createjobqueue",
+            r#"{"jobQueueName": "shared", "priority": 1,
+                "schedulingPolicyArn": "arn:aws:batch:us-east-1:000000000000:scheduling-policy/teams",
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "one"}]}"#,
+        ),
+    ] {
+        let answer = http(&server.endpoint, &format!("POST /v1/{operation}"), body);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{operation}: {answer}");
+    }
+    let submit = |share: &str| {
+        let output = server.run(&[
+            "submit", "--queue", "shared", "--image", "sleep", "--share", share,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let running = submit("teamA");
+    for _ in 0..500 {
+        let job = server.run(&["describe", &running, "--output", "json"]);
+        let job: serde_json::Value = serde_json::from_slice(&job.stdout).unwrap();
+        if job["status"] == "RUNNING" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let waiting = [submit("teamB"), submit("teamB")];
+
+    let queues = server.run(&["queues"]);
+    assert!(queues.status.success(), "{}", stderr(&queues));
+    let text = stdout(&queues);
+    assert!(
+        text.contains("shared: fair share (teams), 2 active shares"),
+        "{text}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        text.contains("SHARE  WEIGHT  VCPUS  USAGE (VCPU-S)  RUNNABLE"),
+        "{text}"
+    );
+    assert_eq!(row("teamA")[1..3], ["1.0", "1"], "{text}");
+    assert_eq!(row("teamA")[4], "0", "{text}");
+    assert_eq!(row("teamB")[1..3], ["0.5", "0"], "{text}");
+    assert_eq!(row("teamB")[4], "2", "{text}");
+
+    let snapshot = server.run(&["queue-snapshot", "shared"]);
+    assert!(snapshot.status.success(), "{}", stderr(&snapshot));
+    let text = stdout(&snapshot);
+    for id in &waiting {
+        assert!(text.contains(id.as_str()), "{id} not in {text}");
+    }
+    assert!(
+        !text.contains(running.as_str()),
+        "a running job is not RUNNABLE: {text}"
+    );
+    assert!(text.contains("vCPUs in use: 1"), "{text}");
+    assert!(text.contains("active shares: 2"), "{text}");
+    assert!(text.contains("teamB  0.5"), "{text}");
+}
+
 #[test]
 fn mistakes_are_one_line_and_a_non_zero_exit() {
     let server = Server::start();

@@ -1100,6 +1100,113 @@ async fn get_job_queue_snapshot_lists_a_fifo_queues_jobs_in_submission_order() {
     assert_eq!(missing.message(), Some("job queue nope does not exist"));
 }
 
+/// GetJobQueueSnapshot of a fair-share queue reports each share's capacity use; DescribeJobs
+/// and ListJobs report a job's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fair_share_queues_snapshot_reports_its_shares() {
+    let server = Server::start().await;
+    let client = &server.client;
+    let policy = client
+        .create_scheduling_policy()
+        .name("teams")
+        .fairshare_policy(aws_sdk_batch::types::FairsharePolicy::builder().build())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    // One vCPU: teamA's first job runs, the rest wait.
+    wasmbatch_tests::environment(&server.batch, "one", 1, "ENABLED").await;
+    client
+        .create_job_queue()
+        .job_queue_name("shared")
+        .priority(1)
+        .scheduling_policy_arn(&policy)
+        .compute_environment_order(
+            ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment("one")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
+    let submit = |share: &'static str| {
+        client
+            .submit_job()
+            .job_name(share)
+            .job_queue("shared")
+            .job_definition("sleep")
+            .share_identifier(share)
+            .send()
+    };
+    let running = submit("teamA").await.unwrap().job_id.unwrap();
+    server.wait_for(&running, JobStatus::Running).await;
+    let mut waiting = Vec::new();
+    for share in ["teamA", "teamB", "teamB"] {
+        let id = submit(share).await.unwrap().job_id.unwrap();
+        server.wait_for(&id, JobStatus::Runnable).await;
+        waiting.push(id);
+    }
+    assert_eq!(
+        server.describe(&running).await.share_identifier.as_deref(),
+        Some("teamA")
+    );
+    let listed = client
+        .list_jobs()
+        .job_queue("shared")
+        .job_status(JobStatus::Runnable)
+        .send()
+        .await
+        .unwrap();
+    let mut shares: Vec<&str> = listed
+        .job_summary_list()
+        .iter()
+        .filter_map(|j| j.share_identifier())
+        .collect();
+    shares.sort();
+    assert_eq!(shares, ["teamA", "teamB", "teamB"]);
+
+    let snapshot = client
+        .get_job_queue_snapshot()
+        .job_queue("shared")
+        .send()
+        .await
+        .unwrap();
+    let mut front: Vec<String> = snapshot
+        .front_of_queue()
+        .unwrap()
+        .jobs()
+        .iter()
+        .filter_map(|j| j.job_arn())
+        .map(|arn| arn.rsplit('/').next().unwrap().to_string())
+        .collect();
+    front.sort();
+    waiting.sort();
+    assert_eq!(
+        front, waiting,
+        "the RUNNABLE jobs, in the order they will run"
+    );
+    let utilization = snapshot.queue_utilization().unwrap();
+    assert_eq!(utilization.total_capacity_usage()[0].quantity(), Some(1.0));
+    let fair = utilization
+        .fairshare_utilization()
+        .expect("a fair-share queue reports its shares");
+    assert_eq!(fair.active_share_count(), Some(2));
+    let top: Vec<(&str, Option<f64>)> = fair
+        .top_capacity_utilization()
+        .iter()
+        .map(|share| {
+            (
+                share.share_identifier().unwrap(),
+                share.capacity_usage()[0].quantity(),
+            )
+        })
+        .collect();
+    assert_eq!(top, [("teamA", Some(1.0)), ("teamB", Some(0.0))]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_jobs_pages_through_everything_with_the_sdk_paginator() {
     let server = Server::start().await;

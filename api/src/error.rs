@@ -48,6 +48,27 @@ impl From<BatchError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// How a bulk operation (CancelJobs, TerminateJobs) reports this as one job's failure: the
+    /// `code` and `message` of its `errors[]` entry. The codes are those AWS lists for
+    /// `CancelJobsErrorDetail`, which spells a refused job `AccessDenied`; our faults keep
+    /// their details to the log, as a whole-request answer would.
+    pub(crate) fn code_and_message(&self) -> (&'static str, String) {
+        match self {
+            ApiError::Client(message) => ("ClientException", message.clone()),
+            ApiError::Refused(refusal @ crate::access::Refusal::Denied(_)) => {
+                ("AccessDenied", refusal.to_string())
+            }
+            ApiError::Refused(refusal) => (refusal.kind().1, refusal.to_string()),
+            ApiError::CrossOrigin(refusal) => (refusal.kind().1, refusal.to_string()),
+            ApiError::Unavailable(message) | ApiError::Server(message) => {
+                tracing::error!("one job of a bulk request failed: {message}");
+                ("ServerException", "internal error".into())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();

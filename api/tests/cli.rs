@@ -290,7 +290,10 @@ fn cancel_and_terminate_stop_jobs() {
         stdout(&output).trim().to_string()
     };
     let sleeper = submit(&["--", "60000"]);
-    let waiter = submit(&["--depends-on", &sleeper, "--", "1"]);
+    // A PENDING job is cancelled once what it waits for has completed, as AWS does: long
+    // enough to be waiting still when the cancel comes.
+    let short = submit(&["--", "2000"]);
+    let waiter = submit(&["--depends-on", &short, "--", "1"]);
     let cancelled = server.run(&["cancel", &waiter, "--reason", "not needed"]);
     assert!(cancelled.status.success(), "{}", stderr(&cancelled));
     let terminated = server.run(&["terminate", &sleeper]);
@@ -311,6 +314,207 @@ fn cancel_and_terminate_stop_jobs() {
         assert_eq!(job["status"], "FAILED", "{job}");
         assert_eq!(job["statusReason"], reason, "{job}");
     }
+}
+
+/// `cancel` and `terminate` take several ids and stop them in one request; an id that names
+/// no job is said to, and fails the command, though the others are stopped.
+#[test]
+fn cancel_takes_several_ids_and_names_the_one_that_is_not_a_job() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    let submit = |args: &[&str]| {
+        let output = server.run(&[&["submit", "--image", "sleep"], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let sleeper = submit(&[]);
+    // Long enough for the waiters to be PENDING still when the cancel comes; they are
+    // cancelled once it has succeeded, as AWS does.
+    let short = submit(&["--", "2000"]);
+    let waiters = [
+        submit(&["--depends-on", &short]),
+        submit(&["--depends-on", &short]),
+    ];
+    let cancelled = server.run(&[
+        "cancel",
+        &waiters[0],
+        "no-such-job",
+        &waiters[1],
+        "--reason",
+        "not needed",
+    ]);
+    fails_saying(&cancelled, "wasmbatch: job no-such-job does not exist");
+    let terminated = server.run(&["terminate", &sleeper, "--output", "json"]);
+    assert!(terminated.status.success(), "{}", stderr(&terminated));
+    let reply: serde_json::Value = serde_json::from_slice(&terminated.stdout).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"successful": [sleeper], "errors": []})
+    );
+    for id in &waiters {
+        let mut job = serde_json::Value::Null;
+        for _ in 0..500 {
+            job = serde_json::from_slice(&server.run(&["describe", id, "--output", "json"]).stdout)
+                .unwrap();
+            if job["status"] == "FAILED" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(job["status"], "FAILED", "{job}");
+        assert_eq!(job["statusReason"], "not needed", "{job}");
+        assert_eq!(job["isCancelled"], true, "{job}");
+    }
+}
+
+/// `submit --share` and `--priority` are SubmitJob's shareIdentifier and
+/// schedulingPriorityOverride; a FIFO queue refuses a share, and the server's reason is shown.
+#[test]
+fn submit_share_on_a_fifo_queue_shows_the_servers_reason() {
+    let server = Server::start();
+    server.push(guests::wasip1::HELLO, "hello");
+    fails_saying(
+        &server.run(&[
+            "submit",
+            "--image",
+            "hello",
+            "--share",
+            "teamA",
+            "--priority",
+            "5",
+        ]),
+        "shareIdentifier: job queue default has no fair-share scheduling policy",
+    );
+    fails_saying(
+        &server.run(&["submit", "--image", "hello", "--priority", "10000"]),
+        "schedulingPriorityOverride",
+    );
+}
+
+/// `queue-snapshot` shows the RUNNABLE jobs in the order they will run, and what the queue
+/// holds.
+#[test]
+fn queue_snapshot_shows_the_front_of_the_queue_in_order() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    // No command disables an environment; a DISABLED one holds the jobs RUNNABLE.
+    let disabled = http(
+        &server.endpoint,
+        "POST /v1/updatecomputeenvironment",
+        r#"{"computeEnvironment": "default", "state": "DISABLED"}"#,
+    );
+    assert!(disabled.starts_with("HTTP/1.1 200"), "{disabled}");
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            let output = server.run(&["submit", "--image", "sleep"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            stdout(&output).trim().to_string()
+        })
+        .collect();
+
+    let shown = server.run(&["queue-snapshot", "default"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("POSITION"), "{text}");
+    for (i, id) in ids.iter().enumerate() {
+        let row: Vec<&str> = lines[i + 1].split_whitespace().collect();
+        assert_eq!(row[..2], [&(i + 1).to_string(), id.as_str()], "{text}");
+        assert!(lines[i + 1].ends_with("s ago"), "{text}");
+    }
+    assert!(text.contains("vCPUs in use: 0"), "{text}");
+    assert!(!text.contains("active shares"), "a FIFO queue: {text}");
+
+    let json = server.run(&["queue-snapshot", "default", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["frontOfQueue"]["jobs"].as_array().unwrap().len(), 3);
+    fails_saying(
+        &server.run(&["queue-snapshot", "nope"]),
+        "job queue nope does not exist",
+    );
+}
+
+/// On a fair-share queue, `queues` and `queue-snapshot` show each share: its weight, the vCPUs
+/// it holds, its decayed usage and its jobs waiting.
+#[test]
+fn queues_and_queue_snapshot_show_a_fair_share_queues_shares() {
+    let server = Server::start();
+    server.push(guests::wasip1::SLEEP, "sleep");
+    // No command creates these; one vCPU, so that teamA's job runs and teamB's wait.
+    for (operation, body) in [
+        (
+            "createschedulingpolicy",
+            r#"{"name": "teams", "fairsharePolicy": {"shareDistribution": [{"shareIdentifier": "teamB", "weightFactor": 0.5}]}}"#,
+        ),
+        (
+            "createcomputeenvironment",
+            r#"{"computeEnvironmentName": "one", "type": "MANAGED", "computeResources": {"type": "EC2", "maxvCpus": 1}}"#,
+        ),
+        (
+            "createjobqueue",
+            r#"{"jobQueueName": "shared", "priority": 1,
+                "schedulingPolicyArn": "arn:aws:batch:us-east-1:000000000000:scheduling-policy/teams",
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "one"}]}"#,
+        ),
+    ] {
+        let answer = http(&server.endpoint, &format!("POST /v1/{operation}"), body);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{operation}: {answer}");
+    }
+    let submit = |share: &str| {
+        let output = server.run(&[
+            "submit", "--queue", "shared", "--image", "sleep", "--share", share,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let running = submit("teamA");
+    for _ in 0..500 {
+        let job = server.run(&["describe", &running, "--output", "json"]);
+        let job: serde_json::Value = serde_json::from_slice(&job.stdout).unwrap();
+        if job["status"] == "RUNNING" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let waiting = [submit("teamB"), submit("teamB")];
+
+    let queues = server.run(&["queues"]);
+    assert!(queues.status.success(), "{}", stderr(&queues));
+    let text = stdout(&queues);
+    assert!(
+        text.contains("shared: fair share (teams), 2 active shares"),
+        "{text}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        text.contains("SHARE  WEIGHT  VCPUS  USAGE (VCPU-S)  RUNNABLE"),
+        "{text}"
+    );
+    assert_eq!(row("teamA")[1..3], ["1.0", "1"], "{text}");
+    assert_eq!(row("teamA")[4], "0", "{text}");
+    assert_eq!(row("teamB")[1..3], ["0.5", "0"], "{text}");
+    assert_eq!(row("teamB")[4], "2", "{text}");
+
+    let snapshot = server.run(&["queue-snapshot", "shared"]);
+    assert!(snapshot.status.success(), "{}", stderr(&snapshot));
+    let text = stdout(&snapshot);
+    for id in &waiting {
+        assert!(text.contains(id.as_str()), "{id} not in {text}");
+    }
+    assert!(
+        !text.contains(running.as_str()),
+        "a running job is not RUNNABLE: {text}"
+    );
+    assert!(text.contains("vCPUs in use: 1"), "{text}");
+    assert!(text.contains("active shares: 2"), "{text}");
+    assert!(text.contains("teamB  0.5"), "{text}");
 }
 
 #[test]
@@ -364,6 +568,7 @@ fn every_command_has_help_with_an_example() {
         "cancel",
         "terminate",
         "queues",
+        "queue-snapshot",
         "envs",
         "demo",
         "keys create",
@@ -575,6 +780,11 @@ fn with_keys_the_server_checks_signatures_and_policies_and_reloads_on_sighup() {
         ),
         "not authorized to perform: batch:PushModule",
     );
+    // A job the key may not stop is named with the reason, and the exit says so.
+    fails_saying(
+        &signed(&["cancel", &job], &late, &late_secret),
+        &format!("job {job}: User: late is not authorized to perform: batch:CancelJob"),
+    );
     let (said, _) = server.stop();
     assert!(said.contains("credentials reloaded: 2 keys"), "{said}");
 }
@@ -706,12 +916,20 @@ impl Drop for SmallDisk {
 
 /// `GET /health` over a plain socket: the status line and the body.
 fn health(endpoint: &str) -> String {
+    http(endpoint, "GET /health", "")
+}
+
+/// A plain HTTP/1.1 request (`METHOD PATH`, a JSON body) to a server in local-development mode,
+/// for what no command does; the whole answer.
+fn http(endpoint: &str, request: &str, body: &str) -> String {
     use std::io::{Read as _, Write as _};
     let address = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     write!(
         stream,
-        "GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{request} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();

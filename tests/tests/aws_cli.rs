@@ -353,3 +353,55 @@ async fn the_aws_cli_manages_scheduling_policies_and_the_queues_that_name_them()
         serde_json::json!([{"arn": policy_arn}])
     );
 }
+
+/// `aws batch get-job-queue-snapshot` reads the answer: the held jobs in the order they were
+/// submitted, and the queue's capacity use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_reads_a_job_queue_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    // A DISABLED environment holds the jobs RUNNABLE.
+    wasmbatch_tests::local_queue(&batch, 2, "DISABLED").await;
+    wasmbatch_tests::module_and_definition(
+        &batch,
+        "hello",
+        guests::wasip1::HELLO,
+        &[],
+        16,
+        serde_json::json!({}),
+    )
+    .await;
+    let mut arns = Vec::new();
+    for i in 0..3 {
+        let job = batch
+            .submit_job(wasmbatch_tests::decode(serde_json::json!({
+                "jobName": format!("j{i}"), "jobQueue": "main", "jobDefinition": "hello"
+            })))
+            .await
+            .unwrap();
+        arns.push(job.job_arn);
+    }
+    let cli = serve(batch).await;
+    let snapshot = tokio::task::spawn_blocking(move || {
+        cli.run(&["batch", "get-job-queue-snapshot", "--job-queue", "main"])
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("get-job-queue-snapshot failed: {e}"));
+    let listed: Vec<&str> = snapshot["frontOfQueue"]["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no frontOfQueue.jobs: {snapshot}"))
+        .iter()
+        .map(|j| j["jobArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, arns, "{snapshot}");
+    assert!(
+        snapshot["frontOfQueue"]["jobs"][0]["earliestTimeAtPosition"].is_i64(),
+        "{snapshot}"
+    );
+    assert_eq!(
+        snapshot["queueUtilization"]["totalCapacityUsage"],
+        serde_json::json!([{"capacityUnit": "VCPU", "quantity": 0.0}]),
+        "{snapshot}"
+    );
+}

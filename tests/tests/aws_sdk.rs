@@ -12,6 +12,7 @@ use aws_sdk_batch::types::{
     JobDependency, JobDetail, JobStatus, JobTimeout, JqState, KeyValuePair, KeyValuesPair,
     ResourceRequirement, ResourceType, RetryAction, RetryStrategy,
 };
+use wasmbatch_api::access::credentials::{CredentialsFile, Key, credentials_path};
 use wasmbatch_runtime::{Batch, BatchConfig};
 use wasmbatch_tests::guests;
 
@@ -20,13 +21,51 @@ struct Server {
     batch: Batch,
     client: aws_sdk_batch::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    endpoint: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
+    /// In local-development mode: any key is accepted and may do anything.
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        Self::serve(dir, wasmbatch_api::Access::local(), "AKIDTEST", "secret").await
+    }
+
+    /// Checking signatures against one key per `(name, policy)`; `client` and `logs` sign with
+    /// the first, [`Server::client_for`] with any.
+    async fn with_keys(keys: &[(&str, serde_json::Value)]) -> (Self, Vec<Key>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = credentials_path(dir.path());
+        let keys: Vec<Key> = keys
+            .iter()
+            .map(|(name, policy)| {
+                CredentialsFile::create_key(
+                    &path,
+                    name,
+                    serde_json::from_value(policy.clone()).unwrap(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let access = wasmbatch_api::Access::from_file(&path).unwrap();
+        let server = Self::serve(
+            dir,
+            access,
+            &keys[0].access_key_id,
+            &keys[0].secret_access_key,
+        )
+        .await;
+        (server, keys)
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        access: wasmbatch_api::Access,
+        id: &str,
+        secret: &str,
+    ) -> Self {
         let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -34,41 +73,35 @@ impl Server {
         tokio::spawn(wasmbatch_api::serve(
             listener,
             batch.clone(),
-            wasmbatch_api::Access::local(),
+            access,
             async {
                 let _ = stopped.await;
             },
         ));
-        // What an SDK user writes, but for the plain-HTTP client: TLS is not needed on
-        // loopback and would add a C crypto library to the build.
-        let http = aws_smithy_http_client::Builder::new().build_http();
-        let credentials =
-            aws_sdk_batch::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
-        let client = aws_sdk_batch::Client::from_conf(
-            aws_sdk_batch::Config::builder()
-                .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
-                .region(aws_sdk_batch::config::Region::new("us-east-1"))
-                .credentials_provider(credentials.clone())
-                .endpoint_url(&endpoint)
-                .http_client(http.clone())
-                .build(),
-        );
+        let client = client(&endpoint, id, secret);
+        let credentials = aws_sdk_batch::config::Credentials::new(id, secret, None, None, "test");
         let logs = aws_sdk_cloudwatchlogs::Client::from_conf(
             aws_sdk_cloudwatchlogs::Config::builder()
                 .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
                 .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
                 .credentials_provider(credentials)
                 .endpoint_url(&endpoint)
-                .http_client(http)
+                .http_client(aws_smithy_http_client::Builder::new().build_http())
                 .build(),
         );
         Self {
             batch,
             client,
             logs,
+            endpoint,
             stop: Some(stop),
             _dir: dir,
         }
+    }
+
+    /// A client signing with `key`.
+    fn client_for(&self, key: &Key) -> aws_sdk_batch::Client {
+        client(&self.endpoint, &key.access_key_id, &key.secret_access_key)
     }
 
     /// An environment `env` of `vcpus` and a queue `queue` on it, made through the SDK.
@@ -206,6 +239,21 @@ impl Drop for Server {
             let _ = stop.send(());
         }
     }
+}
+
+/// What an SDK user writes, but for the plain-HTTP client: TLS is not needed on loopback and
+/// would add a C crypto library to the build.
+fn client(endpoint: &str, id: &str, secret: &str) -> aws_sdk_batch::Client {
+    let credentials = aws_sdk_batch::config::Credentials::new(id, secret, None, None, "test");
+    aws_sdk_batch::Client::from_conf(
+        aws_sdk_batch::Config::builder()
+            .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
+            .region(aws_sdk_batch::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build(),
+    )
 }
 
 /// The message of the service error a call failed with.
@@ -777,6 +825,386 @@ async fn retries_timeouts_cancel_and_terminate_through_the_sdk() {
         terminated.status_reason.as_deref(),
         Some("stopped by the operator")
     );
+}
+
+/// CancelJobs and TerminateJobs: one call for many jobs, each job's outcome in the answer. A
+/// job that has started is not cancelled, yet counts as successful, as does an id that names
+/// no job (AWS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_jobs_and_terminate_jobs_stop_many_at_once() {
+    let server = Server::start().await;
+    let client = &server.client;
+    // One vCPU: the first job runs, the second waits RUNNABLE behind it.
+    server.queue("env", "queue", 1).await;
+    server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
+    let running = server.submit("running", "queue", "sleep").await;
+    server.wait_for(&running, JobStatus::Running).await;
+    // A FIFO queue takes a priority (and does not use it), and DescribeJobs reports it.
+    let waiting = client
+        .submit_job()
+        .job_name("waiting")
+        .job_queue("queue")
+        .job_definition("sleep")
+        .scheduling_priority_override(7)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    server.wait_for(&waiting, JobStatus::Runnable).await;
+    assert_eq!(server.describe(&waiting).await.scheduling_priority, Some(7));
+    let unknown = "00000000-0000-4000-8000-000000000000";
+
+    let cancelled = client
+        .cancel_jobs()
+        .jobs(&waiting)
+        .jobs(&running)
+        .jobs(unknown)
+        .reason("no longer needed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.successful(), [&*waiting, &*running, unknown]);
+    assert!(cancelled.errors().is_empty(), "{:?}", cancelled.errors());
+    let job = server.describe(&waiting).await;
+    assert_eq!(job.status, Some(JobStatus::Failed));
+    assert_eq!(job.is_cancelled, Some(true));
+    assert_eq!(job.status_reason.as_deref(), Some("no longer needed"));
+    let job = server.describe(&running).await;
+    assert_eq!(
+        job.status,
+        Some(JobStatus::Running),
+        "a started job runs on"
+    );
+    assert_eq!(job.is_cancelled, Some(false));
+
+    let terminated = client
+        .terminate_jobs()
+        .jobs(&running)
+        .reason("stopped by the operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(terminated.successful(), [&*running]);
+    assert!(terminated.errors().is_empty());
+    let job = server.wait(&running).await;
+    assert_eq!(job.status, Some(JobStatus::Failed));
+    assert_eq!(job.is_terminated, Some(true));
+    assert_eq!(
+        job.status_reason.as_deref(),
+        Some("stopped by the operator")
+    );
+
+    // The whole request is refused, and nothing stopped, past AWS's 50 jobs.
+    let queued = server.submit("queued", "queue", "sleep").await;
+    let many: Vec<String> = std::iter::once(queued.clone())
+        .chain((0..50).map(|i| format!("no-such-job-{i}")))
+        .collect();
+    let refused = client
+        .cancel_jobs()
+        .set_jobs(Some(many.clone()))
+        .reason("too many")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("ClientException"));
+    assert_eq!(
+        refused.message(),
+        Some("jobs: must name 1 to 50 jobs, got 51")
+    );
+    let refused = client
+        .terminate_jobs()
+        .set_jobs(Some(many))
+        .reason("too many")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("ClientException"));
+    let refused = client
+        .cancel_jobs()
+        .jobs(&queued)
+        .reason("")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.message(),
+        Some("reason: must be 1 to 1024 characters, got 0")
+    );
+    let job = server.describe(&queued).await;
+    assert_ne!(job.status, Some(JobStatus::Failed), "{job:?}");
+}
+
+/// Each job of a CancelJobs or TerminateJobs is authorised on its own, as CancelJob and
+/// TerminateJob would be: a job the caller may not stop is reported in `errors` and left as it
+/// was, and the others are stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_stop_reports_the_jobs_the_caller_may_not_stop_and_stops_the_rest() {
+    let team = |queue: &str| {
+        serde_json::json!({"Statement": [{"Effect": "Allow",
+            "Action": ["batch:SubmitJob", "batch:DescribeJobs", "batch:CancelJob", "batch:TerminateJob"],
+            "Resource": [format!("arn:aws:batch:*:*:job-queue/{queue}"), "arn:aws:batch:*:*:job-definition/*"]}]})
+    };
+    let (server, keys) = Server::with_keys(&[
+        (
+            "admin",
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}}),
+        ),
+        ("alice", team("team-a")),
+    ])
+    .await;
+    // A DISABLED environment holds the jobs RUNNABLE.
+    wasmbatch_tests::environment(&server.batch, "held", 2, "DISABLED").await;
+    wasmbatch_tests::job_queue(&server.batch, "team-a", 1, "held").await;
+    wasmbatch_tests::job_queue(&server.batch, "team-b", 1, "held").await;
+    server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
+    let alices = server.submit("a", "team-a", "sleep").await;
+    let bobs = server.submit("b", "team-b", "sleep").await;
+    let alice = server.client_for(&keys[1]);
+
+    let cancelled = alice
+        .cancel_jobs()
+        .jobs(&bobs)
+        .jobs(&alices)
+        .reason("tidying up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.successful(), [&*alices]);
+    let [error] = cancelled.errors() else {
+        panic!("one error: {:?}", cancelled.errors());
+    };
+    assert_eq!(error.job(), Some(&*bobs));
+    assert_eq!(error.code(), Some("AccessDenied"));
+    assert!(
+        error
+            .message()
+            .unwrap_or_default()
+            .contains("User: alice is not authorized to perform: batch:CancelJob"),
+        "{error:?}"
+    );
+    assert_eq!(
+        server.describe(&alices).await.status,
+        Some(JobStatus::Failed)
+    );
+    assert_eq!(
+        server.describe(&bobs).await.status,
+        Some(JobStatus::Runnable)
+    );
+
+    // Every job denied: an answer all errors, nothing stopped.
+    let terminated = alice
+        .terminate_jobs()
+        .jobs(&bobs)
+        .reason("tidying up")
+        .send()
+        .await
+        .unwrap();
+    assert!(terminated.successful().is_empty());
+    assert_eq!(terminated.errors().len(), 1);
+    assert!(
+        terminated.errors()[0]
+            .message()
+            .unwrap_or_default()
+            .contains("batch:TerminateJob"),
+        "{:?}",
+        terminated.errors()
+    );
+    assert_eq!(
+        server.describe(&bobs).await.status,
+        Some(JobStatus::Runnable)
+    );
+}
+
+/// GetJobQueueSnapshot of a FIFO queue: the RUNNABLE jobs in the order they were submitted
+/// (the order they will run), no fair-share utilization; authorised on the queue, as ListJobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_job_queue_snapshot_lists_a_fifo_queues_jobs_in_submission_order() {
+    let (server, keys) = Server::with_keys(&[
+        (
+            "admin",
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}}),
+        ),
+        (
+            "alice",
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "batch:GetJobQueueSnapshot",
+                "Resource": "arn:aws:batch:*:*:job-queue/main"}}),
+        ),
+    ])
+    .await;
+    // A DISABLED environment holds the jobs RUNNABLE.
+    wasmbatch_tests::local_queue(&server.batch, 2, "DISABLED").await;
+    wasmbatch_tests::job_queue(&server.batch, "other", 1, "local").await;
+    server.definition("hello", guests::wasip1::HELLO, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(server.submit(&format!("j{i}"), "main", "hello").await);
+    }
+    for id in &ids {
+        server.wait_for(id, JobStatus::Runnable).await;
+    }
+    let alice = server.client_for(&keys[1]);
+
+    let snapshot = alice
+        .get_job_queue_snapshot()
+        .job_queue("main")
+        .send()
+        .await
+        .unwrap();
+    let front = snapshot.front_of_queue().unwrap();
+    let arns: Vec<&str> = front.jobs().iter().filter_map(|j| j.job_arn()).collect();
+    let expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("arn:aws:batch:us-east-1:000000000000:job/{id}"))
+        .collect();
+    assert_eq!(arns, expected);
+    let created = server.describe(&ids[0]).await.created_at.unwrap();
+    for job in front.jobs() {
+        let at = job.earliest_time_at_position().unwrap();
+        assert!(at >= created, "{job:?} took its place before it was made");
+    }
+    assert!(front.last_updated_at().unwrap() >= created);
+    let utilization = snapshot.queue_utilization().unwrap();
+    let total = utilization.total_capacity_usage();
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0].capacity_unit(), Some("VCPU"));
+    assert_eq!(total[0].quantity(), Some(0.0), "nothing runs");
+    assert!(
+        utilization.fairshare_utilization().is_none(),
+        "a FIFO queue has no shares"
+    );
+
+    // By ARN too; another queue's is refused; a queue that does not exist is a ClientException.
+    let by_arn = alice
+        .get_job_queue_snapshot()
+        .job_queue("arn:aws:batch:us-east-1:000000000000:job-queue/main")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_arn.front_of_queue().unwrap().jobs().len(), 3);
+    let refused = alice
+        .get_job_queue_snapshot()
+        .job_queue("other")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("AccessDeniedException"));
+    let missing = server
+        .client
+        .get_job_queue_snapshot()
+        .job_queue("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("ClientException"));
+    assert_eq!(missing.message(), Some("job queue nope does not exist"));
+}
+
+/// GetJobQueueSnapshot of a fair-share queue reports each share's capacity use; DescribeJobs
+/// and ListJobs report a job's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fair_share_queues_snapshot_reports_its_shares() {
+    let server = Server::start().await;
+    let client = &server.client;
+    let policy = client
+        .create_scheduling_policy()
+        .name("teams")
+        .fairshare_policy(aws_sdk_batch::types::FairsharePolicy::builder().build())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    // One vCPU: teamA's first job runs, the rest wait.
+    wasmbatch_tests::environment(&server.batch, "one", 1, "ENABLED").await;
+    client
+        .create_job_queue()
+        .job_queue_name("shared")
+        .priority(1)
+        .scheduling_policy_arn(&policy)
+        .compute_environment_order(
+            ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment("one")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    server.definition("sleep", guests::wasip1::SLEEP, &[]).await;
+    let submit = |share: &'static str| {
+        client
+            .submit_job()
+            .job_name(share)
+            .job_queue("shared")
+            .job_definition("sleep")
+            .share_identifier(share)
+            .send()
+    };
+    let running = submit("teamA").await.unwrap().job_id.unwrap();
+    server.wait_for(&running, JobStatus::Running).await;
+    let mut waiting = Vec::new();
+    for share in ["teamA", "teamB", "teamB"] {
+        let id = submit(share).await.unwrap().job_id.unwrap();
+        server.wait_for(&id, JobStatus::Runnable).await;
+        waiting.push(id);
+    }
+    assert_eq!(
+        server.describe(&running).await.share_identifier.as_deref(),
+        Some("teamA")
+    );
+    let listed = client
+        .list_jobs()
+        .job_queue("shared")
+        .job_status(JobStatus::Runnable)
+        .send()
+        .await
+        .unwrap();
+    let mut shares: Vec<&str> = listed
+        .job_summary_list()
+        .iter()
+        .filter_map(|j| j.share_identifier())
+        .collect();
+    shares.sort();
+    assert_eq!(shares, ["teamA", "teamB", "teamB"]);
+
+    let snapshot = client
+        .get_job_queue_snapshot()
+        .job_queue("shared")
+        .send()
+        .await
+        .unwrap();
+    let mut front: Vec<String> = snapshot
+        .front_of_queue()
+        .unwrap()
+        .jobs()
+        .iter()
+        .filter_map(|j| j.job_arn())
+        .map(|arn| arn.rsplit('/').next().unwrap().to_string())
+        .collect();
+    front.sort();
+    waiting.sort();
+    assert_eq!(
+        front, waiting,
+        "the RUNNABLE jobs, in the order they will run"
+    );
+    let utilization = snapshot.queue_utilization().unwrap();
+    assert_eq!(utilization.total_capacity_usage()[0].quantity(), Some(1.0));
+    let fair = utilization
+        .fairshare_utilization()
+        .expect("a fair-share queue reports its shares");
+    assert_eq!(fair.active_share_count(), Some(2));
+    let top: Vec<(&str, Option<f64>)> = fair
+        .top_capacity_utilization()
+        .iter()
+        .map(|share| {
+            (
+                share.share_identifier().unwrap(),
+                share.capacity_usage()[0].quantity(),
+            )
+        })
+        .collect();
+    assert_eq!(top, [("teamA", Some(1.0)), ("teamB", Some(0.0))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -671,6 +671,20 @@ async fn job_operations_refuse_unknown_ids_and_wrong_types() {
         stop.all_refused(&service, operation).await;
     }
 
+    // The bulk forms refuse a bad request whole; ids that name no job are not a mistake.
+    for operation in ["canceljobs", "terminatejobs"] {
+        let mut stop = Cases::over(json!({"jobs": [first], "reason": "r"}));
+        stop.at(
+            "jobs",
+            json!([first, [], [5], [null], vec![first; 51], [first, ""]]),
+        );
+        stop.at("reason", json!(["", 5, null, "r".repeat(1025)]));
+        stop.raw(json!({"reason": "r"}).to_string(), "jobs");
+        stop.raw(json!({"jobs": [first]}).to_string(), "reason");
+        stop.with(json!({"jobId": first}), "jobId");
+        stop.all_refused(&service, operation).await;
+    }
+
     let mut list = Cases::over(json!({"jobQueue": "main"}));
     list.with(json!({"jobQueue": "nope"}), "job queue nope does not exist");
     list.at("jobQueue", json!([5, ["main"]]));

@@ -16,7 +16,8 @@ use super::client::{Connection, Endpoint, Output, print_json, table, text};
 #[command(after_help = "Examples:
   wasmbatch submit --image hello -- ola mundo
   wasmbatch submit --queue default --definition sha256 --array-size 100 --follow
-  wasmbatch submit --image report --depends-on 5e0c…:N_TO_N --param day=monday --retries 2 -- run")]
+  wasmbatch submit --image report --depends-on 5e0c…:N_TO_N --param day=monday --retries 2 -- run
+  wasmbatch submit --queue shared --image hello --share teamA --priority 10")]
 pub struct Submit {
     /// The job queue.
     #[arg(long, default_value = "default")]
@@ -50,6 +51,13 @@ pub struct Submit {
     /// Stop each attempt after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u32>,
+    /// The job's share, on a queue with a fair-share scheduling policy (required there,
+    /// refused on a FIFO queue).
+    #[arg(long, value_name = "ID")]
+    share: Option<String>,
+    /// Its priority within its share, 0 to 9999 (higher runs first), over the definition's.
+    #[arg(long, value_name = "N")]
+    priority: Option<i32>,
     /// Show progress and the job's output until it ends; exit with its exit code.
     #[arg(long, short)]
     follow: bool,
@@ -128,6 +136,12 @@ impl Submit {
         }
         if let Some(seconds) = self.timeout {
             request["timeout"] = json!({ "attemptDurationSeconds": seconds });
+        }
+        if let Some(share) = &self.share {
+            request["shareIdentifier"] = json!(share);
+        }
+        if let Some(priority) = self.priority {
+            request["schedulingPriorityOverride"] = json!(priority);
         }
         let submitted = server.call("submitjob", &request).await?;
         let id = text(&submitted["jobId"]);
@@ -479,13 +493,16 @@ impl Logs {
     }
 }
 
-/// Cancel a job that has not started (it becomes FAILED); a running one is left running.
+/// Cancel jobs that have not started (they become FAILED); running ones are left running.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  wasmbatch cancel 5e0c6d1f-… --reason \"not needed\"")]
+#[command(after_help = "Examples:
+  wasmbatch cancel 5e0c6d1f-… --reason \"not needed\"
+  wasmbatch cancel 5e0c6d1f-… 9a41b2c7-… 0d3e…")]
 pub struct Cancel {
-    /// The job id.
-    id: String,
-    /// Recorded as the job's statusReason.
+    /// The job ids (up to 50; an array parent's children go with it).
+    #[arg(required = true, num_args = 1..)]
+    ids: Vec<String>,
+    /// Recorded as each job's statusReason.
     #[arg(long, default_value = "cancelled from the wasmbatch command line")]
     reason: String,
     #[command(flatten)]
@@ -494,17 +511,20 @@ pub struct Cancel {
 
 impl Cancel {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        stop(&self.connection, "canceljob", &self.id, &self.reason).await
+        stop(&self.connection, "canceljobs", &self.ids, &self.reason).await
     }
 }
 
-/// Terminate a job: stop it if it runs, cancel it if it waits.
+/// Terminate jobs: stop those that run, cancel those that wait.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  wasmbatch terminate 5e0c6d1f-… --reason \"runaway\"")]
+#[command(after_help = "Examples:
+  wasmbatch terminate 5e0c6d1f-… --reason \"runaway\"
+  wasmbatch terminate 5e0c6d1f-… 9a41b2c7-…")]
 pub struct Terminate {
-    /// The job id.
-    id: String,
-    /// Recorded as the job's statusReason.
+    /// The job ids (up to 50).
+    #[arg(required = true, num_args = 1..)]
+    ids: Vec<String>,
+    /// Recorded as each job's statusReason.
     #[arg(long, default_value = "terminated from the wasmbatch command line")]
     reason: String,
     #[command(flatten)]
@@ -513,20 +533,70 @@ pub struct Terminate {
 
 impl Terminate {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        stop(&self.connection, "terminatejob", &self.id, &self.reason).await
+        stop(&self.connection, "terminatejobs", &self.ids, &self.reason).await
     }
 }
 
+/// Stops `ids` with one CancelJobs or TerminateJobs; says, one line each, which jobs were not
+/// stopped and why, and fails if any was not. AWS counts an id that names no job as stopped;
+/// a person who mistyped one wants to hear, so the stopped ids are looked up afterwards, and
+/// any that names nothing is a failure too.
 async fn stop(
     connection: &Connection,
     operation: &str,
-    id: &str,
+    ids: &[String],
     reason: &str,
 ) -> anyhow::Result<ExitCode> {
-    Endpoint::new(connection)?
-        .call(operation, &json!({"jobId": id, "reason": reason}))
+    let server = Endpoint::new(connection)?;
+    let reply = server
+        .call(operation, &json!({"jobs": ids, "reason": reason}))
         .await?;
-    Ok(ExitCode::SUCCESS)
+    let mut failed = false;
+    for error in reply["errors"].as_array().into_iter().flatten() {
+        failed = true;
+        eprintln!(
+            "wasmbatch: job {}: {} ({})",
+            text(&error["job"]),
+            text(&error["message"]),
+            text(&error["code"])
+        );
+    }
+    let stopped: Vec<&str> = reply["successful"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    // A key allowed to stop jobs but not to describe them cannot ask; the server has
+    // answered what it did, so that stands.
+    let described = if stopped.is_empty() {
+        None
+    } else {
+        server
+            .call("describejobs", &json!({ "jobs": stopped }))
+            .await
+            .ok()
+    };
+    if let Some(described) = described {
+        let found: Vec<&str> = described["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["jobId"].as_str())
+            .collect();
+        for id in stopped.iter().filter(|id| !found.contains(id)) {
+            failed = true;
+            eprintln!("wasmbatch: job {id} does not exist");
+        }
+    }
+    if connection.output == Output::Json {
+        print_json(&reply);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// How long ago an epoch-milliseconds time was.

@@ -1,4 +1,4 @@
-//! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue.
+//! CreateJobQueue, DescribeJobQueues, UpdateJobQueue, DeleteJobQueue, GetJobQueueSnapshot.
 
 use axum::Extension;
 use axum::Json;
@@ -137,4 +137,28 @@ fn authorize_uses(
         caller.authorize(action, &[&arn])?;
     }
     Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    job_queue: String,
+}
+
+/// Authorised on the queue's canonical ARN, as ListJobs is: the snapshot names its jobs.
+pub(crate) async fn snapshot(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Payload,
+) -> Reply {
+    let request: Snapshot = decode(&body, MAX_BODY, "GetJobQueueSnapshot")?;
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::JobQueue,
+        "jobQueue",
+        &request.job_queue,
+    )?;
+    caller.authorize("batch:GetJobQueueSnapshot", &[&arn])?;
+    let snapshot = batch.job_queue_snapshot(&request.job_queue)?;
+    Ok(Json(crate::shapes::queue_snapshot(&snapshot)))
 }

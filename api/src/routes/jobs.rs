@@ -1,14 +1,17 @@
-//! SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
+//! SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob, and their bulk forms CancelJobs
+//! and TerminateJobs.
 
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
+use wasmbatch_runtime::model::validate::ValidationError;
 use wasmbatch_runtime::model::{ListJobs, SubmitJob};
 use wasmbatch_runtime::{Batch, ResourceKind};
 
 use super::{MAX_BODY, Payload, Reply, Who, authorize_job, decode, resource_arn};
+use crate::error::ApiError;
 use crate::shapes::{job_detail, job_summary};
 
 /// AWS's limit on a SubmitJob payload.
@@ -139,4 +142,87 @@ pub(crate) async fn terminate(
         .terminate_job(&request.job_id, &request.reason)
         .await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct StopMany {
+    jobs: Vec<String>,
+    reason: String,
+}
+
+/// Most jobs CancelJobs and TerminateJobs take, and the longest reason (AWS's limits).
+const MAX_BULK: usize = 50;
+const MAX_REASON: usize = 1024;
+
+/// CancelJobs: CancelJob for each job, authorised one by one as `batch:CancelJob` (AWS has no
+/// bulk action); the jobs the caller may not cancel are reported in `errors` and left alone.
+pub(crate) async fn cancel_many(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Payload,
+) -> Reply {
+    let request: StopMany = decode(&body, MAX_BODY, "CancelJobs")?;
+    let (allowed, errors) = authorize_each(&caller, &batch, "batch:CancelJob", &request)?;
+    if !allowed.is_empty() {
+        batch.cancel_jobs(&allowed, &request.reason).await?;
+    }
+    Ok(Json(json!({ "successful": allowed, "errors": errors })))
+}
+
+/// TerminateJobs: TerminateJob for each job, authorised one by one as `batch:TerminateJob`.
+pub(crate) async fn terminate_many(
+    State(batch): State<Batch>,
+    Extension(caller): Who,
+    body: Payload,
+) -> Reply {
+    let request: StopMany = decode(&body, MAX_BODY, "TerminateJobs")?;
+    let (allowed, errors) = authorize_each(&caller, &batch, "batch:TerminateJob", &request)?;
+    if !allowed.is_empty() {
+        batch.terminate_jobs(&allowed, &request.reason).await?;
+    }
+    Ok(Json(json!({ "successful": allowed, "errors": errors })))
+}
+
+/// The jobs of `request` the caller may take `action` on, in the order given, and an `errors`
+/// entry (`{job, code, message}`) for each of the others. An id that names no job is judged by
+/// the ARN its job would have, as CancelJob judges it, and, if allowed, counts as successful
+/// (AWS). The request is checked whole first: a bad one is refused before any job is looked
+/// at, whatever the caller may do. The runtime checks the same again, but it only sees the
+/// allowed jobs, and none when every one is denied.
+fn authorize_each(
+    caller: &crate::access::Caller,
+    batch: &Batch,
+    action: &str,
+    request: &StopMany,
+) -> Result<(Vec<String>, Vec<serde_json::Value>), ApiError> {
+    let invalid =
+        |field: String, problem: String| ApiError::from(ValidationError { field, problem });
+    if request.jobs.is_empty() || request.jobs.len() > MAX_BULK {
+        return Err(invalid(
+            "jobs".into(),
+            format!("must name 1 to {MAX_BULK} jobs, got {}", request.jobs.len()),
+        ));
+    }
+    if let Some(i) = request.jobs.iter().position(|id| id.is_empty()) {
+        return Err(invalid(format!("jobs[{i}]"), "is empty".into()));
+    }
+    let reason = request.reason.chars().count();
+    if reason == 0 || reason > MAX_REASON {
+        return Err(invalid(
+            "reason".into(),
+            format!("must be 1 to {MAX_REASON} characters, got {reason}"),
+        ));
+    }
+    let mut allowed = Vec::new();
+    let mut errors = Vec::new();
+    for id in &request.jobs {
+        match authorize_job(caller, batch, action, id) {
+            Ok(()) => allowed.push(id.clone()),
+            Err(refused) => {
+                let (code, message) = refused.code_and_message();
+                errors.push(json!({ "job": id, "code": code, "message": message }));
+            }
+        }
+    }
+    Ok((allowed, errors))
 }

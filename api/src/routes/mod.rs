@@ -90,6 +90,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/describejobqueues", post(job_queues::describe))
         .route("/v1/updatejobqueue", post(job_queues::update))
         .route("/v1/deletejobqueue", post(job_queues::delete))
+        .route("/v1/getjobqueuesnapshot", post(job_queues::snapshot))
         .route(
             "/v1/createschedulingpolicy",
             post(scheduling_policies::create),
@@ -124,6 +125,8 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/listjobs", post(jobs::list))
         .route("/v1/canceljob", post(jobs::cancel))
         .route("/v1/terminatejob", post(jobs::terminate))
+        .route("/v1/canceljobs", post(jobs::cancel_many))
+        .route("/v1/terminatejobs", post(jobs::terminate_many))
         .route("/", post(logs::dispatch))
         .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
         .route(

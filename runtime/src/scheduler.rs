@@ -85,6 +85,8 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
 /// Everything an attempt needs, decided at placement under the state lock.
 struct AttemptPlan {
     job_id: String,
+    /// The job's submission sequence (how its queue's line knows it).
+    sequence: u64,
     queue: String,
     environment: String,
     vcpus: f64,
@@ -241,6 +243,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             state.running.insert(job_id.clone(), kill.clone());
             pass.plans.push(AttemptPlan {
                 job_id,
+                sequence,
                 queue: queue_name.clone(),
                 environment,
                 vcpus,
@@ -335,7 +338,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
         let mut state = shared.lock();
         state.running.remove(&plan.job_id);
         if let Some(queue) = state.queues.get_mut(&plan.queue) {
-            queue.line.ended(&plan.job_id, now());
+            queue.line.ended(plan.sequence, now());
         }
         if let Some(env) = state.envs.get_mut(&plan.environment) {
             env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
@@ -467,7 +470,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
     let now = now();
     let mut state = shared.lock();
     if let Some(queue) = state.queues.get_mut(&plan.queue) {
-        queue.line.ended(&plan.job_id, now);
+        queue.line.ended(plan.sequence, now);
     }
     if let Some(env) = state.envs.get_mut(&plan.environment) {
         env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);

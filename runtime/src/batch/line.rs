@@ -21,6 +21,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::model::EpochMillis;
@@ -41,6 +42,34 @@ const FIRST_EXPECTED_SECONDS: f64 = 1.0;
 /// A share idle for this many decay windows has usage of e^-8 of what it was: forgotten.
 const FORGET_AFTER_WINDOWS: f64 = 8.0;
 
+/// FNV-1a: the maps here are keyed by short share names and sequences the service chose or
+/// checked, hashed on every placement, where SipHash's resistance to chosen keys buys nothing
+/// (a share identifier is at most 255 letters and digits, and the map holds at most the shares
+/// in use) and costs a third of a decision.
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type Fnv = BuildHasherDefault<FnvHasher>;
+
 /// A queue's RUNNABLE jobs in dispatch order, and, on a fair-share queue, each share's usage.
 pub(crate) struct Line {
     /// The policy's parameters; `None` on a FIFO queue.
@@ -49,12 +78,13 @@ pub(crate) struct Line {
     tau: f64,
     /// Times are seconds since this moment; scaled values are relative to it.
     epoch: EpochMillis,
-    shares: HashMap<Arc<str>, Share>,
+    shares: HashMap<Arc<str>, Share, Fnv>,
     /// Shares with waiting jobs, by the key they were filed under (see the module doc), then
     /// by name.
     order: BTreeSet<(u64, Arc<str>)>,
-    /// Attempts placed from this line and not yet ended: their share, vCPUs and expected use.
-    running: HashMap<String, Running>,
+    /// Attempts placed from this line and not yet ended, by job sequence: their share, vCPUs
+    /// and expected use.
+    running: HashMap<u64, Running, Fnv>,
     /// vCPUs the line's running attempts hold.
     running_vcpus: f64,
     /// Shares with jobs waiting or running.
@@ -85,6 +115,8 @@ struct Share {
     used: f64,
     /// Seconds since the epoch that `used` is brought up to.
     as_of: f64,
+    /// `e^(as_of/τ)`, kept to spare an `exp` per refresh.
+    as_of_scale: f64,
     running_vcpus: f64,
     /// Sum over running attempts of vCPUs × expected seconds.
     expected: f64,
@@ -128,9 +160,9 @@ impl Line {
             policy,
             tau,
             epoch: now,
-            shares: HashMap::new(),
+            shares: HashMap::default(),
             order: BTreeSet::new(),
-            running: HashMap::new(),
+            running: HashMap::default(),
             running_vcpus: 0.0,
             busy_shares: 0,
             recently_idle: BTreeSet::new(),
@@ -194,6 +226,7 @@ impl Line {
         for share in self.shares.values_mut() {
             share.used *= factor;
             share.as_of -= t;
+            share.as_of_scale *= factor;
             share.idle_since = share.idle_since.map(|s| s - t);
         }
         for run in self.running.values_mut() {
@@ -223,14 +256,18 @@ impl Line {
 
     /// Brings a share's usage up to `t`: its running attempts' vCPU-seconds since `as_of`.
     fn refresh(&mut self, name: &str, t: f64) {
-        let (tau, now_scale) = (self.tau, self.scale(t));
+        let tau = self.tau;
         let Some(share) = self.shares.get_mut(name) else {
             return;
         };
+        if t <= share.as_of {
+            return;
+        }
+        let now_scale = (t / tau).exp();
         if t > share.as_of {
-            let then_scale = (share.as_of / tau).exp();
-            share.used += share.running_vcpus * tau * (now_scale - then_scale);
+            share.used += share.running_vcpus * tau * (now_scale - share.as_of_scale);
             share.as_of = t;
+            share.as_of_scale = now_scale;
         }
     }
 
@@ -300,6 +337,7 @@ impl Line {
                     weight,
                     used: 0.0,
                     as_of: t,
+                    as_of_scale: (t / self.tau).exp(),
                     running_vcpus: 0.0,
                     expected: 0.0,
                     attempt_seconds: FIRST_EXPECTED_SECONDS,
@@ -475,7 +513,7 @@ impl Line {
         share.expected += expected;
         self.running_vcpus += job.vcpus;
         self.running.insert(
-            job.id.to_string(),
+            job.sequence,
             Running {
                 share: name.clone(),
                 vcpus: job.vcpus,
@@ -486,10 +524,10 @@ impl Line {
         self.file(&name, t);
     }
 
-    /// Records that the attempt of job `id` ended (or never began): its vCPUs are free, its
-    /// vCPU-seconds stay in its share's usage.
-    pub(crate) fn ended(&mut self, id: &str, now: EpochMillis) {
-        let Some(run) = self.running.remove(id) else {
+    /// Records that the attempt of the job with `sequence` ended (or never began): its vCPUs
+    /// are free, its vCPU-seconds stay in its share's usage.
+    pub(crate) fn ended(&mut self, sequence: u64, now: EpochMillis) {
+        let Some(run) = self.running.remove(&sequence) else {
             return;
         };
         let t = self.seconds(now);
@@ -703,8 +741,8 @@ mod tests {
                 running.push((id, seq, share));
             }
             now += 1000;
-            for (id, _, _) in running.drain(..) {
-                line.ended(&id, now);
+            for (_, seq, _) in running.drain(..) {
+                line.ended(seq, now);
             }
         }
         got
@@ -761,7 +799,7 @@ mod tests {
                 _ => 3,
             };
             let prio = if id == "low" { 1 } else { 9 };
-            line.remove(job(&id, seq, &share.to_string(), prio), 0);
+            line.remove(job(&id, seq, share.as_ref(), prio), 0);
             order.push(id);
         }
         assert_eq!(order, ["high", "high-later", "low"]);

@@ -614,10 +614,12 @@ impl Line {
         most: usize,
     ) -> QueueSnapshot {
         let t = self.seconds(now);
-        let names: Vec<Arc<str>> = self.order.iter().map(|(_, n)| n.clone()).collect();
-        for name in &names {
+        // Every share brought up to now, those only running too: their usage is reported.
+        let all: Vec<Arc<str>> = self.shares.keys().cloned().collect();
+        for name in &all {
             self.refresh(name, t);
         }
+        let names: Vec<Arc<str>> = self.order.iter().map(|(_, n)| n.clone()).collect();
         let mut front = Vec::new();
         // (key, name) of each share with jobs left to list, and where its listing is.
         let mut heap = std::collections::BinaryHeap::new();
@@ -803,6 +805,21 @@ mod tests {
             order.push(id);
         }
         assert_eq!(order, ["high", "high-later", "low"]);
+    }
+
+    #[test]
+    fn a_snapshot_counts_the_usage_of_attempts_still_running() {
+        let mut line = fair(&[], 0);
+        line.push(job("a1", 1, "a", 0), 0);
+        line.placed(job("a1", 1, "a", 0), 0);
+        let snapshot = line.snapshot(|_| None, 10_000, 100);
+        let a = &snapshot.shares[0];
+        assert_eq!((a.share_identifier.as_str(), a.vcpus_in_use), ("a", 1.0));
+        assert!(
+            (a.usage_vcpu_seconds - 10.0).abs() < 0.1,
+            "10 s of one vCPU, barely decayed: {}",
+            a.usage_vcpu_seconds
+        );
     }
 
     #[test]

@@ -405,3 +405,120 @@ async fn the_aws_cli_reads_a_job_queue_snapshot() {
         "{snapshot}"
     );
 }
+
+/// Fair-share submissions as a user of the AWS CLI writes them: a policy, a queue that names
+/// it, jobs with `--share-identifier` and `--scheduling-priority-override`; the snapshot lists
+/// them in the order they will run (shares alternating, priority first within one),
+/// describe-jobs reports both members, list-jobs filters by share, and a submit without a share
+/// is refused naming the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_submits_by_share_and_reads_the_fair_share_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    // A DISABLED environment holds the jobs RUNNABLE.
+    wasmbatch_tests::environment(&batch, "local", 1, "DISABLED").await;
+    wasmbatch_tests::module_and_definition(
+        &batch,
+        "hello",
+        guests::wasip1::HELLO,
+        &[],
+        16,
+        serde_json::json!({}),
+    )
+    .await;
+    let cli = serve(batch).await;
+    let steps =
+        tokio::task::spawn_blocking(move || {
+            let policy = cli.run(&[
+            "batch", "create-scheduling-policy", "--name", "teams", "--fairshare-policy",
+            "shareDecaySeconds=3600,shareDistribution=[{shareIdentifier=render,weightFactor=0.5}]",
+        ])?;
+            let policy = policy["arn"].as_str().unwrap().to_string();
+            cli.run(&[
+                "batch",
+                "create-job-queue",
+                "--job-queue-name",
+                "shared",
+                "--priority",
+                "1",
+                "--scheduling-policy-arn",
+                &policy,
+                "--compute-environment-order",
+                "order=1,computeEnvironment=local",
+            ])?;
+            let mut ids = Vec::new();
+            for (name, share, priority) in [
+                ("r-low", "render", "1"),
+                ("r-high", "render", "9"),
+                ("ml-1", "ml", "0"),
+            ] {
+                let job = cli.run(&[
+                    "batch",
+                    "submit-job",
+                    "--job-name",
+                    name,
+                    "--job-queue",
+                    "shared",
+                    "--job-definition",
+                    "hello",
+                    "--share-identifier",
+                    share,
+                    "--scheduling-priority-override",
+                    priority,
+                ])?;
+                ids.push(job["jobId"].as_str().unwrap().to_string());
+            }
+            let refused = cli
+                .run(&[
+                    "batch",
+                    "submit-job",
+                    "--job-name",
+                    "none",
+                    "--job-queue",
+                    "shared",
+                    "--job-definition",
+                    "hello",
+                ])
+                .unwrap_err();
+            let snapshot =
+                cli.run(&["batch", "get-job-queue-snapshot", "--job-queue", "shared"])?;
+            let described = cli.run(&["batch", "describe-jobs", "--jobs", &ids[1]])?;
+            let filtered = cli.run(&[
+                "batch",
+                "list-jobs",
+                "--job-queue",
+                "shared",
+                "--filters",
+                "name=SHARE_IDENTIFIER,values=ml",
+            ])?;
+            Ok::<_, String>((ids, refused, snapshot, described, filtered))
+        });
+    let (ids, refused, snapshot, described, filtered) =
+        tokio::time::timeout(Duration::from_secs(240), steps)
+            .await
+            .expect("the CLI steps took too long")
+            .unwrap()
+            .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
+    assert!(
+        refused.contains("(ClientException)") && refused.contains("shareIdentifier"),
+        "{refused}"
+    );
+    let order: Vec<&str> = snapshot["frontOfQueue"]["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no frontOfQueue.jobs: {snapshot}"))
+        .iter()
+        .map(|j| j["jobArn"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    // Both shares idle: ml (first by name) and render alternate; render's higher priority first.
+    assert_eq!(order, [&ids[2], &ids[1], &ids[0]], "{snapshot}");
+    let job = &described["jobs"][0];
+    assert_eq!(job["shareIdentifier"], "render", "{described}");
+    assert_eq!(job["schedulingPriority"], 9, "{described}");
+    let listed: Vec<&str> = filtered["jobSummaryList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str()], "{filtered}");
+}

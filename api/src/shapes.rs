@@ -19,6 +19,7 @@ pub(crate) fn job_detail(
     let mut detail = serde_json::to_value(job).unwrap_or_else(|_| json!({}));
     let object = detail.as_object_mut().expect("a job is an object");
     object.remove("sequence");
+    object.remove("remote");
     let attempts: Vec<Value> = job
         .attempts
         .iter()
@@ -28,7 +29,7 @@ pub(crate) fn job_detail(
                 "stoppedAt": a.stopped_at,
                 "statusReason": a.status_reason,
                 "container": {"exitCode": a.exit_code, "reason": a.reason, "logStreamName": a.log_stream_name,
-                    "fuelConsumed": a.fuel_consumed, "peakMemoryBytes": a.peak_memory_bytes},
+                    "fuelConsumed": a.fuel_consumed, "peakMemoryBytes": a.peak_memory_bytes, "worker": a.worker},
             })
         })
         .collect();

@@ -64,6 +64,8 @@
 #![deny(missing_docs)]
 
 mod batch;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod engine;
 mod logs;
 pub mod model;

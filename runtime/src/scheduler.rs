@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::batch::line::LineJob;
-use crate::batch::state::{DEFAULT_VCPUS, line_job};
+use crate::batch::state::{DEFAULT_VCPUS, Placement, RemoteAttempt, line_job};
 use crate::batch::{Shared, State, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
 use crate::model::arn::{ResourceKind, stored_name};
@@ -76,31 +76,72 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 shared.jobs_moved.notify_waiters();
             }
             for plan in plans {
-                tokio::spawn(run_attempt(shared.clone(), plan));
+                if plan.worker.is_some() {
+                    remote(&shared, plan);
+                } else {
+                    tokio::spawn(run_attempt(shared.clone(), plan));
+                }
             }
         }
     });
 }
 
 /// Everything an attempt needs, decided at placement under the state lock.
-struct AttemptPlan {
-    job_id: String,
+pub(crate) struct AttemptPlan {
+    pub(crate) job_id: String,
     /// The job's submission sequence (how its queue's line knows it).
-    sequence: u64,
-    queue: String,
-    environment: String,
-    vcpus: f64,
-    memory_mib: u64,
-    image: String,
-    spec: AttemptSpec,
-    log_stream_name: String,
+    pub(crate) sequence: u64,
+    pub(crate) queue: String,
+    pub(crate) environment: String,
+    /// The remote worker it goes to, on an UNMANAGED environment (cluster mode).
+    pub(crate) worker: Option<String>,
+    /// The attempt's number, from 1.
+    pub(crate) attempt: u32,
+    pub(crate) vcpus: f64,
+    pub(crate) memory_mib: u64,
+    pub(crate) image: String,
+    pub(crate) spec: AttemptSpec,
+    pub(crate) log_stream_name: String,
     /// Where the attempt's log is kept (see `logs::log_key`).
-    log_key: String,
+    pub(crate) log_key: String,
     /// Volumes to grant: (path under the volume root, guest path, read-only).
-    mounts: Vec<(std::path::PathBuf, String, bool)>,
+    pub(crate) mounts: Vec<(std::path::PathBuf, String, bool)>,
     /// The store ticket that must be committed before the attempt starts: that of the submit
     /// that added the job (0 once it is known to be committed).
-    durable: u64,
+    pub(crate) durable: u64,
+}
+
+impl AttemptPlan {
+    pub(crate) fn placement(&self) -> Placement {
+        Placement {
+            job_id: self.job_id.clone(),
+            sequence: self.sequence,
+            queue: self.queue.clone(),
+            environment: self.environment.clone(),
+            worker: self.worker.clone(),
+            vcpus: self.vcpus,
+            memory_mib: self.memory_mib,
+            log_stream_name: self.log_stream_name.clone(),
+            log_key: self.log_key.clone(),
+        }
+    }
+}
+
+/// Hands a plan for a remote worker to cluster mode, which journals and publishes it.
+fn remote(shared: &Arc<Shared>, plan: AttemptPlan) {
+    #[cfg(feature = "cluster")]
+    if let Some(link) = shared.cluster.get() {
+        tokio::spawn(crate::cluster::control::dispatch(
+            shared.clone(),
+            link.clone(),
+            plan,
+        ));
+        return;
+    }
+    // Workers exist only in cluster mode; nothing can have been placed on one otherwise.
+    let outcome = Outcome::not_started(FailureKind::HostLost, "cluster mode is off");
+    let placement = plan.placement();
+    drop(complete(shared, &placement, None, &outcome));
 }
 
 /// What a scheduling pass did beside placing jobs.
@@ -169,12 +210,20 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                     let name =
                         stored_name(ResourceKind::ComputeEnvironment, &order.compute_environment);
                     let env = state.envs.get(name)?;
-                    (env.env.state == OnOff::Enabled
-                        && env.env.kind == ComputeEnvironmentType::Managed
-                        && env.fits(vcpus, memory_mib))
-                    .then(|| name.to_string())
+                    if env.env.state != OnOff::Enabled {
+                        return None;
+                    }
+                    match env.env.kind {
+                        ComputeEnvironmentType::Managed => env
+                            .fits(vcpus, memory_mib)
+                            .then(|| (name.to_string(), None)),
+                        ComputeEnvironmentType::Unmanaged => {
+                            worker_with_room(state, name, vcpus, memory_mib)
+                                .map(|worker| (name.to_string(), Some(worker)))
+                        }
+                    }
                 });
-            let Some(environment) = environment else {
+            let Some((environment, worker)) = environment else {
                 if let Some((code, message)) = state.never_fits(&slot.queue, vcpus, memory_mib) {
                     // It would hold its queue forever (AWS leaves it so, unless a time-limit
                     // action cancels it): set aside, it waits for its queue or environments to
@@ -209,6 +258,11 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             let env_slot = state.envs.get_mut(&environment).expect("found above");
             env_slot.used_vcpus += vcpus;
             env_slot.used_memory_mib += memory_mib;
+            if let Some(worker) = &worker {
+                let slot = state.workers.get_mut(worker).expect("found above");
+                slot.used_vcpus += vcpus;
+                slot.used_memory_mib += memory_mib;
+            }
 
             let job = state.jobs.get_mut(&job_id).expect("present");
             job.status = JobStatus::Starting;
@@ -240,12 +294,13 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             let kill = KillSwitch::new();
             let log_stream_name = crate::logs::stream_name(&definition_name, &job_id, attempt);
             let log_key = crate::logs::log_key(job.sequence, attempt);
-            state.running.insert(job_id.clone(), kill.clone());
-            pass.plans.push(AttemptPlan {
-                job_id,
+            let plan = AttemptPlan {
+                job_id: job_id.clone(),
                 sequence,
                 queue: queue_name.clone(),
                 environment,
+                worker,
+                attempt: attempt as u32,
                 vcpus,
                 memory_mib,
                 image,
@@ -257,21 +312,60 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                         fuel: resources.fuel,
                         timeout,
                     },
-                    kill: Some(kill),
+                    kill: Some(kill.clone()),
                     ..AttemptSpec::default()
                 },
                 log_stream_name,
                 mounts,
                 log_key,
                 durable: state.admission_ticket(sequence),
-            });
+            };
+            match &plan.worker {
+                // Stopped through its worker's lease, not a kill switch here.
+                Some(_) => {
+                    state.remote.insert(
+                        job_id,
+                        RemoteAttempt {
+                            placement: plan.placement(),
+                            session: String::new(),
+                            attempt: plan.attempt,
+                            started: false,
+                            stop: None,
+                        },
+                    );
+                }
+                None => {
+                    state.running.insert(job_id, kill);
+                }
+            }
+            pass.plans.push(plan);
         }
     }
     pass
 }
 
-/// The vCPUs of a queue's environments that can run jobs now (ENABLED, MANAGED): what a
-/// fair-share reservation is a fraction of.
+/// The live worker of UNMANAGED environment `environment` with room for the job and the most
+/// vCPUs free, so work spreads over the workers.
+fn worker_with_room(
+    state: &State,
+    environment: &str,
+    vcpus: f64,
+    memory_mib: u64,
+) -> Option<String> {
+    state
+        .workers
+        .iter()
+        .filter(|(_, w)| w.environment == environment && w.fits(vcpus, memory_mib))
+        .max_by(|a, b| {
+            (a.1.vcpus - a.1.used_vcpus)
+                .total_cmp(&(b.1.vcpus - b.1.used_vcpus))
+                .then_with(|| b.0.cmp(a.0))
+        })
+        .map(|(name, _)| name.clone())
+}
+
+/// The vCPUs of a queue's environments that can run jobs now (ENABLED; an UNMANAGED one's live
+/// workers): what a fair-share reservation is a fraction of.
 fn queue_capacity(state: &State, queue: &str) -> f64 {
     state.queues[queue]
         .queue
@@ -283,10 +377,16 @@ fn queue_capacity(state: &State, queue: &str) -> f64 {
                 &order.compute_environment,
             ))
         })
-        .filter(|env| {
-            env.env.state == OnOff::Enabled && env.env.kind == ComputeEnvironmentType::Managed
+        .filter(|env| env.env.state == OnOff::Enabled)
+        .map(|env| match env.env.kind {
+            ComputeEnvironmentType::Managed => env.max_vcpus(),
+            ComputeEnvironmentType::Unmanaged => state
+                .workers
+                .values()
+                .filter(|w| w.environment == env.env.compute_environment_name)
+                .map(|w| w.vcpus)
+                .sum(),
         })
-        .map(|env| env.max_vcpus())
         .sum()
 }
 
@@ -334,18 +434,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
         // The job's records may not be durable: it must not run. It stays STARTING in memory
         // (RUNNABLE on disk), and the service takes no more changes until it is restarted.
         tracing::warn!(job = %plan.job_id, "not starting an attempt: {e}");
-        shared.logs.finish(&plan.log_key);
-        let mut state = shared.lock();
-        state.running.remove(&plan.job_id);
-        if let Some(queue) = state.queues.get_mut(&plan.queue) {
-            queue.line.ended(plan.sequence, now());
-        }
-        if let Some(env) = state.envs.get_mut(&plan.environment) {
-            env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
-            env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
-        }
-        drop(state);
-        shared.jobs_moved.notify_waiters();
+        abandon(&shared, &plan.placement());
         return;
     }
     let prepared = match module_for(&shared, &plan.image).await {
@@ -390,20 +479,48 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     if started_at.is_none() {
         shared.logs.finish(&plan.log_key);
     }
-    complete(&shared, &plan, started_at, &outcome);
+    drop(complete(&shared, &plan.placement(), started_at, &outcome));
     shared.wake.notify_one();
+}
+
+/// Releases an attempt that will not start because its job's submit may not be durable: the job
+/// stays STARTING in memory (RUNNABLE on disk), and the service takes no more changes.
+pub(crate) fn abandon(shared: &Shared, plan: &Placement) {
+    shared.logs.finish(&plan.log_key);
+    let mut state = shared.lock();
+    state.running.remove(&plan.job_id);
+    state.remote.remove(&plan.job_id);
+    if let Some(queue) = state.queues.get_mut(&plan.queue) {
+        queue.line.ended(plan.sequence, now());
+    }
+    if let Some(env) = state.envs.get_mut(&plan.environment) {
+        env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
+        env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
+    }
+    if let Some(worker) = plan.worker.as_ref().and_then(|w| state.workers.get_mut(w)) {
+        worker.used_vcpus = (worker.used_vcpus - plan.vcpus).max(0.0);
+        worker.used_memory_mib = worker.used_memory_mib.saturating_sub(plan.memory_mib);
+    }
+    drop(state);
+    shared.jobs_moved.notify_waiters();
+}
+
+async fn volumes(
+    shared: &Shared,
+    mounts: &[(std::path::PathBuf, String, bool)],
+) -> Result<Vec<crate::engine::DirGrant>, String> {
+    open_volumes(shared.config.volume_root.clone(), mounts).await
 }
 
 /// The directory grants of a job's volumes, each opened (and created if missing) beneath the
 /// volume root without following links; why not, when one cannot be.
-async fn volumes(
-    shared: &Shared,
+pub(crate) async fn open_volumes(
+    root: std::path::PathBuf,
     mounts: &[(std::path::PathBuf, String, bool)],
 ) -> Result<Vec<crate::engine::DirGrant>, String> {
     if mounts.is_empty() {
         return Ok(Vec::new());
     }
-    let root = shared.config.volume_root.clone();
     let mounts = mounts.to_vec();
     tokio::task::spawn_blocking(move || {
         // The root is the operator's setting, opened by its path; all beneath it by handle.
@@ -465,10 +582,33 @@ async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
     Ok(module)
 }
 
-/// Records the attempt, releases its capacity, and moves the job on.
-fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcome: &Outcome) {
+/// Records the attempt, releases its capacity, and moves the job on. Returns the write of it,
+/// sent behind (not awaited here; cluster mode awaits it before it acknowledges a report).
+pub(crate) fn complete(
+    shared: &Shared,
+    plan: &Placement,
+    started_at: Option<i64>,
+    outcome: &Outcome,
+) -> Option<impl Future<Output = Result<(), crate::store::StoreError>> + use<>> {
     let now = now();
     let mut state = shared.lock();
+    let written = complete_locked(&mut state, plan, started_at, outcome, now);
+    // Written behind: if storage has failed, this end is not recorded, and the attempt counts
+    // as interrupted when the service restarts.
+    let write = written.then(|| shared.send_changes(&mut state)).flatten();
+    drop(state);
+    shared.jobs_moved.notify_waiters();
+    write
+}
+
+/// [`complete`] under the state lock; false when the job is gone.
+pub(crate) fn complete_locked(
+    state: &mut State,
+    plan: &Placement,
+    started_at: Option<i64>,
+    outcome: &Outcome,
+    now: EpochMillis,
+) -> bool {
     if let Some(queue) = state.queues.get_mut(&plan.queue) {
         queue.line.ended(plan.sequence, now);
     }
@@ -476,11 +616,19 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
         env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
     }
+    if let Some(worker) = plan.worker.as_ref().and_then(|w| state.workers.get_mut(w)) {
+        worker.used_vcpus = (worker.used_vcpus - plan.vcpus).max(0.0);
+        worker.used_memory_mib = worker.used_memory_mib.saturating_sub(plan.memory_mib);
+    }
     state.running.remove(&plan.job_id);
+    if plan.worker.is_some() {
+        state.remote.remove(&plan.job_id);
+    }
     state.touch_job(&plan.job_id);
     let Some(job) = state.jobs.get_mut(&plan.job_id) else {
-        return;
+        return false;
     };
+    job.remote = None;
     let (exit_code, reason, status_reason) = match &outcome.status {
         ExitStatus::Exited(code) => (Some(*code), None, EXITED.to_string()),
         ExitStatus::Failed(failure) => (
@@ -498,6 +646,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         log_stream_name: Some(plan.log_stream_name.clone()),
         fuel_consumed: outcome.fuel_consumed,
         peak_memory_bytes: started_at.map(|_| outcome.peak_memory_bytes),
+        worker: plan.worker.clone(),
     });
     let mut ended = Vec::new();
     if outcome.succeeded() {
@@ -538,10 +687,7 @@ fn complete(shared: &Shared, plan: &AttemptPlan, started_at: Option<i64>, outcom
         }
     }
     state.settle(ended, now);
-    // Written behind: if storage has failed, this end is not recorded, and the attempt counts
-    // as interrupted when the service restarts.
-    drop(shared.send_changes(&mut state));
-    shared.jobs_moved.notify_waiters();
+    true
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
+pub mod nats;
 pub mod router;
 pub mod stats;
 pub mod tls;

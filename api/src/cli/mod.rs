@@ -1,6 +1,7 @@
 //! The commands of the `wasmbatch` binary, one file each, and the enum that dispatches to them.
 
 mod client;
+mod cluster;
 mod demo;
 mod jobs;
 mod keys;
@@ -42,6 +43,8 @@ enum Command {
     Envs(queues::Envs),
     Demo(demo::Demo),
     Keys(keys::Keys),
+    Worker(cluster::Worker),
+    Workers(cluster::Workers),
 }
 
 impl Cli {
@@ -62,6 +65,8 @@ impl Cli {
             Command::Envs(envs) => envs.execute().await,
             Command::Demo(demo) => demo.execute().await,
             Command::Keys(keys) => keys.execute().await,
+            Command::Worker(worker) => worker.execute().await,
+            Command::Workers(workers) => workers.execute().await,
         }
     }
 }

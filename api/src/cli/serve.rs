@@ -69,11 +69,21 @@ pub struct Serve {
     /// its log streams read empty). As long as the job by default.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     log_retention: Option<Duration>,
+    #[command(flatten)]
+    nats: super::cluster::NatsArgs,
+    /// Replicas of the JetStream streams and module bucket cluster mode creates: 3 on a
+    /// three-server NATS cluster (production), 1 on a single server.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cluster_replicas: usize,
+    /// How long a worker may go unheard before it counts as lost and its attempts fail
+    /// ("Host lost") for their retry strategies to decide.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    lease: Duration,
 }
 
 /// A duration as people write one: a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), or a
 /// bare number of seconds as the other time flags take.
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -143,6 +153,11 @@ impl Serve {
         config.max_pending_changes = self.max_pending_changes.max(1);
         config.job_retention = self.job_retention;
         config.log_retention = self.log_retention;
+        if let Some(mut cluster) = self.nats.config()? {
+            cluster.replicas = self.cluster_replicas.max(1);
+            cluster.lease = self.lease.max(Duration::from_millis(100));
+            config.cluster = Some(cluster);
+        }
         let batch = Batch::open(config)
             .await
             .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
@@ -294,7 +309,7 @@ pub(super) async fn defaults(batch: &Batch) -> anyhow::Result<bool> {
 
 /// Resolves on SIGINT or SIGTERM; the handlers are installed now, not when it is first awaited.
 #[cfg(unix)]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
@@ -307,7 +322,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 #[cfg(not(unix))]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })

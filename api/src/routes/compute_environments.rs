@@ -49,6 +49,12 @@ pub(crate) async fn describe(
     Ok(Json(json!({ "computeEnvironments": envs })))
 }
 
+/// `GET /v1/workers`: cluster mode's live workers (ours; `wasmbatch workers`).
+pub(crate) async fn workers(State(batch): State<Batch>, Extension(caller): Who) -> Reply {
+    caller.authorize("batch:DescribeComputeEnvironments", &["*"])?;
+    Ok(Json(json!({ "workers": batch.workers() })))
+}
+
 pub(crate) async fn update(
     State(batch): State<Batch>,
     Extension(caller): Who,

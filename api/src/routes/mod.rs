@@ -129,6 +129,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/v1/terminatejobs", post(jobs::terminate_many))
         .route("/", post(logs::dispatch))
         .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
+        .route("/v1/workers", get(compute_environments::workers))
         .route(
             "/v1/tags/{arn}",
             post(tags::tag).delete(tags::untag).get(tags::list),

@@ -33,6 +33,7 @@ impl Batch {
             compute_resources: request.compute_resources,
             memory_mib: request.memory_mib,
             tags: request.tags,
+            live_capacity: None,
             extra: request.extra,
         };
         let memory_mib = env
@@ -67,8 +68,26 @@ impl Batch {
     /// DescribeComputeEnvironments: the named ones (names or ARNs), or all when none is named.
     pub fn describe_compute_environments(&self, names: &[String]) -> Vec<ComputeEnvironment> {
         let state = self.shared.lock();
+        let described = |slot: &super::state::EnvSlot| {
+            let mut env = slot.env.clone();
+            if env.kind == crate::model::ComputeEnvironmentType::Unmanaged {
+                let mut live = crate::model::LiveCapacity::default();
+                for worker in state
+                    .workers
+                    .values()
+                    .filter(|w| w.environment == env.compute_environment_name && !w.recovered)
+                {
+                    live.workers += 1;
+                    live.vcpus += worker.vcpus;
+                    live.memory_mib += worker.memory_mib;
+                    live.used_vcpus += worker.used_vcpus;
+                }
+                env.live_capacity = Some(live);
+            }
+            env
+        };
         if names.is_empty() {
-            return state.envs.values().map(|s| s.env.clone()).collect();
+            return state.envs.values().map(described).collect();
         }
         names
             .iter()
@@ -80,7 +99,7 @@ impl Batch {
                     .ok()?;
                 state.envs.get(name)
             })
-            .map(|s| s.env.clone())
+            .map(described)
             .collect()
     }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     ArrayJob, Attempt, ContainerOverrides, EpochMillis, Job, JobDependency, JobStatus, JobTimeout,
-    RetryStrategy,
+    RemoteHolder, RetryStrategy,
 };
 
 /// What one SubmitJob asked for, as it is in force (the submit's retries and timeout, else the
@@ -59,6 +59,8 @@ pub(crate) struct JobSlot {
     pub(crate) sequence: u64,
     /// Shared with the array's parent and the other children.
     pub(crate) submission: Arc<Submission>,
+    /// The worker holding its current attempt (cluster mode); stored.
+    pub(crate) remote: Option<Box<RemoteHolder>>,
 }
 
 impl JobSlot {
@@ -76,6 +78,7 @@ impl JobSlot {
             is_terminated: false,
             sequence,
             submission,
+            remote: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl JobSlot {
             is_terminated: job.is_terminated,
             sequence: job.sequence,
             submission,
+            remote: job.remote.map(Box::new),
         }
     }
 
@@ -160,6 +164,7 @@ impl JobSlot {
             submitted_by: s.submitted_by.clone(),
             share_identifier: s.share_identifier.clone(),
             scheduling_priority: s.scheduling_priority,
+            remote: self.remote.as_deref().cloned(),
         }
     }
 
@@ -195,6 +200,7 @@ impl JobSlot {
             is_cancelled: self.is_cancelled,
             is_terminated: self.is_terminated,
             sequence: self.sequence,
+            remote: self.remote.as_deref().cloned(),
         }
     }
 
@@ -215,6 +221,7 @@ impl JobSlot {
             is_terminated: child.is_terminated,
             sequence: child.sequence,
             submission,
+            remote: child.remote.map(Box::new),
         }
     }
 }
@@ -241,6 +248,8 @@ pub(crate) struct StoredChild {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) is_terminated: bool,
     pub(crate) sequence: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) remote: Option<RemoteHolder>,
 }
 
 impl StoredChild {

@@ -548,6 +548,9 @@ fn stop_one(
         state.touch_job(id);
         if let Some(kill) = state.running.get(id) {
             kill.kill(reason);
+        } else if let Some(remote) = state.remote.get_mut(id) {
+            // Reaches its worker with the worker's next lease (within a heartbeat).
+            remote.stop.get_or_insert_with(|| reason.to_string());
         }
     }
 }

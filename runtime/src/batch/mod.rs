@@ -77,6 +77,10 @@ pub struct BatchConfig {
     /// Most jobs (an array counts its children) one retention pass removes, and most whose
     /// logs it removes: one pass is one change under the state lock. 4,096 by default.
     pub max_removals_per_pass: usize,
+    /// Cluster mode: UNMANAGED environments run their jobs on remote workers through NATS
+    /// JetStream (the `cluster` feature). `None`, the default: no NATS.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// IO faults to inject into the database file (the `fault-injection` feature; tests only).
     #[cfg(feature = "fault-injection")]
     pub storage_faults: Option<Arc<crate::store::faults::StorageFaults>>,
@@ -99,9 +103,19 @@ impl BatchConfig {
             job_retention: Duration::from_secs(7 * 24 * 3600),
             log_retention: None,
             max_removals_per_pass: 4096,
+            #[cfg(feature = "cluster")]
+            cluster: None,
             #[cfg(feature = "fault-injection")]
             storage_faults: None,
         }
+    }
+
+    /// Whether cluster mode is on.
+    pub fn cluster_enabled(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        return self.cluster.is_some();
+        #[cfg(not(feature = "cluster"))]
+        false
     }
 
     /// The ARN of the resource of `kind` named `name` in this region and account.
@@ -164,6 +178,10 @@ pub enum BatchError {
     /// The executor could not be started.
     #[error(transparent)]
     Executor(#[from] ExecutorError),
+    /// Cluster mode could not be started (NATS unreachable, refused, misconfigured).
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl BatchError {
@@ -216,6 +234,9 @@ pub(crate) struct Shared {
     /// Loaded modules by digest, so a job start neither reads nor hashes the module again.
     pub(crate) loaded:
         Mutex<std::collections::HashMap<crate::engine::Digest, crate::engine::JobModule>>,
+    /// Cluster mode's link to NATS, once started.
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::control::Link>>,
 }
 
 impl Batch {
@@ -274,7 +295,14 @@ impl Batch {
             stopping: std::sync::atomic::AtomicBool::new(false),
             logs: Arc::new(crate::logs::Logs::new(store.clone())),
             loaded: Mutex::default(),
+            #[cfg(feature = "cluster")]
+            cluster: std::sync::OnceLock::new(),
         });
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &shared.config.cluster {
+            let link = crate::cluster::control::start(&shared, cluster).await?;
+            let _ = shared.cluster.set(link);
+        }
         crate::scheduler::start(Arc::downgrade(&shared), wake);
         retention::start(Arc::downgrade(&shared));
         shared.wake.notify_one();

@@ -20,7 +20,10 @@ use crate::store::{Record, Store, StoreError, Table};
 use super::BatchConfig;
 use super::job_slot::{JobSlot, StoredChild, Submission};
 use super::jobs::child_dependencies;
-use super::state::{EnvSlot, QueueSlot, State, job_key};
+use super::line::LineJob;
+use super::state::{
+    EnvSlot, Placement, QueueSlot, RemoteAttempt, State, WorkerSlot, job_key, line_job,
+};
 
 /// The statusReason of an attempt cut short by a restart.
 pub(crate) const HOST_RESTARTED: &str =
@@ -72,8 +75,17 @@ pub(crate) fn load(
 
     let mut interrupted = Vec::new();
     let mut ended = Vec::new();
+    let mut remote = Vec::new();
     for job in &mut jobs {
         if matches!(job.status, JobStatus::Starting | JobStatus::Running) {
+            if job.remote.is_some() && config.cluster_enabled() {
+                // Its worker still runs it: its reports wait in JetStream, or its worker is
+                // found lost once its lease passes (cluster::control).
+                remote.push(job.job_id.clone());
+                continue;
+            }
+            // A remote attempt with cluster mode off is abandoned like a local one.
+            job.remote = None;
             interrupt(job, now);
             interrupted.push(job.job_id.clone());
             if job.status.is_terminal() {
@@ -172,8 +184,74 @@ pub(crate) fn load(
     state.settle(ended, now);
     state.index_all_ended();
     state.charge_past_usage(now);
+    for id in remote {
+        adopt_remote(&mut state, &id, now);
+    }
     records.extend(state.take_records());
     Ok((state, records))
+}
+
+/// Puts a remote attempt that was running when the previous process stopped back in the state:
+/// its capacity held on its worker (known only from this until it sends a heartbeat), its job
+/// counted as running in its queue's line.
+fn adopt_remote(state: &mut State, id: &str, now: EpochMillis) {
+    let job = &state.jobs[id];
+    let holder = job.remote.as_deref().expect("kept for it").clone();
+    let queue = crate::model::arn::stored_name(
+        crate::model::arn::ResourceKind::JobQueue,
+        &job.submission.job_queue,
+    )
+    .to_string();
+    let placement = Placement {
+        job_id: id.to_string(),
+        sequence: job.sequence,
+        queue: queue.clone(),
+        environment: holder.environment.clone(),
+        worker: Some(holder.worker.clone()),
+        vcpus: holder.vcpus,
+        memory_mib: holder.memory_mib,
+        log_stream_name: holder.log_stream_name.clone(),
+        log_key: crate::logs::log_key(job.sequence, holder.attempt as usize),
+    };
+    let started = job.status == JobStatus::Running;
+    let line_job = LineJob {
+        vcpus: holder.vcpus,
+        ..line_job(job, &state.definitions)
+    };
+    if let Some(slot) = state.queues.get_mut(&queue) {
+        slot.line.placed(line_job, now);
+    }
+    if let Some(env) = state.envs.get_mut(&holder.environment) {
+        env.used_vcpus += holder.vcpus;
+        env.used_memory_mib += holder.memory_mib;
+    }
+    let worker = state
+        .workers
+        .entry(holder.worker.clone())
+        .or_insert_with(|| WorkerSlot {
+            environment: holder.environment.clone(),
+            session: holder.session.clone(),
+            host: String::new(),
+            vcpus: 0.0,
+            memory_mib: 0,
+            used_vcpus: 0.0,
+            used_memory_mib: 0,
+            last_heard: std::time::Instant::now(),
+            last_heard_at: now,
+            recovered: true,
+        });
+    worker.used_vcpus += holder.vcpus;
+    worker.used_memory_mib += holder.memory_mib;
+    state.remote.insert(
+        id.to_string(),
+        RemoteAttempt {
+            placement,
+            session: holder.session,
+            attempt: holder.attempt,
+            started,
+            stop: None,
+        },
+    );
 }
 
 /// Every stored job, each array child holding its parent's submission; and the ids of the

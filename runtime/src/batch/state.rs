@@ -33,8 +33,12 @@ pub(crate) struct State {
     pub(crate) dependents: HashMap<String, Vec<String>>,
     /// Children finished so far of each running array: (succeeded, failed).
     pub(crate) array_done: HashMap<String, (u32, u32)>,
-    /// Kill switches of attempts in flight.
+    /// Kill switches of attempts in flight in this process.
     pub(crate) running: HashMap<String, KillSwitch>,
+    /// Live remote workers by name (cluster mode): the capacity of UNMANAGED environments.
+    pub(crate) workers: BTreeMap<String, WorkerSlot>,
+    /// Attempts placed on remote workers, by job id (cluster mode).
+    pub(crate) remote: HashMap<String, RemoteAttempt>,
     pub(crate) next_sequence: u64,
     /// Submits not yet known to be committed: (the first sequence a change added, the
     /// `next_sequence` after it, the store ticket it was sent with), oldest first. A job may run once the
@@ -92,6 +96,62 @@ impl EnvSlot {
         self.used_vcpus + vcpus <= self.max_vcpus() + 1e-9
             && self.used_memory_mib + memory_mib <= self.memory_mib
     }
+}
+
+/// A remote worker, as its last heartbeat described it (cluster mode).
+pub(crate) struct WorkerSlot {
+    /// The UNMANAGED environment it gives capacity to.
+    pub(crate) environment: String,
+    /// Its process's session: attempts given to another session are not its own.
+    pub(crate) session: String,
+    pub(crate) host: String,
+    pub(crate) vcpus: f64,
+    pub(crate) memory_mib: u64,
+    pub(crate) used_vcpus: f64,
+    pub(crate) used_memory_mib: u64,
+    /// When its last heartbeat arrived (monotonic, for the lease) and as a time for people.
+    pub(crate) last_heard: std::time::Instant,
+    pub(crate) last_heard_at: EpochMillis,
+    /// Known only from the attempts a restarted control plane found journaled: it has not
+    /// sent a heartbeat since, and takes no new work until it does.
+    pub(crate) recovered: bool,
+}
+
+impl WorkerSlot {
+    pub(crate) fn fits(&self, vcpus: f64, memory_mib: u64) -> bool {
+        !self.recovered
+            && self.used_vcpus + vcpus <= self.vcpus + 1e-9
+            && self.used_memory_mib + memory_mib <= self.memory_mib
+    }
+}
+
+/// Where an attempt's capacity is held and its job stands in line: what ending it releases.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    pub(crate) job_id: String,
+    /// The job's submission sequence (how its queue's line knows it).
+    pub(crate) sequence: u64,
+    pub(crate) queue: String,
+    pub(crate) environment: String,
+    /// The remote worker it runs on, in cluster mode.
+    pub(crate) worker: Option<String>,
+    pub(crate) vcpus: f64,
+    pub(crate) memory_mib: u64,
+    pub(crate) log_stream_name: String,
+    /// Where the attempt's log is kept (see `logs::log_key`).
+    pub(crate) log_key: String,
+}
+
+/// An attempt placed on a remote worker (cluster mode).
+pub(crate) struct RemoteAttempt {
+    pub(crate) placement: Placement,
+    /// The worker's session it was given to.
+    pub(crate) session: String,
+    pub(crate) attempt: u32,
+    /// Whether the worker reported it started.
+    pub(crate) started: bool,
+    /// A stop asked for (TerminateJob), sent with the worker's next lease.
+    pub(crate) stop: Option<String>,
 }
 
 /// A queue and its RUNNABLE jobs in the order it dispatches them.
@@ -164,6 +224,8 @@ impl State {
             dependents: HashMap::new(),
             array_done: HashMap::new(),
             running: HashMap::new(),
+            workers: BTreeMap::new(),
+            remote: HashMap::new(),
             next_sequence: 1,
             admissions: VecDeque::new(),
             ended: BTreeMap::new(),

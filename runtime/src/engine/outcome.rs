@@ -116,6 +116,9 @@ pub enum FailureKind {
     InvalidSpec,
     /// The host failed (e.g. could not make the scratch directory); not the guest's fault.
     HostError,
+    /// The remote worker that ran it was lost (stopped heartbeating, restarted, cut off): AWS's
+    /// lost host, which costs one attempt.
+    HostLost,
 }
 
 /// Why the epoch callback or the executor's watch stopped a running guest.

@@ -58,9 +58,27 @@ pub struct ComputeEnvironment {
     /// Tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// An UNMANAGED environment's live capacity: its workers now (cluster mode; ours, never
+    /// stored).
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub live_capacity: Option<LiveCapacity>,
     /// Accepted and echoed, not used (serviceRole, eksConfiguration, …).
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// What an UNMANAGED environment's workers offer now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCapacity {
+    /// Workers heard from within their lease.
+    pub workers: u32,
+    /// Their vCPUs.
+    pub vcpus: f64,
+    /// Their memory, in MiB.
+    pub memory_mib: u64,
+    /// vCPUs their attempts hold.
+    pub used_vcpus: f64,
 }
 
 /// MANAGED or UNMANAGED.
@@ -461,6 +479,33 @@ pub struct Attempt {
     /// The most linear memory (and tables) the guest held at once, in bytes (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_bytes: Option<u64>,
+    /// The remote worker it ran on, in cluster mode (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+/// Where a job's current attempt was sent in cluster mode, committed before it is published, so
+/// a restarted control plane knows which worker holds it (not an AWS member).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteHolder {
+    /// The worker's name.
+    pub worker: String,
+    /// The worker's session it was given to.
+    pub session: String,
+    /// The attempt's number, from 1.
+    pub attempt: u32,
+    /// The UNMANAGED compute environment.
+    pub environment: String,
+    /// vCPUs it holds on the worker.
+    pub vcpus: f64,
+    /// Memory it holds on the worker, in MiB.
+    pub memory_mib: u64,
+    /// Its log stream.
+    pub log_stream_name: String,
+    /// The work message as published (JSON), re-published as is by a restarted control plane
+    /// when the attempt had not started: the stream's duplicate window drops it if it was.
+    pub work: String,
 }
 
 /// A submitted job: what it runs, where it is in its life, and its attempts so far.
@@ -537,6 +582,9 @@ pub struct Job {
     /// definition's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_priority: Option<i32>,
+    /// The worker holding its current attempt, in cluster mode (not an AWS member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteHolder>,
 }
 
 /// Array information of a job.

@@ -1,0 +1,642 @@
+//! The control plane's side of cluster mode. A placed attempt is journaled (the job's
+//! `RemoteHolder`, committed to redb) before it is published to its worker's subject, so a
+//! restarted control plane knows who holds what. Reports are applied only when they come from
+//! the worker that holds the job's current attempt, in the session it was given to (the fence:
+//! a late or forged report changes nothing), and acknowledged only once what they changed is
+//! committed. Heartbeats are answered with a lease naming the attempts the worker holds and
+//! those to stop; a worker unheard for a lease is lost, and its attempts fail with "Host lost"
+//! for their retry strategy to decide.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
+use futures_util::StreamExt;
+
+use super::wire::{self, Heartbeat, Lease, Report, Work};
+use super::{ClusterConfig, ClusterError};
+use crate::batch::state::{Placement, WorkerSlot};
+use crate::batch::{Batch, Shared, State, now};
+use crate::engine::{Digest, FailureKind, Outcome};
+use crate::model::{ComputeEnvironmentType, EpochMillis, JobStatus, RemoteHolder};
+use crate::scheduler::{AttemptPlan, abandon, complete, complete_locked};
+
+/// The control plane's connection to NATS.
+pub(crate) struct Link {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    modules: jetstream::object_store::ObjectStore,
+    /// Sizes of the modules known to be in the bucket, by digest.
+    pushed: Mutex<HashMap<Digest, u64>>,
+    /// One push at a time, so a burst of jobs of a new module puts it once.
+    pushing: tokio::sync::Mutex<()>,
+    lease: Duration,
+}
+
+/// A worker as `wasmbatch workers` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerInfo {
+    /// Its name.
+    pub name: String,
+    /// The UNMANAGED environment it serves.
+    pub compute_environment: String,
+    /// Its host name.
+    pub host: String,
+    /// Its vCPUs and memory (MiB).
+    pub vcpus: f64,
+    /// Its memory, in MiB.
+    pub memory_mib: u64,
+    /// vCPUs its attempts hold.
+    pub used_vcpus: f64,
+    /// Attempts it holds now.
+    pub running_attempts: usize,
+    /// When its last heartbeat arrived.
+    pub last_heartbeat_at: EpochMillis,
+}
+
+impl Batch {
+    /// The live remote workers (cluster mode), by name; empty otherwise.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let state = self.shared.lock();
+        state
+            .workers
+            .iter()
+            .map(|(name, w)| WorkerInfo {
+                name: name.clone(),
+                compute_environment: w.environment.clone(),
+                host: w.host.clone(),
+                vcpus: w.vcpus,
+                memory_mib: w.memory_mib,
+                used_vcpus: w.used_vcpus,
+                running_attempts: state
+                    .remote
+                    .values()
+                    .filter(|r| r.placement.worker.as_deref() == Some(name))
+                    .count(),
+                last_heartbeat_at: w.last_heard_at,
+            })
+            .collect()
+    }
+}
+
+/// Connects, makes sure the streams exist, and starts the tasks that apply reports, answer
+/// heartbeats and find lost workers; re-publishes the journaled attempts that had not started.
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+    config: &ClusterConfig,
+) -> Result<Arc<Link>, ClusterError> {
+    let client = config.connect("wasmbatch control plane").await?;
+    let js = jetstream::new(client.clone());
+    super::ensure_streams(&js, config.replicas).await?;
+    let modules = js
+        .get_object_store(wire::MODULE_BUCKET)
+        .await
+        .map_err(|e| ClusterError::Nats(format!("object store {}: {e}", wire::MODULE_BUCKET)))?;
+    let stream = js
+        .get_stream(wire::REPORT_STREAM)
+        .await
+        .map_err(|e| ClusterError::Nats(format!("stream {}: {e}", wire::REPORT_STREAM)))?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            wire::CONTROL_CONSUMER,
+            pull::Config {
+                durable_name: Some(wire::CONTROL_CONSUMER.into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ClusterError::Nats(format!("consumer {}: {e}", wire::CONTROL_CONSUMER)))?;
+    let heartbeats = client
+        .subscribe("wb.hb.*")
+        .await
+        .map_err(|e| ClusterError::Nats(format!("subscribing to heartbeats: {e}")))?;
+    let link = Arc::new(Link {
+        client,
+        js,
+        modules,
+        pushed: Mutex::default(),
+        pushing: tokio::sync::Mutex::new(()),
+        lease: config.lease,
+    });
+    // Attempts a previous process journaled: their logs take lines again, and those not
+    // started are published again (deduplicated if they were).
+    let unstarted: Vec<(String, String, u32, String)> = {
+        let state = shared.lock();
+        for remote in state.remote.values() {
+            shared.logs.open(&remote.placement.log_key);
+        }
+        state
+            .remote
+            .iter()
+            .filter(|(_, r)| !r.started)
+            .filter_map(|(id, r)| {
+                let holder = state.jobs.get(id)?.remote.as_deref()?;
+                Some((
+                    holder.worker.clone(),
+                    id.clone(),
+                    r.attempt,
+                    holder.work.clone(),
+                ))
+            })
+            .collect()
+    };
+    for (worker, job, attempt, work) in unstarted {
+        tokio::spawn(publish_work(
+            Arc::downgrade(shared),
+            link.clone(),
+            worker,
+            job,
+            attempt,
+            work,
+        ));
+    }
+    tokio::spawn(apply_reports(Arc::downgrade(shared), consumer));
+    tokio::spawn(answer_heartbeats(
+        Arc::downgrade(shared),
+        link.clone(),
+        heartbeats,
+    ));
+    tokio::spawn(find_lost_workers(Arc::downgrade(shared), link.clone()));
+    Ok(link)
+}
+
+/// Journals a placed attempt and publishes it to its worker.
+pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plan: AttemptPlan) {
+    let placement = plan.placement();
+    if let Err(e) = shared.store.committed(plan.durable).await {
+        tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
+        abandon(&shared, &placement);
+        return;
+    }
+    let module = match link.push_module(&shared, &plan.image).await {
+        Ok(module) => module,
+        Err(reason) => {
+            let outcome = Outcome::not_started(
+                FailureKind::ModuleInvalid,
+                format!("CannotPullContainerError: {reason}"),
+            );
+            shared.logs.finish(&placement.log_key);
+            drop(complete(&shared, &placement, None, &outcome));
+            shared.wake.notify_one();
+            return;
+        }
+    };
+    let worker = placement.worker.clone().expect("a remote plan");
+    let (work, write) = {
+        let mut state = shared.lock();
+        let Some(session) = state.workers.get(&worker).map(|w| w.session.clone()) else {
+            // Lost between placement and now: its attempts were failed with it.
+            return;
+        };
+        let Some(remote) = state
+            .remote
+            .get_mut(&plan.job_id)
+            .filter(|r| r.attempt == plan.attempt)
+        else {
+            return;
+        };
+        remote.session = session.clone();
+        let work = Work {
+            job: plan.job_id.clone(),
+            attempt: plan.attempt,
+            session: session.clone(),
+            digest: module.0.to_string(),
+            module_bytes: module.1,
+            args: plan.spec.args.clone(),
+            env: plan.spec.env.clone(),
+            memory_bytes: plan.spec.limits.memory_bytes,
+            fuel: plan.spec.limits.fuel,
+            timeout_ms: plan.spec.limits.timeout.as_millis() as u64,
+            mounts: plan
+                .mounts
+                .iter()
+                .map(|(path, guest, ro)| (path.display().to_string(), guest.clone(), *ro))
+                .collect(),
+        };
+        let work = serde_json::to_string(&work).expect("serialisable");
+        let Some(job) = state.jobs.get_mut(&plan.job_id) else {
+            return;
+        };
+        job.remote = Some(Box::new(RemoteHolder {
+            worker: worker.clone(),
+            session,
+            attempt: plan.attempt,
+            environment: placement.environment.clone(),
+            vcpus: placement.vcpus,
+            memory_mib: placement.memory_mib,
+            log_stream_name: placement.log_stream_name.clone(),
+            work: work.clone(),
+        }));
+        state.touch_job(&plan.job_id);
+        (work, shared.send_changes(&mut state))
+    };
+    // Published only once journaled: a restarted control plane then knows the worker holds it.
+    if let Some(write) = write
+        && let Err(e) = write.await
+    {
+        tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
+        return;
+    }
+    publish_work(
+        Arc::downgrade(&shared),
+        link,
+        worker,
+        plan.job_id,
+        plan.attempt,
+        work,
+    )
+    .await;
+}
+
+/// Publishes a journaled attempt until JetStream has it, or the attempt is no longer current
+/// (its worker was lost, it was stopped).
+async fn publish_work(
+    shared: Weak<Shared>,
+    link: Arc<Link>,
+    worker: String,
+    job: String,
+    attempt: u32,
+    work: String,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let state = shared.lock();
+            if !state.remote.get(&job).is_some_and(|r| {
+                r.attempt == attempt && r.placement.worker.as_ref() == Some(&worker)
+            }) {
+                return;
+            }
+        }
+        let publish = PublishMessage::build()
+            .payload(work.clone().into())
+            .message_id(wire::attempt_id(&job, attempt));
+        match link
+            .js
+            .send_publish(wire::work_subject(&worker), publish)
+            .await
+        {
+            Ok(ack) => match ack.await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(%job, attempt, "publishing an attempt: {e}; retrying"),
+            },
+            Err(e) => tracing::warn!(%job, attempt, "publishing an attempt: {e}; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Link {
+    /// The digest and size of the module `image` names, put in the bucket if it is not there.
+    async fn push_module(&self, shared: &Shared, image: &str) -> Result<(Digest, u64), String> {
+        let digest = shared.modules.resolve(image)?;
+        if let Some(size) = self.lock_pushed().get(&digest) {
+            return Ok((digest, *size));
+        }
+        let _one = self.pushing.lock().await;
+        if let Some(size) = self.lock_pushed().get(&digest) {
+            return Ok((digest, *size));
+        }
+        let name = digest.hex();
+        let size = match self.modules.info(&name).await {
+            Ok(info) if !info.deleted => info.size as u64,
+            _ => {
+                let bytes = tokio::fs::read(shared.modules.path(&digest))
+                    .await
+                    .map_err(|e| format!("module {image} ({digest}) cannot be read: {e}"))?;
+                if Digest::of(&bytes) != digest {
+                    return Err(format!(
+                        "module {image} ({digest}) was changed on disk; not sent to workers"
+                    ));
+                }
+                self.modules
+                    .put(name.as_str(), &mut bytes.as_slice())
+                    .await
+                    .map_err(|e| format!("module {digest}: the object store refused it: {e}"))?;
+                bytes.len() as u64
+            }
+        };
+        self.lock_pushed().insert(digest, size);
+        Ok((digest, size))
+    }
+
+    fn lock_pushed(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, u64>> {
+        self.pushed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Applies the workers' reports in the order they were stored, acknowledging each once what it
+/// changed is committed (a crash before that redelivers it, and the fence makes it a no-op).
+async fn apply_reports(shared: Weak<Shared>, consumer: jetstream::consumer::PullConsumer) {
+    loop {
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!("cluster mode: reading reports: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!("cluster mode: reading reports: {e}");
+                    continue;
+                }
+            };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let worker = message
+                .subject
+                .as_str()
+                .strip_prefix("wb.report.")
+                .unwrap_or_default()
+                .to_string();
+            let write = match serde_json::from_slice::<Report>(&message.payload) {
+                Ok(report) => apply(&shared, &worker, report),
+                Err(e) => {
+                    tracing::warn!(%worker, "cluster mode: a report that does not parse: {e}");
+                    None
+                }
+            };
+            drop(shared);
+            tokio::spawn(async move {
+                if let Some(write) = write
+                    && write.await.is_err()
+                {
+                    // Not acknowledged: it comes again after a restart.
+                    return;
+                }
+                let _ = message.ack().await;
+            });
+        }
+    }
+}
+
+/// Applies one report if it is about the current attempt of its job, from the worker and
+/// session that hold it; returns the write of what it changed.
+fn apply(
+    shared: &Shared,
+    worker: &str,
+    report: Report,
+) -> Option<impl Future<Output = Result<(), crate::store::StoreError>> + use<>> {
+    let (job_id, attempt, session) = report.attempt();
+    let mut state = shared.lock();
+    let Some(remote) = state.remote.get_mut(job_id).filter(|r| {
+        r.attempt == attempt
+            && r.session == session
+            && r.placement.worker.as_deref() == Some(worker)
+    }) else {
+        tracing::warn!(
+            %worker, job = job_id, attempt,
+            "cluster mode: dropped a report for an attempt this worker does not hold (now or in this session)"
+        );
+        return None;
+    };
+    match report {
+        Report::Started { job, at, .. } => {
+            remote.started = true;
+            let j = state.jobs.get_mut(&job)?;
+            if j.status == JobStatus::Starting {
+                j.status = JobStatus::Running;
+                j.started_at = Some(at);
+                state.touch_job(&job);
+            }
+            let write = shared.send_changes(&mut state);
+            drop(state);
+            shared.jobs_moved.notify_waiters();
+            write
+        }
+        Report::Log { lines, .. } => {
+            let sink = shared.logs.sink(&remote.placement.log_key);
+            drop(state);
+            for (stream, line) in lines {
+                sink.line(stream, &line);
+            }
+            None
+        }
+        Report::Ended {
+            started_at,
+            outcome,
+            ..
+        } => {
+            let placement = remote.placement.clone();
+            shared.logs.finish(&placement.log_key);
+            complete_locked(
+                &mut state,
+                &placement,
+                started_at,
+                &outcome.outcome(),
+                now(),
+            );
+            let write = shared.send_changes(&mut state);
+            drop(state);
+            shared.jobs_moved.notify_waiters();
+            shared.wake.notify_one();
+            write
+        }
+    }
+}
+
+async fn answer_heartbeats(
+    shared: Weak<Shared>,
+    link: Arc<Link>,
+    mut heartbeats: async_nats::Subscriber,
+) {
+    while let Some(message) = heartbeats.next().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let worker = message
+            .subject
+            .as_str()
+            .strip_prefix("wb.hb.")
+            .unwrap_or_default()
+            .to_string();
+        let lease = match serde_json::from_slice::<Heartbeat>(&message.payload) {
+            Ok(heartbeat) => renew(&shared, &link, &worker, heartbeat),
+            Err(e) => Lease {
+                refused: Some(format!("a heartbeat that does not parse: {e}")),
+                hold: Vec::new(),
+                stop: Vec::new(),
+                lease_ms: link.lease.as_millis() as u64,
+            },
+        };
+        drop(shared);
+        if let Some(reply) = message.reply {
+            let body = serde_json::to_vec(&lease).expect("serialisable");
+            let _ = link.client.publish(reply, body.into()).await;
+        }
+    }
+}
+
+/// A worker's heartbeat: its capacity is (again) live, and it is told what it holds.
+fn renew(shared: &Shared, link: &Link, worker: &str, heartbeat: Heartbeat) -> Lease {
+    let lease_ms = link.lease.as_millis() as u64;
+    let refuse = |reason: String| Lease {
+        refused: Some(reason),
+        hold: Vec::new(),
+        stop: Vec::new(),
+        lease_ms,
+    };
+    if !wire::valid_worker_name(worker) {
+        return refuse(format!(
+            "{worker:?} is not a worker name (1 to 64 of A-Z a-z 0-9 - _)"
+        ));
+    }
+    let mut state = shared.lock();
+    let environment = &heartbeat.compute_environment;
+    match state.envs.get(environment).map(|e| e.env.kind) {
+        None => {
+            return refuse(format!("compute environment {environment} does not exist"));
+        }
+        Some(ComputeEnvironmentType::Managed) => {
+            return refuse(format!(
+                "compute environment {environment} is MANAGED: its capacity is the server's own; workers serve UNMANAGED environments"
+            ));
+        }
+        Some(ComputeEnvironmentType::Unmanaged) => {}
+    }
+    let now = now();
+    let replaced = state
+        .workers
+        .get(worker)
+        .is_some_and(|w| w.session != heartbeat.session);
+    if replaced {
+        // The same name in a new process: what the old one held died with it.
+        lose_worker(
+            &mut state,
+            worker,
+            &format!("Host lost: worker {worker} restarted while it held the attempt"),
+            now,
+        );
+    }
+    let (used_vcpus, used_memory_mib) = state
+        .workers
+        .get(worker)
+        .filter(|_| !replaced)
+        .map_or((0.0, 0), |w| (w.used_vcpus, w.used_memory_mib));
+    state.workers.insert(
+        worker.to_string(),
+        WorkerSlot {
+            environment: environment.clone(),
+            session: heartbeat.session.clone(),
+            host: heartbeat.host,
+            vcpus: heartbeat.vcpus,
+            memory_mib: heartbeat.memory_mib,
+            used_vcpus,
+            used_memory_mib,
+            last_heard: Instant::now(),
+            last_heard_at: now,
+            recovered: false,
+        },
+    );
+    let mut hold = Vec::new();
+    let mut stop = Vec::new();
+    for (job, remote) in &state.remote {
+        if remote.placement.worker.as_deref() == Some(worker) && remote.session == heartbeat.session
+        {
+            hold.push((job.clone(), remote.attempt));
+            if let Some(reason) = &remote.stop {
+                stop.push((job.clone(), remote.attempt, reason.clone()));
+            }
+        }
+    }
+    if replaced {
+        drop(shared.send_changes(&mut state));
+        shared.jobs_moved.notify_waiters();
+    }
+    drop(state);
+    // New or renewed capacity.
+    shared.wake.notify_one();
+    Lease {
+        refused: None,
+        hold,
+        stop,
+        lease_ms,
+    }
+}
+
+/// Fails every attempt `worker` holds with `reason` (a lost host: one attempt, then the retry
+/// strategy decides). The worker's slot stays; the caller removes or replaces it.
+fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) -> usize {
+    let held: Vec<(Placement, Option<EpochMillis>)> = state
+        .remote
+        .values()
+        .filter(|r| r.placement.worker.as_deref() == Some(worker))
+        .map(|r| {
+            let started_at = r
+                .started
+                .then(|| state.jobs.get(&r.placement.job_id)?.started_at)
+                .flatten();
+            (r.placement.clone(), started_at)
+        })
+        .collect();
+    let outcome = Outcome::not_started(FailureKind::HostLost, reason);
+    for (placement, started_at) in &held {
+        tracing::warn!(%worker, job = %placement.job_id, "{reason}");
+        complete_locked(state, placement, *started_at, &outcome, now);
+    }
+    held.len()
+}
+
+/// Every tenth of a lease: a worker not heard from for a whole lease is lost. Its attempts fail,
+/// and what JetStream still holds for it is purged.
+async fn find_lost_workers(shared: Weak<Shared>, link: Arc<Link>) {
+    let tick = (link.lease / 10).max(Duration::from_millis(20));
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut lost = Vec::new();
+        {
+            let mut state = shared.lock();
+            let expired: Vec<String> = state
+                .workers
+                .iter()
+                .filter(|(_, w)| w.last_heard.elapsed() > link.lease)
+                .map(|(name, _)| name.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let now = now();
+            let mut failed = 0;
+            for worker in expired {
+                let silent = state.workers[&worker].last_heard.elapsed();
+                let reason = format!(
+                    "Host lost: worker {worker} sent no heartbeat for {:.1} s (lease {} s)",
+                    silent.as_secs_f64(),
+                    link.lease.as_secs_f64()
+                );
+                failed += lose_worker(&mut state, &worker, &reason, now);
+                state.workers.remove(&worker);
+                lost.push(worker);
+            }
+            if failed > 0 {
+                drop(shared.send_changes(&mut state));
+            }
+        }
+        shared.jobs_moved.notify_waiters();
+        shared.wake.notify_one();
+        for worker in lost {
+            if let Ok(stream) = link.js.get_stream(wire::WORK_STREAM).await
+                && let Err(e) = stream.purge().filter(wire::work_subject(&worker)).await
+            {
+                tracing::warn!(%worker, "cluster mode: purging a lost worker's attempts: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! `wasmbatch worker`: remote capacity for one UNMANAGED compute environment. It announces
+//! itself with heartbeats (which the control plane answers with a lease), pulls the attempts
+//! placed on it from its own durable consumer, fetches each module by digest from the object
+//! store and checks its sha256 before compiling it, runs it with the same [`Executor`] as the
+//! server does, sends its output and its end as reports, and acknowledges the work message only
+//! once its end is stored in JetStream. It stops, by itself, every attempt it no longer holds:
+//! those its lease leaves out, and all of them when it cannot renew its lease in time.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage};
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use super::wire::{self, Heartbeat, Lease, Report, WireOutcome, Work};
+use super::{ClusterConfig, ClusterError};
+use crate::batch::now;
+use crate::engine::{
+    AttemptSpec, Digest, Executor, ExecutorConfig, FailureKind, JobModule, KillSwitch, Limits,
+    Outcome, StreamKind,
+};
+
+/// How a worker is set up.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How to reach NATS.
+    pub cluster: ClusterConfig,
+    /// Its name: unique among the workers and stable across restarts (one subject token).
+    pub name: String,
+    /// The UNMANAGED compute environment it gives capacity to.
+    pub compute_environment: String,
+    /// The vCPUs it offers.
+    pub vcpus: f64,
+    /// The memory it offers, in MiB.
+    pub memory_mib: u64,
+    /// Where volumes' host paths live on this machine; `None`: jobs with volumes fail here.
+    pub volume_root: Option<PathBuf>,
+    /// The executor (its data dir holds compiled modules and scratch directories).
+    pub executor: ExecutorConfig,
+    /// The largest module it fetches, in bytes (64 MiB by default, as the server takes).
+    pub max_module_bytes: u64,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker named `name` serving `compute_environment`, with its files under
+    /// `data_dir`.
+    pub fn new(
+        cluster: ClusterConfig,
+        name: impl Into<String>,
+        compute_environment: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            cluster,
+            name: name.into(),
+            compute_environment: compute_environment.into(),
+            vcpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            memory_mib: 4096,
+            volume_root: None,
+            executor: ExecutorConfig::new(data_dir.into()),
+            max_module_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A running worker.
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+type Key = (String, u32);
+
+struct Inner {
+    config: WorkerConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    executor: Executor,
+    /// A fresh id per process: attempts given to an earlier one are refused.
+    session: String,
+    host: String,
+    running: Mutex<HashMap<Key, Running>>,
+    /// Attempts ended lately, so a duplicate delivery is not run again.
+    finished: Mutex<(VecDeque<Key>, HashSet<Key>)>,
+    modules: Mutex<HashMap<Digest, JobModule>>,
+    /// When the last heartbeat that was answered with a lease was sent, and the lease.
+    renewed: Mutex<(Instant, Duration)>,
+}
+
+struct Running {
+    kill: KillSwitch,
+    received: Instant,
+    acker: Option<Arc<jetstream::message::Acker>>,
+}
+
+const FINISHED_KEPT: usize = 16_384;
+const MODULES_KEPT: usize = 256;
+
+impl Worker {
+    /// Connects and registers: returns once the control plane has answered the first
+    /// heartbeat with a lease (an error if it refused this worker).
+    pub async fn start(config: WorkerConfig) -> Result<Self, ClusterError> {
+        if !wire::valid_worker_name(&config.name) {
+            return Err(ClusterError::Config(format!(
+                "--name {:?}: a worker name is 1 to 64 of A-Z a-z 0-9 - _",
+                config.name
+            )));
+        }
+        if !(config.vcpus > 0.0) || config.memory_mib == 0 {
+            return Err(ClusterError::Config(
+                "--vcpus and --memory must be more than 0".into(),
+            ));
+        }
+        let client = config
+            .cluster
+            .connect(&format!("wasmbatch worker {}", config.name))
+            .await?;
+        let js = jetstream::new(client.clone());
+        let executor = Executor::new(config.executor.clone())?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let inner = Arc::new(Inner {
+            client,
+            js,
+            executor,
+            session: uuid::Uuid::new_v4().to_string(),
+            host,
+            running: Mutex::default(),
+            finished: Mutex::default(),
+            modules: Mutex::default(),
+            renewed: Mutex::new((Instant::now(), config.cluster.lease)),
+            config,
+        });
+        // Registered before it takes work: a refused worker runs nothing.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match inner.heartbeat().await {
+                Ok(()) => break,
+                Err(e @ ClusterError::Refused(_)) => return Err(e),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(e) => {
+                    tracing::info!("worker: waiting for the control plane: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    /// Its session id (new at each start).
+    pub fn session(&self) -> &str {
+        &self.inner.session
+    }
+
+    /// Runs until `shutdown` resolves (then stops its attempts, which their retry strategies
+    /// decide on) or the control plane refuses it.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ClusterError> {
+        let inner = self.inner;
+        let beats = tokio::spawn(inner.clone().beat());
+        let pulls = tokio::spawn(inner.clone().pull());
+        let result = tokio::select! {
+            () = shutdown => Ok(()),
+            beat = beats => beat.unwrap_or_else(|e| Err(ClusterError::Nats(e.to_string()))),
+        };
+        pulls.abort();
+        inner.kill_all("the worker is shutting down");
+        // Their ends are reported before the process goes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !inner.lock_running().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        result
+    }
+}
+
+impl Inner {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kill_all(&self, reason: &str) {
+        for run in self.lock_running().values() {
+            run.kill.kill(reason);
+        }
+    }
+
+    fn is_finished(&self, key: &Key) -> bool {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .contains(key)
+    }
+
+    fn mark_finished(&self, key: Key) {
+        let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        if finished.1.insert(key.clone()) {
+            finished.0.push_back(key);
+        }
+        while finished.0.len() > FINISHED_KEPT {
+            if let Some(old) = finished.0.pop_front() {
+                finished.1.remove(&old);
+            }
+        }
+    }
+
+    /// Heartbeats every interval; ends only when the control plane refuses this worker.
+    async fn beat(self: Arc<Self>) -> Result<(), ClusterError> {
+        let interval = self.config.cluster.heartbeat;
+        loop {
+            tokio::time::sleep(interval).await;
+            // Looked at before the heartbeat too: a process resumed after a pause must stop
+            // what it no longer holds before anything else.
+            self.stop_if_lapsed();
+            match self.heartbeat().await {
+                Err(e @ ClusterError::Refused(_)) => return Err(e),
+                Err(e) => tracing::warn!("worker: {e}"),
+                Ok(()) => {}
+            }
+            self.stop_if_lapsed();
+        }
+    }
+
+    /// Kills every attempt once the lease is about to lapse unrenewed. The control plane counts
+    /// the lease from when it heard the heartbeat, which is after it was sent: stopping a
+    /// margin before the lease counted from the send means this worker has stopped before
+    /// anyone else is given its attempts.
+    fn stop_if_lapsed(&self) {
+        let (renewed, lease) = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        let margin = lease / 5;
+        let silent = renewed.elapsed();
+        if silent + margin > lease && !self.lock_running().is_empty() {
+            let reason = format!(
+                "Host lost: worker {} could not renew its lease for {:.1} s and stopped the attempt",
+                self.config.name,
+                silent.as_secs_f64()
+            );
+            tracing::warn!("{reason}");
+            self.kill_all(&reason);
+        }
+    }
+
+    /// One heartbeat, and what its lease says: stop what is not held, and what is to stop.
+    async fn heartbeat(&self) -> Result<(), ClusterError> {
+        let sent = Instant::now();
+        let running: Vec<Key> = self.lock_running().keys().cloned().collect();
+        let heartbeat = Heartbeat {
+            session: self.session.clone(),
+            compute_environment: self.config.compute_environment.clone(),
+            host: self.host.clone(),
+            vcpus: self.config.vcpus,
+            memory_mib: self.config.memory_mib,
+            running,
+        };
+        let body = serde_json::to_vec(&heartbeat).expect("serialisable");
+        let wait = (self.config.cluster.heartbeat * 2).max(Duration::from_millis(500));
+        let reply = tokio::time::timeout(
+            wait,
+            self.client
+                .request(wire::heartbeat_subject(&self.config.name), body.into()),
+        )
+        .await
+        .map_err(|_| ClusterError::Nats("no answer to the heartbeat".into()))?
+        .map_err(|e| ClusterError::Nats(format!("heartbeat: {e}")))?;
+        let lease: Lease = serde_json::from_slice(&reply.payload)
+            .map_err(|e| ClusterError::Nats(format!("a lease that does not parse: {e}")))?;
+        if let Some(reason) = lease.refused {
+            return Err(ClusterError::Refused(reason));
+        }
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) =
+            (sent, Duration::from_millis(lease.lease_ms));
+        let hold: HashSet<Key> = lease.hold.into_iter().collect();
+        let mut progress = Vec::new();
+        {
+            let running = self.lock_running();
+            for (key, run) in running.iter() {
+                // One received after this heartbeat left may be newer than the lease's list.
+                if !hold.contains(key) && run.received < sent {
+                    run.kill.kill(format!(
+                        "Host lost: the control plane no longer assigns this attempt to worker {}",
+                        self.config.name
+                    ));
+                } else if let Some(acker) = &run.acker {
+                    progress.push(acker.clone());
+                }
+            }
+            for (job, attempt, reason) in &lease.stop {
+                if let Some(run) = running.get(&(job.clone(), *attempt)) {
+                    run.kill.kill(reason.clone());
+                }
+            }
+        }
+        // Keeps JetStream from handing the messages out again while they run.
+        for acker in progress {
+            let _ = acker.ack_with(AckKind::Progress).await;
+        }
+        Ok(())
+    }
+
+    /// Pulls this worker's attempts and starts each.
+    async fn pull(self: Arc<Self>) {
+        let name = &self.config.name;
+        loop {
+            let consumer = async {
+                let stream = self
+                    .js
+                    .get_stream(wire::WORK_STREAM)
+                    .await
+                    .map_err(|e| format!("stream {}: {e}", wire::WORK_STREAM))?;
+                stream
+                    .get_or_create_consumer::<pull::Config>(
+                        &wire::worker_consumer(name),
+                        pull::Config {
+                            durable_name: Some(wire::worker_consumer(name)),
+                            filter_subject: wire::work_subject(name),
+                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                            ack_wait: self.config.cluster.lease,
+                            max_ack_pending: 10_000,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| format!("consumer {}: {e}", wire::worker_consumer(name)))
+            };
+            let consumer = match consumer.await {
+                Ok(consumer) => consumer,
+                Err(e) => {
+                    tracing::warn!("worker: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut messages = match consumer.messages().await {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::warn!("worker: pulling: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(message) => self.clone().take(message).await,
+                    Err(e) => tracing::warn!("worker: pulling: {e}"),
+                }
+            }
+        }
+    }
+
+    /// One delivered work message: run it, unless it is not this session's or already seen.
+    async fn take(self: Arc<Self>, message: jetstream::Message) {
+        let (message, acker) = message.split();
+        let work: Work = match serde_json::from_slice(&message.payload) {
+            Ok(work) => work,
+            Err(e) => {
+                tracing::warn!("worker: a work message that does not parse: {e}; dropped");
+                let _ = acker.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let key = (work.job.clone(), work.attempt);
+        if work.session != self.session {
+            // Given to an earlier process of this name: the control plane fails it as a lost
+            // host once it hears from this one.
+            tracing::info!(job = %work.job, attempt = work.attempt, "worker: dropped an attempt given to an earlier session");
+            let _ = acker.ack_with(AckKind::Term).await;
+            return;
+        }
+        if self.is_finished(&key) {
+            let _ = acker.ack().await;
+            return;
+        }
+        let kill = KillSwitch::new();
+        {
+            let mut running = self.lock_running();
+            if running.contains_key(&key) {
+                // A redelivery of what runs here: its end acknowledges it.
+                return;
+            }
+            running.insert(
+                key.clone(),
+                Running {
+                    kill: kill.clone(),
+                    received: Instant::now(),
+                    acker: Some(Arc::new(acker)),
+                },
+            );
+        }
+        tokio::spawn(self.attempt(work, kill));
+    }
+
+    /// Runs one attempt and reports it.
+    async fn attempt(self: Arc<Self>, work: Work, kill: KillSwitch) {
+        let key = (work.job.clone(), work.attempt);
+        let (started_at, outcome) = self.run_one(&work, kill).await;
+        let ended = Report::Ended {
+            job: work.job.clone(),
+            attempt: work.attempt,
+            session: self.session.clone(),
+            started_at,
+            outcome: WireOutcome::from(&outcome),
+        };
+        self.report(
+            &ended,
+            format!("{}:ended", wire::attempt_id(&work.job, work.attempt)),
+        )
+        .await;
+        let run = self.lock_running().remove(&key);
+        self.mark_finished(key);
+        if let Some(acker) = run.and_then(|r| r.acker) {
+            let _ = acker.ack().await;
+        }
+    }
+
+    async fn run_one(&self, work: &Work, kill: KillSwitch) -> (Option<i64>, Outcome) {
+        let module = match self.module(work).await {
+            Ok(module) => module,
+            Err(reason) => {
+                return (
+                    None,
+                    Outcome::not_started(
+                        FailureKind::ModuleInvalid,
+                        format!("CannotPullContainerError: {reason}"),
+                    ),
+                );
+            }
+        };
+        let grants = match self.volumes(work).await {
+            Ok(grants) => grants,
+            Err(reason) => {
+                return (
+                    None,
+                    Outcome::not_started(
+                        FailureKind::HostError,
+                        format!("CannotCreateContainerError: {reason}"),
+                    ),
+                );
+            }
+        };
+        if kill.is_killed() {
+            return (
+                None,
+                Outcome::not_started(FailureKind::Killed, "stopped before it started"),
+            );
+        }
+        let started_at = now();
+        let started = Report::Started {
+            job: work.job.clone(),
+            attempt: work.attempt,
+            session: self.session.clone(),
+            at: started_at,
+        };
+        self.report(
+            &started,
+            format!("{}:started", wire::attempt_id(&work.job, work.attempt)),
+        )
+        .await;
+        let (lines, receive) = tokio::sync::mpsc::unbounded_channel();
+        let flusher = tokio::spawn(self.flush_logs(work.job.clone(), work.attempt, receive));
+        let spec = AttemptSpec {
+            args: work.args.clone(),
+            env: work.env.clone(),
+            stdin: None,
+            grants,
+            limits: Limits {
+                memory_bytes: work.memory_bytes,
+                fuel: work.fuel,
+                timeout: Duration::from_millis(work.timeout_ms),
+            },
+            // Bounded by the executor's caps on each stream.
+            output: Arc::new(move |stream: StreamKind, line: &str| {
+                let _ = lines.send((stream, line.to_string()));
+            }),
+            kill: Some(kill),
+        };
+        let outcome = self.executor.run(&module, spec).await;
+        // The sink went with the spec: the flusher sends what is left and ends.
+        let _ = flusher.await;
+        (Some(started_at), outcome)
+    }
+
+    /// Sends the guest's lines in batches, in order, as they come.
+    fn flush_logs(
+        &self,
+        job: String,
+        attempt: u32,
+        mut lines: tokio::sync::mpsc::UnboundedReceiver<(StreamKind, String)>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let worker = WorkerHandle {
+            js: self.js.clone(),
+            name: self.config.name.clone(),
+        };
+        let session = self.session.clone();
+        async move {
+            let mut batch_number = 0u64;
+            while let Some(first) = lines.recv().await {
+                // A moment for more lines to join, so a chatty guest is a few messages.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut bytes = first.1.len();
+                let mut batch = vec![first];
+                while bytes < 256 << 10 {
+                    match lines.try_recv() {
+                        Ok(line) => {
+                            bytes += line.1.len() + 8;
+                            batch.push(line);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                batch_number += 1;
+                let report = Report::Log {
+                    job: job.clone(),
+                    attempt,
+                    session: session.clone(),
+                    lines: batch,
+                };
+                worker
+                    .report(
+                        &report,
+                        format!("{}:log:{batch_number}", wire::attempt_id(&job, attempt)),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    async fn report(&self, report: &Report, id: String) {
+        WorkerHandle {
+            js: self.js.clone(),
+            name: self.config.name.clone(),
+        }
+        .report(report, id)
+        .await
+    }
+
+    /// The module a work message names: from this worker's cache, or fetched from the object
+    /// store, checked against its digest, and compiled.
+    async fn module(&self, work: &Work) -> Result<JobModule, String> {
+        let digest = Digest::parse(&work.digest)
+            .ok_or_else(|| format!("{:?} is not a module digest", work.digest))?;
+        if let Some(module) = self
+            .modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+        {
+            return Ok(module.clone());
+        }
+        let max = self.config.max_module_bytes;
+        if work.module_bytes > max {
+            return Err(format!(
+                "module {digest} is {} bytes; this worker takes at most {max}",
+                work.module_bytes
+            ));
+        }
+        // NATS may be electing a leader or restarting: a fetch is tried for a while before the
+        // attempt fails for it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let bytes = loop {
+            match self.fetch(&digest, work.module_bytes, max).await {
+                Ok(bytes) => break bytes,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!("worker: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let actual = Digest::of(&bytes);
+        if actual != digest {
+            return Err(format!(
+                "module {digest}: the object store holds other bytes ({actual}, {} bytes); refused",
+                bytes.len()
+            ));
+        }
+        let module = self.executor.load(bytes).await.map_err(|e| e.to_string())?;
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if modules.len() >= MODULES_KEPT
+            && let Some(old) = modules.keys().next().copied()
+        {
+            modules.remove(&old);
+        }
+        modules.insert(digest, module.clone());
+        Ok(module)
+    }
+
+    /// The bytes of object `digest`, at most `max` of them.
+    async fn fetch(&self, digest: &Digest, expected: u64, max: u64) -> Result<Vec<u8>, String> {
+        let bucket = self
+            .js
+            .get_object_store(wire::MODULE_BUCKET)
+            .await
+            .map_err(|e| format!("object store {}: {e}", wire::MODULE_BUCKET))?;
+        let mut object = bucket.get(digest.hex()).await.map_err(|e| {
+            format!(
+                "module {digest} is not in object store {}: {e}",
+                wire::MODULE_BUCKET
+            )
+        })?;
+        let mut bytes = Vec::with_capacity(expected.min(max) as usize);
+        (&mut object)
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| {
+                format!("module {digest}: reading it from the object store failed: {e}")
+            })?;
+        Ok(bytes)
+    }
+
+    async fn volumes(&self, work: &Work) -> Result<Vec<crate::engine::DirGrant>, String> {
+        if work.mounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(root) = self.config.volume_root.clone() else {
+            return Err(format!(
+                "worker {} has no --volume-root: it grants no volumes",
+                self.config.name
+            ));
+        };
+        let mounts: Vec<_> = work
+            .mounts
+            .iter()
+            .map(|(path, guest, ro)| (PathBuf::from(path), guest.clone(), *ro))
+            .collect();
+        crate::scheduler::open_volumes(root, &mounts).await
+    }
+}
+
+/// What sending a report needs, apart from the worker.
+struct WorkerHandle {
+    js: jetstream::Context,
+    name: String,
+}
+
+impl WorkerHandle {
+    /// Publishes a report until JetStream has stored it (the message id makes a retry after a
+    /// lost ack a no-op).
+    async fn report(&self, report: &Report, id: String) {
+        let body = serde_json::to_vec(report).expect("serialisable");
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let publish = PublishMessage::build()
+                .payload(body.clone().into())
+                .message_id(&id);
+            match self
+                .js
+                .send_publish(wire::report_subject(&self.name), publish)
+                .await
+            {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!("worker: report {id}: {e}; retrying"),
+                },
+                Err(e) => tracing::warn!("worker: report {id}: {e}; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

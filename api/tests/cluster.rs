@@ -205,10 +205,18 @@ impl ControlPlane {
 
 /// `wasmbatch worker` named `name` with `vcpus` for environment `farm`.
 fn worker(nats: &str, name: &str, vcpus: u32, dir: &Path) -> Process {
-    worker_with(Command::new(WASMBATCH), nats, name, vcpus, dir)
+    worker_with(Command::new(WASMBATCH), nats, name, vcpus, dir, &[])
 }
 
-fn worker_with(mut command: Command, nats: &str, name: &str, vcpus: u32, dir: &Path) -> Process {
+/// A worker started by `command` (the binary, or `ip netns exec … binary`), with `flags`.
+fn worker_with(
+    mut command: Command,
+    nats: &str,
+    name: &str,
+    vcpus: u32,
+    dir: &Path,
+    flags: &[&str],
+) -> Process {
     let process = Process::spawn(
         command
             .args(["worker", "--cluster", nats, "--compute-environment", "farm"])
@@ -221,7 +229,8 @@ fn worker_with(mut command: Command, nats: &str, name: &str, vcpus: u32, dir: &P
                 name,
             ])
             .args(["--heartbeat", HEARTBEAT, "--data-dir"])
-            .arg(dir.join(name)),
+            .arg(dir.join(name))
+            .args(flags),
     );
     process.wait_for("serving compute environment", Duration::from_secs(60));
     process
@@ -509,6 +518,7 @@ fn a_worker_cut_off_from_nats_kills_its_attempts_itself_and_each_is_retried_once
         "w1",
         2,
         dir.path(),
+        &[],
     );
     cp.wait_workers(1);
     let jobs: Vec<String> = (0..2)
@@ -564,6 +574,138 @@ fn a_module_tampered_with_in_the_object_store_is_refused_by_the_worker() {
         "{reason}"
     );
     assert_eq!(job["attempts"][0]["startedAt"], Value::Null, "it never ran");
+}
+
+/// The README's NATS accounts: the control plane may do everything, worker `w1` only speak for
+/// itself (its reports, heartbeats, consumer and replies) and read modules.
+const ACCOUNTS: &str = r#"
+accounts {
+  WASMBATCH {
+    jetstream: enabled
+    users: [
+      { user: wasmbatch, password: "control-secret" }
+      { user: w1, password: "w1-secret", permissions: {
+          publish: { allow: [
+            "wb.report.w1", "wb.hb.w1"
+            "$JS.API.STREAM.INFO.WB_WORK", "$JS.API.CONSUMER.INFO.WB_WORK.w1"
+            "$JS.API.CONSUMER.CREATE.WB_WORK.w1.wb.work.w1"
+            "$JS.API.CONSUMER.MSG.NEXT.WB_WORK.w1"
+            "$JS.ACK.WB_WORK.w1.>"
+            "$JS.API.STREAM.INFO.OBJ_wb-modules"
+            "$JS.API.DIRECT.GET.OBJ_wb-modules.>", "$JS.API.STREAM.MSG.GET.OBJ_wb-modules"
+            "$JS.API.CONSUMER.CREATE.OBJ_wb-modules", "$JS.FC.OBJ_wb-modules.>"
+          ] }
+          subscribe: { allow: [ "_INBOX.w1.>" ] }
+      } }
+    ]
+  }
+}
+"#;
+
+#[test]
+fn workers_authenticate_to_nats_and_their_credentials_speak_only_for_them() {
+    let nats = NatsServer::start_single_with("127.0.0.1", ACCOUNTS);
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(
+        &dir.path().join("cp"),
+        &nats.url(),
+        &[
+            "--nats-user",
+            "wasmbatch",
+            "--nats-password",
+            "control-secret",
+        ],
+    );
+    cp.farm(1);
+    // A wrong password is a clear error at once, not a worker that waits forever.
+    let refused = Command::new(WASMBATCH)
+        .args([
+            "worker",
+            "--cluster",
+            &nats.url(),
+            "--compute-environment",
+            "farm",
+        ])
+        .args([
+            "--name",
+            "w1",
+            "--nats-user",
+            "w1",
+            "--nats-password",
+            "guess",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(said.contains("authorization"), "{said}");
+
+    // With its own user and only the README's permissions, it runs jobs.
+    let mut command = Command::new(WASMBATCH);
+    command.env("WASMBATCH_NATS_PASSWORD", "w1-secret");
+    let w1 = worker_with(
+        command,
+        &nats.url(),
+        "w1",
+        2,
+        dir.path(),
+        &["--nats-user", "w1"],
+    );
+    cp.wait_workers(1);
+    let id = cp.submit("hello", &["with", "permissions"], json!({}));
+    let job = cp.wait(&id, &["SUCCEEDED", "FAILED"], MINUTE);
+    assert_eq!(
+        job["status"],
+        "SUCCEEDED",
+        "{job:#}
+w1 said:
+{}",
+        w1.said()
+    );
+
+    // w1's credentials cannot report as w2, nor read the control plane's replies.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client =
+            async_nats::ConnectOptions::with_user_and_password("w1".into(), "w1-secret".into())
+                .custom_inbox_prefix("_INBOX.w1")
+                .connect(nats.url())
+                .await
+                .unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let forged = js.publish("wb.report.w2", "{}".into()).await;
+        let acked = match forged {
+            Ok(ack) => tokio::time::timeout(Duration::from_secs(3), ack)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        assert!(acked.is_none(), "w1 published a report as w2: {acked:?}");
+        // Replies to others are not for it: the server refuses the subscription.
+        let _others = client.subscribe("_INBOX.>").await;
+        let _ = client.flush().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let log = std::fs::read_to_string(nats.log_path()).unwrap();
+    assert!(
+        log.contains("Publish Violation") && log.contains("wb.report.w2"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Subscription Violation") && log.contains("_INBOX.>"),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("Violation")
+            && l.contains("w1")
+            && !l.contains("wb.report.w2")
+            && !l.contains("_INBOX.>")),
+        "the worker itself needed nothing it was not given:
+{log}"
+    );
 }
 
 #[test]

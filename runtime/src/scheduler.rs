@@ -699,6 +699,72 @@ mod tests {
     use crate::batch::state::{EnvSlot, QueueSlot};
     use crate::model::{ComputeEnvironment, Job, JobDefinition, JobQueue};
 
+    fn worker(state: &mut State, name: &str, environment: &str, vcpus: f64) {
+        state.workers.insert(
+            name.into(),
+            crate::batch::state::WorkerSlot {
+                environment: environment.into(),
+                session: format!("{name}-session"),
+                host: "h".into(),
+                vcpus,
+                memory_mib: 1024,
+                used_vcpus: 0.0,
+                used_memory_mib: 0,
+                last_heard: std::time::Instant::now(),
+                last_heard_at: 0,
+                recovered: false,
+            },
+        );
+    }
+
+    #[test]
+    fn an_unmanaged_environment_places_on_the_live_worker_with_the_most_room() {
+        let mut state = State::empty();
+        env(&mut state, "farm", 0, true, false);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["farm"]);
+        for id in ["a", "b", "c", "d"] {
+            job(&mut state, id, "q");
+        }
+        assert!(place(&mut state).is_empty(), "no worker, no capacity");
+        worker(&mut state, "w1", "farm", 2.0);
+        worker(&mut state, "w2", "farm", 1.0);
+        worker(&mut state, "elsewhere", "other", 8.0);
+        let plans = place(&mut state);
+        let on: Vec<_> = plans
+            .iter()
+            .map(|p| (p.job_id.as_str(), p.worker.as_deref().unwrap()))
+            .collect();
+        // Most room first; a tie goes to the first name.
+        assert_eq!(on, [("a", "w1"), ("b", "w1"), ("c", "w2")]);
+        assert_eq!(
+            state.jobs["d"].status,
+            JobStatus::Runnable,
+            "3 vCPUs, all taken"
+        );
+        assert!(
+            state.running.is_empty(),
+            "remote attempts have no local kill switch"
+        );
+        assert_eq!(state.remote.len(), 3);
+        assert_eq!(state.workers["w1"].used_vcpus, 2.0);
+        // A worker known only from a restarted control plane's journal takes nothing new.
+        state.workers.get_mut("w2").unwrap().recovered = true;
+        let placement = plans[2].placement();
+        complete_locked(
+            &mut state,
+            &placement,
+            None,
+            &Outcome::not_started(FailureKind::HostLost, "lost"),
+            0,
+        );
+        assert_eq!(state.workers["w2"].used_vcpus, 0.0);
+        assert!(
+            place(&mut state).is_empty(),
+            "w2 has room but has not been heard from"
+        );
+    }
+
     fn env(state: &mut State, name: &str, vcpus: u32, enabled: bool, managed: bool) {
         let env: ComputeEnvironment = serde_json::from_value(json!({
             "computeEnvironmentName": name,

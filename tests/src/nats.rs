@@ -127,6 +127,8 @@ struct Spec<'a> {
     monitor_port: u16,
     /// This server's route port and the route ports it dials, for a cluster member.
     cluster: Option<(u16, Vec<u16>)>,
+    /// More configuration, appended as is (e.g. an `authorization` block).
+    extra: &'a str,
 }
 
 impl NatsServer {
@@ -139,6 +141,12 @@ impl NatsServer {
     /// address, or [`Netns::host_ip`] so a process in that namespace can reach it (clients there
     /// use `url_at(netns.host_ip())`). The monitoring port stays on loopback.
     pub fn start_single_on(listen_ip: &str) -> NatsServer {
+        Self::start_single_with(listen_ip, "")
+    }
+
+    /// A lone JetStream server on `listen_ip` with `extra` appended to its config (users and
+    /// their permissions, say).
+    pub fn start_single_with(listen_ip: &str, extra: &str) -> NatsServer {
         let ports = free_ports(2);
         let mut server = Self::create(Spec {
             name: "n0".to_string(),
@@ -146,6 +154,7 @@ impl NatsServer {
             port: ports[0],
             monitor_port: ports[1],
             cluster: None,
+            extra,
         });
         server.spawn();
         server.wait_healthy();
@@ -184,6 +193,7 @@ impl NatsServer {
                 routes.join(", ")
             ));
         }
+        config.push_str(spec.extra);
         std::fs::write(dir.path().join("server.conf"), config)
             .expect("writing the nats-server config");
         NatsServer {
@@ -384,6 +394,7 @@ impl NatsCluster {
                     port: ports[3 * i],
                     monitor_port: ports[3 * i + 1],
                     cluster: Some((route_ports[i], peers)),
+                    extra: "",
                 })
             })
             .collect();

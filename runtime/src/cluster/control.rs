@@ -22,6 +22,9 @@ use crate::engine::{Digest, FailureKind, Outcome};
 use crate::model::{ComputeEnvironmentType, EpochMillis, JobStatus, RemoteHolder};
 use crate::scheduler::{AttemptPlan, abandon, complete, complete_locked};
 
+/// Most workers at once: each heartbeat from a new name adds one, so there is a bound.
+const MAX_WORKERS: usize = 4096;
+
 /// The control plane's connection to NATS.
 pub(crate) struct Link {
     client: async_nats::Client,
@@ -87,7 +90,7 @@ pub(crate) async fn start(
     shared: &Arc<Shared>,
     config: &ClusterConfig,
 ) -> Result<Arc<Link>, ClusterError> {
-    let client = config.connect("wasmbatch control plane").await?;
+    let client = config.connect("wasmbatch control plane", None).await?;
     let js = jetstream::new(client.clone());
     super::ensure_streams(&js, config.replicas).await?;
     let modules = js
@@ -98,13 +101,21 @@ pub(crate) async fn start(
         .get_stream(wire::REPORT_STREAM)
         .await
         .map_err(|e| ClusterError::Nats(format!("stream {}: {e}", wire::REPORT_STREAM)))?;
+    // Made afresh at each start: on a work-queue stream a new consumer begins at the first
+    // report not acknowledged, so what a killed predecessor had received but not yet applied
+    // comes at once, not after the old deliveries' ack wait. One control plane per streams.
+    match stream.delete_consumer(wire::CONTROL_CONSUMER).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => tracing::warn!("cluster mode: replacing the reports consumer: {e}"),
+    }
     let consumer: jetstream::consumer::PullConsumer = stream
         .get_or_create_consumer(
             wire::CONTROL_CONSUMER,
             pull::Config {
                 durable_name: Some(wire::CONTROL_CONSUMER.into()),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: Duration::from_secs(10),
                 max_ack_pending: 20_000,
                 ..Default::default()
             },
@@ -507,6 +518,11 @@ fn renew(shared: &Shared, link: &Link, worker: &str, heartbeat: Heartbeat) -> Le
             ));
         }
         Some(ComputeEnvironmentType::Unmanaged) => {}
+    }
+    if !state.workers.contains_key(worker) && state.workers.len() >= MAX_WORKERS {
+        return refuse(format!(
+            "this control plane already has {MAX_WORKERS} workers, the most it takes"
+        ));
     }
     let now = now();
     let replaced = state

@@ -65,13 +65,22 @@ impl ClusterConfig {
     }
 
     /// Connects with these options, naming the connection `name` (it shows in the servers'
-    /// monitoring). The client reconnects by itself for as long as the process lives.
-    pub(crate) async fn connect(&self, name: &str) -> Result<async_nats::Client, ClusterError> {
+    /// monitoring), with replies under `inbox` (so NATS permissions can keep one worker from
+    /// reading another's replies). A first connection that fails is an error (a wrong password
+    /// says so at once); once connected, the client reconnects by itself for as long as the
+    /// process lives.
+    pub(crate) async fn connect(
+        &self,
+        name: &str,
+        inbox: Option<String>,
+    ) -> Result<async_nats::Client, ClusterError> {
         let mut options = async_nats::ConnectOptions::new()
             .name(name)
             .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect();
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(inbox) = inbox {
+            options = options.custom_inbox_prefix(inbox);
+        }
         if let Some((user, password)) = &self.user_password {
             options = options.user_and_password(user.clone(), password.clone());
         }
@@ -105,7 +114,6 @@ impl ClusterConfig {
         if servers.is_empty() {
             return Err(ClusterError::Config("--cluster names no server".into()));
         }
-        // retry_on_initial_connect makes connect return at once; the first request waits.
         options
             .connect(servers)
             .await

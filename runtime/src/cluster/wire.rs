@@ -32,9 +32,11 @@ pub fn heartbeat_subject(worker: &str) -> String {
     format!("wb.hb.{worker}")
 }
 
-/// The durable consumer a worker pulls its attempts from.
+/// The durable consumer a worker pulls its attempts from: named as the worker, so a NATS
+/// permission on `$JS.API.CONSUMER.CREATE.WB_WORK.<worker>.wb.work.<worker>` lets a worker
+/// make its own and no other.
 pub fn worker_consumer(worker: &str) -> String {
-    format!("worker-{worker}")
+    worker.to_string()
 }
 
 /// The message id of attempt `attempt` of `job` (JetStream drops a re-publish within the

@@ -108,14 +108,17 @@ impl Worker {
                 config.name
             )));
         }
-        if !(config.vcpus > 0.0) || config.memory_mib == 0 {
+        if config.vcpus.is_nan() || config.vcpus <= 0.0 || config.memory_mib == 0 {
             return Err(ClusterError::Config(
                 "--vcpus and --memory must be more than 0".into(),
             ));
         }
         let client = config
             .cluster
-            .connect(&format!("wasmbatch worker {}", config.name))
+            .connect(
+                &format!("wasmbatch worker {}", config.name),
+                Some(format!("_INBOX.{}", config.name)),
+            )
             .await?;
         let js = jetstream::new(client.clone());
         let executor = Executor::new(config.executor.clone())?;

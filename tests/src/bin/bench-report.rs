@@ -43,6 +43,10 @@ const REQUIRED: &[&str] = &[
     "soak.restart",
     "scheduler.fifo",
     "scheduler.fair_share",
+    "cluster.throughput",
+    "cluster.dispatch",
+    "cluster.dispatch_embedded",
+    "cluster.failover",
 ];
 
 /// The benchmark programs, in the order their tables appear.
@@ -61,6 +65,10 @@ const TABLES: &[(&str, &str)] = &[
     (
         "scheduler",
         "Scheduler: fair share against FIFO, 100,000 RUNNABLE jobs",
+    ),
+    (
+        "cluster",
+        "Cluster mode: two worker processes over NATS JetStream against the embedded service",
     ),
 ];
 
@@ -440,6 +448,50 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
             &|v| v <= 5.0,
         ),
         goal(
+            // Cluster mode against the embedded service, on the same cores.
+            "hello jobs/s, cluster (2 worker processes × 2 vCPUs) over embedded (4 vCPUs)",
+            "≥ 0.5×",
+            get("cluster.throughput", "ratio"),
+            &|v| {
+                format!(
+                    "{v:.2}× ({:.0} jobs/s against {:.0})",
+                    get("cluster.throughput", "cluster_jobs_per_s").unwrap_or(0.0),
+                    get("cluster.throughput", "embedded_jobs_per_s").unwrap_or(0.0)
+                )
+            },
+            &|v| v >= 0.5,
+        ),
+        goal(
+            "dispatch, submit → RUNNING on an idle remote worker, p50",
+            "< 5 ms",
+            p50("cluster.dispatch"),
+            &|v| {
+                format!(
+                    "{:.2} ms (p99 {:.2} ms; embedded p50 {:.2} ms)",
+                    v / 1000.0,
+                    get("cluster.dispatch", "p99_us").unwrap_or(0.0) / 1000.0,
+                    p50("cluster.dispatch_embedded").unwrap_or(0.0) / 1000.0
+                )
+            },
+            &|v| v < 5000.0,
+        ),
+        goal(
+            // Lease-bound by design: a worker is lost a lease after its last heartbeat heard.
+            // Within a second more, nothing else (JetStream's AckWait, a slow retry) bounds it.
+            "a killed worker's jobs RUNNING on another worker, max",
+            "≤ lease + 1 s",
+            get("cluster.failover", "max_ms"),
+            &|v| {
+                format!(
+                    "{:.0} ms (median {:.0} ms; lease {:.0} ms)",
+                    v,
+                    get("cluster.failover", "median_ms").unwrap_or(0.0),
+                    get("cluster.failover", "lease_ms").unwrap_or(0.0)
+                )
+            },
+            &|v| v <= get("cluster.failover", "lease_ms").unwrap_or(0.0) + 1000.0,
+        ),
+        goal(
             "hello p99 beside 8 spinning guests",
             "< 5 ms",
             get("isolation.loaded", "p99_us"),
@@ -524,6 +576,14 @@ fn throughput_chart(results: &BTreeMap<String, Value>) -> String {
         (
             "wasmbatch over HTTP, durable",
             get("throughput.http", "jobs_per_s"),
+        ),
+        (
+            "cluster: 2 worker processes × 2 vCPUs",
+            get("cluster.throughput", "cluster_jobs_per_s"),
+        ),
+        (
+            "embedded, 4 vCPUs (the cluster's baseline)",
+            get("cluster.throughput", "embedded_jobs_per_s"),
         ),
         (
             "Executor::run alone (ceiling, not durable)",

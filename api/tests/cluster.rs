@@ -99,7 +99,12 @@ impl ControlPlane {
             Command::new(WASMBATCH)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(dir)
-                .args(["--cluster", nats, "--lease", LEASE])
+                .args(["--cluster", nats])
+                .args(if flags.contains(&"--lease") {
+                    &[][..]
+                } else {
+                    &["--lease", LEASE][..]
+                })
                 .args(flags),
         );
         let line = process.wait_for("serving on", Duration::from_secs(60));
@@ -784,9 +789,9 @@ fn killing_the_stream_leader_during_a_burst_of_submits_loses_no_acknowledged_job
     let cp = ControlPlane::start(
         &dir.path().join("cp"),
         &cluster.urls(),
-        &["--cluster-replicas", "3"],
+        &["--cluster-replicas", "3", "--lease", "20s"],
     );
-    cp.farm(1);
+    cp.farm(2);
     let _w1 = worker(&cluster.urls(), "w1", 4, dir.path());
     let _w2 = worker(&cluster.urls(), "w2", 4, dir.path());
     cp.wait_workers(2);
@@ -818,7 +823,8 @@ fn killing_the_stream_leader_during_a_burst_of_submits_loses_no_acknowledged_job
     expected.sort_unstable();
     assert_eq!(ids, expected, "every acknowledged job exactly once");
 
-    // Every NATS server restarted, with work in flight: nothing acknowledged is lost.
+    // Every NATS server restarted, with work in flight (within the lease, 20 s here, which
+    // a whole restart takes a few seconds of): nothing acknowledged is lost.
     cluster.restart(leader);
     let in_flight: Vec<String> = (0..8)
         .map(|_| cp.submit("sleep", &["1000"], json!({})))
@@ -828,4 +834,117 @@ fn killing_the_stream_leader_during_a_burst_of_submits_loses_no_acknowledged_job
         let job = cp.wait(id, &["SUCCEEDED", "FAILED"], Duration::from_secs(120));
         assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
     }
+}
+
+#[test]
+fn fair_share_and_following_a_log_work_on_a_farm_as_on_local_capacity() {
+    let nats = NatsServer::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&dir.path().join("cp"), &nats.url(), &[]);
+    cp.farm(1);
+    let policy = cp.post(
+        "createschedulingpolicy",
+        &json!({"name": "even", "fairsharePolicy": {"shareDecaySeconds": 600,
+            "shareDistribution": [{"shareIdentifier": "a", "weightFactor": 1},
+                                  {"shareIdentifier": "b", "weightFactor": 1}]}}),
+    );
+    cp.post(
+        "createjobqueue",
+        &json!({"jobQueueName": "fair", "priority": 1, "schedulingPolicyArn": policy["arn"],
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "farm"}]}),
+    );
+    let _w1 = worker(&nats.url(), "w1", 1, dir.path());
+    cp.wait_workers(1);
+    let submit = |share: &str| {
+        cp.post(
+            "submitjob",
+            &json!({"jobName": share, "jobQueue": "fair", "jobDefinition": "sleep",
+                "shareIdentifier": share, "containerOverrides": {"command": ["300"]}}),
+        )["jobId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a: Vec<String> = (0..4).map(|_| submit("a")).collect();
+    let b: Vec<String> = (0..2).map(|_| submit("b")).collect();
+    let started = |id: &String| {
+        cp.wait(id, &["SUCCEEDED"], MINUTE)["startedAt"]
+            .as_i64()
+            .unwrap()
+    };
+    let a_started: Vec<i64> = a.iter().map(started).collect();
+    let b_started: Vec<i64> = b.iter().map(started).collect();
+    // FIFO would run all of a first; the one vCPU of w1 goes to the share used least.
+    assert!(
+        b_started[0] < a_started[2],
+        "b waited behind a: a {a_started:?}, b {b_started:?}"
+    );
+
+    // `submit --follow` and `logs -f` read a remote attempt's lines as they arrive.
+    let followed = Command::new(WASMBATCH)
+        .args(["submit", "--queue", "farmq", "--image", "sleep", "--follow"])
+        .args(["--endpoint", &cp.endpoint, "--", "500"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.status.success(), "{followed:?}");
+    assert!(out.contains("sleeping") && out.contains("woke up"), "{out}");
+    let id = cp.submit("sleep", &["800"], json!({}));
+    cp.wait(&id, &["RUNNING"], MINUTE);
+    let logs = Command::new(WASMBATCH)
+        .args(["logs", "-f", &id, "--endpoint", &cp.endpoint])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.status.success(), "{logs:?}");
+    assert!(out.contains("sleeping") && out.contains("woke up"), "{out}");
+}
+
+#[test]
+fn the_control_plane_and_workers_speak_tls_to_nats_trusting_the_ca_they_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = wasmbatch_tests::tls::certificates(dir.path());
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+        cert.display(),
+        key.display()
+    );
+    let nats = NatsServer::start_single_with("127.0.0.1", &tls);
+    let url = nats.url().replace("nats://", "tls://");
+    let ca = ca.display().to_string();
+    let cp = ControlPlane::start(&dir.path().join("cp"), &url, &["--nats-tls-ca", &ca]);
+    cp.farm(1);
+    // Without the CA it does not trust the server, and says so.
+    let untrusting = Command::new(WASMBATCH)
+        .args([
+            "worker",
+            "--cluster",
+            &url,
+            "--compute-environment",
+            "farm",
+            "--name",
+            "x",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!untrusting.status.success());
+    let said = String::from_utf8_lossy(&untrusting.stderr).to_lowercase();
+    assert!(
+        said.contains("certificate") || said.contains("tls"),
+        "{said}"
+    );
+    let _w1 = worker_with(
+        Command::new(WASMBATCH),
+        &url,
+        "w1",
+        1,
+        dir.path(),
+        &["--nats-tls-ca", &ca, "--nats-tls-required"],
+    );
+    cp.wait_workers(1);
+    let id = cp.submit("hello", &["over", "tls"], json!({}));
+    let job = cp.wait(&id, &["SUCCEEDED", "FAILED"], MINUTE);
+    assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
 }

@@ -185,7 +185,9 @@ async fn open_cluster(dir: &Path, nats: &str) -> Batch {
     cluster.lease = LEASE;
     cluster.heartbeat = HEARTBEAT;
     config.cluster = Some(cluster);
-    let batch = Batch::open(config).await.expect("opening the control plane");
+    let batch = Batch::open(config)
+        .await
+        .expect("opening the control plane");
     batch
         .create_compute_environment(decode(
             json!({"computeEnvironmentName": "farm", "type": "UNMANAGED"}),
@@ -259,7 +261,11 @@ async fn throughput_round(batch: &Batch, jobs: usize) -> (Duration, u64) {
     let start = Instant::now();
     submit_concurrently(batch, QUEUE, "hello", CLIENTS, jobs / CLIENTS).await;
     loop {
-        assert_eq!(count(batch, JobStatus::Failed), failed, "a hello job failed");
+        assert_eq!(
+            count(batch, JobStatus::Failed),
+            failed,
+            "a hello job failed"
+        );
         if count(batch, JobStatus::Succeeded) == succeeded + total {
             return (start.elapsed(), total);
         }
@@ -343,7 +349,10 @@ async fn failover_round(
                 .map(|j| j.remote.as_ref().expect("a remote attempt").worker.clone())
                 .collect();
         }
-        assert!(Instant::now() < deadline, "sleep jobs not RUNNING: {jobs:?}");
+        assert!(
+            Instant::now() < deadline,
+            "sleep jobs not RUNNING: {jobs:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let held = |w: &str| holders.iter().filter(|h| *h == w).count();
@@ -396,10 +405,16 @@ async fn failover_round(
     };
     let lost = lost.unwrap_or(moved);
 
-    batch.terminate_jobs(&ids, "bench round over").await.unwrap();
+    batch
+        .terminate_jobs(&ids, "bench round over")
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ids.iter().all(|id| job(batch, id).status.is_terminal()) {
-        assert!(Instant::now() < deadline, "sleep jobs not ended after terminate");
+        assert!(
+            Instant::now() < deadline,
+            "sleep jobs not ended after terminate"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     workers[victim] = WorkerProcess::start(binary, nats, WORKERS[victim], dir).await;

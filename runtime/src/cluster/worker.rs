@@ -87,6 +87,8 @@ struct Inner {
     modules: Mutex<HashMap<Digest, JobModule>>,
     /// When the last heartbeat that was answered with a lease was sent, and the lease.
     renewed: Mutex<(Instant, Duration)>,
+    /// The attempts that lease said this worker holds.
+    held: Mutex<HashSet<Key>>,
 }
 
 struct Running {
@@ -135,6 +137,7 @@ impl Worker {
             finished: Mutex::default(),
             modules: Mutex::default(),
             renewed: Mutex::new((Instant::now(), config.cluster.lease)),
+            held: Mutex::default(),
             config,
         });
         // Registered before it takes work: a refused worker runs nothing.
@@ -273,9 +276,10 @@ impl Inner {
         if let Some(reason) = lease.refused {
             return Err(ClusterError::Refused(reason));
         }
+        let hold: HashSet<Key> = lease.hold.into_iter().collect();
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = hold.clone();
         *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) =
             (sent, Duration::from_millis(lease.lease_ms));
-        let hold: HashSet<Key> = lease.hold.into_iter().collect();
         let mut progress = Vec::new();
         {
             let running = self.lock_running();
@@ -376,6 +380,52 @@ impl Inner {
             let _ = acker.ack().await;
             return;
         }
+        if self.lapsed() {
+            // Delivered while this worker could not renew its lease (a pause, a partition):
+            // the control plane may have given the job to another worker since. It runs only
+            // if the next lease still names it.
+            tokio::spawn(async move {
+                if self.held_after_renewal(&key).await {
+                    self.start(work, acker);
+                } else {
+                    tracing::warn!(job = %work.job, attempt = work.attempt, "worker: dropped an attempt its lease no longer names");
+                    let _ = acker.ack_with(AckKind::Term).await;
+                }
+            });
+            return;
+        }
+        self.start(work, acker);
+    }
+
+    /// Whether the lease is about to lapse unrenewed (see [`Inner::stop_if_lapsed`]).
+    fn lapsed(&self) -> bool {
+        let (renewed, lease) = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        renewed.elapsed() + lease / 5 > lease
+    }
+
+    /// Waits for a heartbeat sent from now on to be answered (two leases at most), and says
+    /// whether its lease names `key`.
+    async fn held_after_renewal(&self, key: &Key) -> bool {
+        let asked = Instant::now();
+        loop {
+            let (renewed, lease) = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+            if renewed > asked {
+                return self
+                    .held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(key);
+            }
+            if asked.elapsed() > lease * 2 {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts an attempt this worker holds, unless it already runs it.
+    fn start(self: Arc<Self>, work: Work, acker: jetstream::message::Acker) {
+        let key = (work.job.clone(), work.attempt);
         let kill = KillSwitch::new();
         {
             let mut running = self.lock_running();
@@ -446,7 +496,10 @@ impl Inner {
         if kill.is_killed() {
             return (
                 None,
-                Outcome::not_started(FailureKind::Killed, "stopped before it started"),
+                Outcome::not_started(
+                    FailureKind::Killed,
+                    format!("{} (before it started)", kill.reason()),
+                ),
             );
         }
         let started_at = now();

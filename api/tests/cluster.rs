@@ -243,12 +243,29 @@ fn worker_with(
 
 /// A request to the server in local mode (no signature needed), over a fresh connection.
 fn http(endpoint: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    request(
+        endpoint,
+        method,
+        path,
+        "Content-Type: application/json",
+        body,
+    )
+}
+
+/// One HTTP/1.1 request with `headers` (CRLF-separated), its JSON reply.
+fn request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let address = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).expect("connecting");
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -382,27 +399,17 @@ fn jobs_on_an_unmanaged_environment_run_on_workers_like_local_ones() {
     );
 }
 
+/// CloudWatch Logs' GetLogEvents for `stream`, from its start.
 fn http_logs(endpoint: &str, stream: &str) -> (u16, Value) {
-    let address = endpoint.trim_start_matches("http://");
     let body =
-        json!({"logGroupName": "/aws/batch/job", "logStreamName": stream, "startFromHead": true})
-            .to_string();
-    let mut tcp = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        tcp,
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Logs_20140328.GetLogEvents\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        json!({"logGroupName": "/aws/batch/job", "logStreamName": stream, "startFromHead": true});
+    request(
+        endpoint,
+        "POST",
+        "/",
+        "Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Logs_20140328.GetLogEvents",
+        Some(&body),
     )
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Jobs placed on `w1` only: it is the one worker until they run.

@@ -490,17 +490,7 @@ pub(crate) fn abandon(shared: &Shared, plan: &Placement) {
     let mut state = shared.lock();
     state.running.remove(&plan.job_id);
     state.remote.remove(&plan.job_id);
-    if let Some(queue) = state.queues.get_mut(&plan.queue) {
-        queue.line.ended(plan.sequence, now());
-    }
-    if let Some(env) = state.envs.get_mut(&plan.environment) {
-        env.used_vcpus = (env.used_vcpus - plan.vcpus).max(0.0);
-        env.used_memory_mib = env.used_memory_mib.saturating_sub(plan.memory_mib);
-    }
-    if let Some(worker) = plan.worker.as_ref().and_then(|w| state.workers.get_mut(w)) {
-        worker.used_vcpus = (worker.used_vcpus - plan.vcpus).max(0.0);
-        worker.used_memory_mib = worker.used_memory_mib.saturating_sub(plan.memory_mib);
-    }
+    release(&mut state, plan, now());
     drop(state);
     shared.jobs_moved.notify_waiters();
 }
@@ -601,14 +591,9 @@ pub(crate) fn complete(
     write
 }
 
-/// [`complete`] under the state lock; false when the job is gone.
-pub(crate) fn complete_locked(
-    state: &mut State,
-    plan: &Placement,
-    started_at: Option<i64>,
-    outcome: &Outcome,
-    now: EpochMillis,
-) -> bool {
+/// Frees what an attempt held: its place among its queue's running jobs, and its vCPUs and
+/// memory on its environment and worker.
+fn release(state: &mut State, plan: &Placement, now: EpochMillis) {
     if let Some(queue) = state.queues.get_mut(&plan.queue) {
         queue.line.ended(plan.sequence, now);
     }
@@ -620,6 +605,17 @@ pub(crate) fn complete_locked(
         worker.used_vcpus = (worker.used_vcpus - plan.vcpus).max(0.0);
         worker.used_memory_mib = worker.used_memory_mib.saturating_sub(plan.memory_mib);
     }
+}
+
+/// [`complete`] under the state lock; false when the job is gone.
+pub(crate) fn complete_locked(
+    state: &mut State,
+    plan: &Placement,
+    started_at: Option<i64>,
+    outcome: &Outcome,
+    now: EpochMillis,
+) -> bool {
+    release(state, plan, now);
     state.running.remove(&plan.job_id);
     if plan.worker.is_some() {
         state.remote.remove(&plan.job_id);

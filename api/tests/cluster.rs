@@ -369,6 +369,27 @@ fn jobs_on_an_unmanaged_environment_run_on_workers_like_local_ones() {
         "{messages:?}"
     );
 
+    // A chatty guest's lines come in several batches and its end's own report, complete and
+    // in order.
+    cp.push("write-lot", wasip1::WRITE_LOT);
+    cp.post(
+        "registerjobdefinition",
+        &json!({"jobDefinitionName": "write-lot", "type": "container",
+            "containerProperties": {"image": "write-lot"}}),
+    );
+    let chatty = cp.submit("write-lot", &["50000"], json!({}));
+    assert_eq!(cp.wait(&chatty, &["SUCCEEDED", "FAILED"], MINUTE)["status"], "SUCCEEDED");
+    let printed = Command::new(WASMBATCH)
+        .args(["logs", &chatty, "--endpoint", &cp.endpoint])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout).to_string();
+    let lines: Vec<&str> = printed.lines().filter(|l| l.contains("out line")).collect();
+    assert_eq!(lines.len(), 50_000, "{}", &printed[..printed.len().min(500)]);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.ends_with(&format!("out line {i}")), "line {i}: {line}");
+    }
+
     // A timeout is the worker's to enforce; a terminate reaches it within a heartbeat.
     let slow = cp.submit(
         "sleep",

@@ -440,9 +440,16 @@ fn apply(
         Report::Ended {
             started_at,
             outcome,
+            lines,
             ..
         } => {
             let placement = remote.placement.clone();
+            if !lines.is_empty() {
+                let sink = shared.logs.sink(&placement.log_key);
+                for (stream, line) in lines {
+                    sink.line(stream, &line);
+                }
+            }
             shared.logs.finish(&placement.log_key);
             complete_locked(
                 &mut state,

@@ -120,6 +120,10 @@ pub enum Report {
         started_at: Option<EpochMillis>,
         /// How it ended.
         outcome: WireOutcome,
+        /// The guest's last lines, not sent in a `Log` yet (most short attempts' only ones):
+        /// one message, one stored write, for its output and its end.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lines: Vec<(StreamKind, String)>,
     },
 }
 

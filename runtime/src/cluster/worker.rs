@@ -72,6 +72,7 @@ pub struct Worker {
 }
 
 type Key = (String, u32);
+type Lines = Vec<(StreamKind, String)>;
 
 struct Inner {
     config: WorkerConfig,
@@ -448,13 +449,14 @@ impl Inner {
     /// Runs one attempt and reports it.
     async fn attempt(self: Arc<Self>, work: Work, kill: KillSwitch) {
         let key = (work.job.clone(), work.attempt);
-        let (started_at, outcome) = self.run_one(&work, kill).await;
+        let (started_at, outcome, lines) = self.run_one(&work, kill).await;
         let ended = Report::Ended {
             job: work.job.clone(),
             attempt: work.attempt,
             session: self.session.clone(),
             started_at,
             outcome: WireOutcome::from(&outcome),
+            lines,
         };
         self.report(
             &ended,
@@ -468,7 +470,8 @@ impl Inner {
         }
     }
 
-    async fn run_one(&self, work: &Work, kill: KillSwitch) -> (Option<i64>, Outcome) {
+    /// Runs one attempt: when the guest started, how it ended, and its last lines.
+    async fn run_one(&self, work: &Work, kill: KillSwitch) -> (Option<i64>, Outcome, Lines) {
         let module = match self.module(work).await {
             Ok(module) => module,
             Err(reason) => {
@@ -478,6 +481,7 @@ impl Inner {
                         FailureKind::ModuleInvalid,
                         format!("CannotPullContainerError: {reason}"),
                     ),
+                    Vec::new(),
                 );
             }
         };
@@ -490,6 +494,7 @@ impl Inner {
                         FailureKind::HostError,
                         format!("CannotCreateContainerError: {reason}"),
                     ),
+                    Vec::new(),
                 );
             }
         };
@@ -500,6 +505,7 @@ impl Inner {
                     FailureKind::Killed,
                     format!("{} (before it started)", kill.reason()),
                 ),
+                Vec::new(),
             );
         }
         let started_at = now();
@@ -509,11 +515,13 @@ impl Inner {
             session: self.session.clone(),
             at: started_at,
         };
-        self.report(
-            &started,
-            format!("{}:started", wire::attempt_id(&work.job, work.attempt)),
-        )
-        .await;
+        // Sent while the guest runs, not before: it is stored before the end is (awaited
+        // below), and the control plane learns nothing from it that the end does not repeat.
+        let started = {
+            let reporter = self.reporter();
+            let id = format!("{}:started", wire::attempt_id(&work.job, work.attempt));
+            tokio::spawn(async move { reporter.report(&started, id).await })
+        };
         let (lines, receive) = tokio::sync::mpsc::unbounded_channel();
         let flusher = tokio::spawn(self.flush_logs(work.job.clone(), work.attempt, receive));
         let spec = AttemptSpec {
@@ -534,37 +542,47 @@ impl Inner {
         };
         let outcome = self.executor.run(&module, spec).await;
         // The sink went with the spec: the flusher sends what is left and ends.
-        let _ = flusher.await;
-        (Some(started_at), outcome)
+        let last = flusher.await.unwrap_or_default();
+        let _ = started.await;
+        (Some(started_at), outcome, last)
     }
 
-    /// Sends the guest's lines in batches, in order, as they come.
+    /// Sends the guest's lines in batches as they come, each publish pipelined behind the
+    /// last; returns the batch still open when the guest ended, for the end's own report, once
+    /// every batch before it is stored.
     fn flush_logs(
         &self,
         job: String,
         attempt: u32,
         mut lines: tokio::sync::mpsc::UnboundedReceiver<(StreamKind, String)>,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let worker = WorkerHandle {
-            js: self.js.clone(),
-            name: self.config.name.clone(),
-        };
+    ) -> impl Future<Output = Lines> + Send + 'static {
+        let worker = self.reporter();
         let session = self.session.clone();
         async move {
+            let mut sent = Vec::new();
             let mut batch_number = 0u64;
             while let Some(first) = lines.recv().await {
-                // A moment for more lines to join, so a chatty guest is a few messages.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Up to 20 ms for more lines to join, so a chatty guest is a few messages.
+                let gather = tokio::time::Instant::now() + Duration::from_millis(20);
                 let mut bytes = first.1.len();
                 let mut batch = vec![first];
+                let mut ended = false;
                 while bytes < 256 << 10 {
-                    match lines.try_recv() {
-                        Ok(line) => {
+                    match tokio::time::timeout_at(gather, lines.recv()).await {
+                        Ok(Some(line)) => {
                             bytes += line.1.len() + 8;
                             batch.push(line);
                         }
+                        Ok(None) => {
+                            ended = true;
+                            break;
+                        }
                         Err(_) => break,
                     }
+                }
+                if ended {
+                    worker.settle(sent).await;
+                    return batch;
                 }
                 batch_number += 1;
                 let report = Report::Log {
@@ -573,23 +591,23 @@ impl Inner {
                     session: session.clone(),
                     lines: batch,
                 };
-                worker
-                    .report(
-                        &report,
-                        format!("{}:log:{batch_number}", wire::attempt_id(&job, attempt)),
-                    )
-                    .await;
+                let id = format!("{}:log:{batch_number}", wire::attempt_id(&job, attempt));
+                sent.push(worker.send(report, id).await);
             }
+            worker.settle(sent).await;
+            Vec::new()
         }
     }
 
     async fn report(&self, report: &Report, id: String) {
+        self.reporter().report(report, id).await
+    }
+
+    fn reporter(&self) -> WorkerHandle {
         WorkerHandle {
             js: self.js.clone(),
             name: self.config.name.clone(),
         }
-        .report(report, id)
-        .await
     }
 
     /// The module a work message names: from this worker's cache, or fetched from the object
@@ -686,6 +704,16 @@ impl Inner {
     }
 }
 
+/// A report on its way to JetStream.
+enum Pending {
+    Acked(
+        async_nats::jetstream::context::PublishAckFuture,
+        Report,
+        String,
+    ),
+    Failed(Report, String),
+}
+
 /// What sending a report needs, apart from the worker.
 struct WorkerHandle {
     js: jetstream::Context,
@@ -693,6 +721,36 @@ struct WorkerHandle {
 }
 
 impl WorkerHandle {
+    /// Publishes a report without waiting for JetStream to store it: its ack to wait for, or
+    /// the report again if the publish itself failed.
+    async fn send(&self, report: Report, id: String) -> Pending {
+        let body = serde_json::to_vec(&report).expect("serialisable");
+        let publish = PublishMessage::build().payload(body.into()).message_id(&id);
+        match self
+            .js
+            .send_publish(wire::report_subject(&self.name), publish)
+            .await
+        {
+            Ok(ack) => Pending::Acked(ack, report, id),
+            Err(_) => Pending::Failed(report, id),
+        }
+    }
+
+    /// Waits until every report in `sent` is stored, publishing again (same message id, so
+    /// never twice) any that was not.
+    async fn settle(&self, sent: Vec<Pending>) {
+        for pending in sent {
+            let (report, id) = match pending {
+                Pending::Acked(ack, report, id) => match ack.await {
+                    Ok(_) => continue,
+                    Err(_) => (report, id),
+                },
+                Pending::Failed(report, id) => (report, id),
+            };
+            self.report(&report, id).await;
+        }
+    }
+
     /// Publishes a report until JetStream has stored it (the message id makes a retry after a
     /// lost ack a no-op).
     async fn report(&self, report: &Report, id: String) {

@@ -378,14 +378,22 @@ fn jobs_on_an_unmanaged_environment_run_on_workers_like_local_ones() {
             "containerProperties": {"image": "write-lot"}}),
     );
     let chatty = cp.submit("write-lot", &["50000"], json!({}));
-    assert_eq!(cp.wait(&chatty, &["SUCCEEDED", "FAILED"], MINUTE)["status"], "SUCCEEDED");
+    assert_eq!(
+        cp.wait(&chatty, &["SUCCEEDED", "FAILED"], MINUTE)["status"],
+        "SUCCEEDED"
+    );
     let printed = Command::new(WASMBATCH)
         .args(["logs", &chatty, "--endpoint", &cp.endpoint])
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&printed.stdout).to_string();
     let lines: Vec<&str> = printed.lines().filter(|l| l.contains("out line")).collect();
-    assert_eq!(lines.len(), 50_000, "{}", &printed[..printed.len().min(500)]);
+    assert_eq!(
+        lines.len(),
+        50_000,
+        "{}",
+        &printed[..printed.len().min(500)]
+    );
     for (i, line) in lines.iter().enumerate() {
         assert!(line.ends_with(&format!("out line {i}")), "line {i}: {line}");
     }
@@ -975,4 +983,55 @@ fn the_control_plane_and_workers_speak_tls_to_nats_trusting_the_ca_they_are_give
     let id = cp.submit("hello", &["over", "tls"], json!({}));
     let job = cp.wait(&id, &["SUCCEEDED", "FAILED"], MINUTE);
     assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
+}
+
+#[test]
+fn a_worker_flooding_log_reports_is_held_to_the_attempts_output_caps() {
+    let nats = NatsServer::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&dir.path().join("cp"), &nats.url(), &[]);
+    cp.farm(1);
+    let w1 = worker(&nats.url(), "w1", 2, dir.path());
+    cp.wait_workers(1);
+    let session = w1
+        .wait_for("(session ", Duration::from_secs(5))
+        .rsplit_once("(session ")
+        .unwrap()
+        .1
+        .trim_end_matches(')')
+        .to_string();
+    let id = cp.submit("sleep", &["3000"], json!({}));
+    cp.wait(&id, &["RUNNING"], MINUTE);
+    // A compromised w1 sends far more than the executor would ever keep of an attempt:
+    // 300,000 lines, where the caps keep 100,000 a stream.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for batch in 0..30 {
+            let lines: Vec<(&str, String)> = (0..10_000)
+                .map(|i| ("stdout", format!("flood {batch} {i}")))
+                .collect();
+            let report = json!({"type": "log", "job": id, "attempt": 1, "session": session,
+                "lines": lines});
+            js.publish("wb.report.w1", report.to_string().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    cp.process
+        .wait_for("past the attempt's output caps", Duration::from_secs(20));
+    let job = cp.wait(&id, &["SUCCEEDED", "FAILED"], MINUTE);
+    assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
+    let printed = Command::new(WASMBATCH)
+        .args(["logs", &id, "--endpoint", &cp.endpoint])
+        .output()
+        .unwrap();
+    let kept = String::from_utf8_lossy(&printed.stdout)
+        .lines()
+        .filter(|l| l.contains("flood"))
+        .count();
+    assert!((100_000..=200_002).contains(&kept), "kept {kept} lines");
 }

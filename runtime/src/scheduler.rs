@@ -331,6 +331,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                             attempt: plan.attempt,
                             started: false,
                             stop: None,
+                            output: (0, 0),
                         },
                     );
                 }

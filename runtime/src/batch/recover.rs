@@ -250,6 +250,7 @@ fn adopt_remote(state: &mut State, id: &str, now: EpochMillis) {
             attempt: holder.attempt,
             started,
             stop: None,
+            output: (0, 0),
         },
     );
 }

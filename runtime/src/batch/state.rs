@@ -152,6 +152,9 @@ pub(crate) struct RemoteAttempt {
     pub(crate) started: bool,
     /// A stop asked for (TerminateJob), sent with the worker's next lease.
     pub(crate) stop: Option<String>,
+    /// Lines and bytes of output taken from its worker so far: held to the executor's caps
+    /// here too, since a worker is another process that could send anything.
+    pub(crate) output: (u64, u64),
 }
 
 /// A queue and its RUNNABLE jobs in the order it dispatches them.

@@ -403,6 +403,8 @@ fn apply(
     report: Report,
 ) -> Option<impl Future<Output = Result<(), crate::store::StoreError>> + use<>> {
     let (job_id, attempt, session) = report.attempt();
+    let (job_id, session) = (job_id.to_string(), session.to_string());
+    let job_id = job_id.as_str();
     let mut state = shared.lock();
     let Some(remote) = state.remote.get_mut(job_id).filter(|r| {
         r.attempt == attempt
@@ -430,6 +432,7 @@ fn apply(
             write
         }
         Report::Log { lines, .. } => {
+            let lines = within_caps(shared, worker, job_id, &mut remote.output, lines);
             let sink = shared.logs.sink(&remote.placement.log_key);
             drop(state);
             for (stream, line) in lines {
@@ -444,6 +447,7 @@ fn apply(
             ..
         } => {
             let placement = remote.placement.clone();
+            let lines = within_caps(shared, worker, job_id, &mut remote.output, lines);
             if !lines.is_empty() {
                 let sink = shared.logs.sink(&placement.log_key);
                 for (stream, line) in lines {
@@ -465,6 +469,43 @@ fn apply(
             write
         }
     }
+}
+
+/// The lines a worker sent that fit the attempt's output caps (what the executor keeps of
+/// both streams, each line counting its bytes and the per-event overhead); the rest dropped.
+fn within_caps(
+    shared: &Shared,
+    worker: &str,
+    job: &str,
+    taken: &mut (u64, u64),
+    mut lines: Vec<(crate::engine::StreamKind, String)>,
+) -> Vec<(crate::engine::StreamKind, String)> {
+    let config = shared.executor.config();
+    // Both streams, and each stream's cap marker line.
+    let (max_lines, max_bytes) = (
+        2 * (config.output_cap_events + 1),
+        2 * (config.output_cap_bytes + 4096),
+    );
+    let before = lines.len();
+    let mut keep = 0;
+    for (_, line) in &lines {
+        let cost = line.len() as u64 + crate::engine::LOG_EVENT_OVERHEAD;
+        if taken.0 + 1 > max_lines || taken.1 + cost > max_bytes {
+            break;
+        }
+        taken.0 += 1;
+        taken.1 += cost;
+        keep += 1;
+    }
+    lines.truncate(keep);
+    if keep < before {
+        tracing::warn!(
+            %worker, job,
+            "cluster mode: dropped {} lines a worker sent past the attempt's output caps",
+            before - keep
+        );
+    }
+    lines
 }
 
 async fn answer_heartbeats(

@@ -218,7 +218,8 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                             .fits(vcpus, memory_mib)
                             .then(|| (name.to_string(), None)),
                         ComputeEnvironmentType::Unmanaged => {
-                            worker_with_room(state, name, vcpus, memory_mib)
+                            let pipelines = slot.queue.scheduling_policy_arn.is_none();
+                            worker_with_room(state, name, vcpus, memory_mib, pipelines)
                                 .map(|worker| (name.to_string(), Some(worker)))
                         }
                     }
@@ -352,11 +353,14 @@ fn worker_with_room(
     environment: &str,
     vcpus: f64,
     memory_mib: u64,
+    pipelines: bool,
 ) -> Option<String> {
     state
         .workers
         .iter()
-        .filter(|(_, w)| w.environment == environment && w.fits(vcpus, memory_mib))
+        .filter(|(_, w)| {
+            w.environment == environment && w.fits(vcpus, memory_mib, w.depth(pipelines))
+        })
         .max_by(|a, b| {
             (a.1.vcpus - a.1.used_vcpus)
                 .total_cmp(&(b.1.vcpus - b.1.used_vcpus))
@@ -368,6 +372,7 @@ fn worker_with_room(
 /// The vCPUs of a queue's environments that can run jobs now (ENABLED; an UNMANAGED one's live
 /// workers): what a fair-share reservation is a fraction of.
 fn queue_capacity(state: &State, queue: &str) -> f64 {
+    let pipelines = state.queues[queue].queue.scheduling_policy_arn.is_none();
     state.queues[queue]
         .queue
         .compute_environment_order
@@ -385,7 +390,7 @@ fn queue_capacity(state: &State, queue: &str) -> f64 {
                 .workers
                 .values()
                 .filter(|w| w.environment == env.env.compute_environment_name)
-                .map(|w| w.vcpus)
+                .map(|w| w.vcpus * w.depth(pipelines))
                 .sum(),
         })
         .sum()
@@ -594,7 +599,7 @@ pub(crate) fn complete(
 
 /// Frees what an attempt held: its place among its queue's running jobs, and its vCPUs and
 /// memory on its environment and worker.
-fn release(state: &mut State, plan: &Placement, now: EpochMillis) {
+pub(crate) fn release(state: &mut State, plan: &Placement, now: EpochMillis) {
     if let Some(queue) = state.queues.get_mut(&plan.queue) {
         queue.line.ended(plan.sequence, now);
     }
@@ -617,6 +622,11 @@ pub(crate) fn complete_locked(
     now: EpochMillis,
 ) -> bool {
     release(state, plan, now);
+    if started_at.is_some()
+        && let Some(worker) = plan.worker.as_ref().and_then(|w| state.workers.get_mut(w))
+    {
+        worker.took(outcome.wall_time.as_secs_f64() * 1000.0);
+    }
     state.running.remove(&plan.job_id);
     if plan.worker.is_some() {
         state.remote.remove(&plan.job_id);
@@ -710,6 +720,7 @@ mod tests {
                 last_heard: std::time::Instant::now(),
                 last_heard_at: 0,
                 recovered: false,
+                recent_attempt_ms: None,
             },
         );
     }
@@ -760,6 +771,40 @@ mod tests {
             place(&mut state).is_empty(),
             "w2 has room but has not been heard from"
         );
+    }
+
+    #[test]
+    fn a_worker_of_short_attempts_is_given_several_per_vcpu_and_of_long_ones_its_capacity() {
+        let mut state = State::empty();
+        env(&mut state, "farm", 0, true, false);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["farm"]);
+        for i in 0..20 {
+            job(&mut state, &format!("j{i}"), "q");
+        }
+        worker(&mut state, "w1", "farm", 2.0);
+        assert_eq!(place(&mut state).len(), 2, "no history: its capacity only");
+        state.workers.get_mut("w1").unwrap().took(3.0);
+        assert_eq!(
+            place(&mut state).len(),
+            14,
+            "short attempts: 8 times its 2 vCPUs in all"
+        );
+        // Long attempts lately: no more than its capacity.
+        let mut state = State::empty();
+        env(&mut state, "farm", 0, true, false);
+        definition(&mut state, "1", "64");
+        queue(&mut state, "q", 1, &["farm"]);
+        for i in 0..20 {
+            job(&mut state, &format!("j{i}"), "q");
+        }
+        worker(&mut state, "w1", "farm", 2.0);
+        let slot = state.workers.get_mut("w1").unwrap();
+        slot.took(3.0);
+        for _ in 0..20 {
+            slot.took(5_000.0);
+        }
+        assert_eq!(place(&mut state).len(), 2);
     }
 
     fn env(state: &mut State, name: &str, vcpus: u32, enabled: bool, managed: bool) {

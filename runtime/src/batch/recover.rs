@@ -239,6 +239,7 @@ fn adopt_remote(state: &mut State, id: &str, now: EpochMillis) {
             last_heard: std::time::Instant::now(),
             last_heard_at: now,
             recovered: true,
+            recent_attempt_ms: None,
         });
     worker.used_vcpus += holder.vcpus;
     worker.used_memory_mib += holder.memory_mib;

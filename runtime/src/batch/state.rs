@@ -115,13 +115,42 @@ pub(crate) struct WorkerSlot {
     /// Known only from the attempts a restarted control plane found journaled: it has not
     /// sent a heartbeat since, and takes no new work until it does.
     pub(crate) recovered: bool,
+    /// How long its attempts have lately taken, in ms (a moving average; `None` before any).
+    pub(crate) recent_attempt_ms: Option<f64>,
 }
 
+/// Attempts lately shorter than this are pipelined: see [`WorkerSlot::depth`].
+const SHORT_ATTEMPT_MS: f64 = 50.0;
+/// How many times its capacity a worker of short attempts is given at once.
+const PIPELINE_DEPTH: f64 = 8.0;
+
 impl WorkerSlot {
-    pub(crate) fn fits(&self, vcpus: f64, memory_mib: u64) -> bool {
+    /// Whether the worker has room for the job with `depth` times its capacity placed on it.
+    pub(crate) fn fits(&self, vcpus: f64, memory_mib: u64, depth: f64) -> bool {
         !self.recovered
-            && self.used_vcpus + vcpus <= self.vcpus + 1e-9
-            && self.used_memory_mib + memory_mib <= self.memory_mib
+            && self.used_vcpus + vcpus <= self.vcpus * depth + 1e-9
+            && self.used_memory_mib + memory_mib <= (self.memory_mib as f64 * depth) as u64
+    }
+
+    /// How many times its capacity may be placed on it for a queue that `pipelines` (FIFO):
+    /// a remote attempt's hand-offs take milliseconds, so a worker of attempts that end within
+    /// a few of them would sit idle between them; it is given several at once and starts each
+    /// when its own vCPUs and memory free up (the job is STARTING until then). Fair-share
+    /// queues never are (their order is decided at placement), nor long attempts (a job
+    /// queued behind one would wait for it).
+    pub(crate) fn depth(&self, pipelines: bool) -> f64 {
+        match self.recent_attempt_ms {
+            Some(ms) if pipelines && ms < SHORT_ATTEMPT_MS => PIPELINE_DEPTH,
+            _ => 1.0,
+        }
+    }
+
+    /// Notes how long an attempt of its took.
+    pub(crate) fn took(&mut self, ms: f64) {
+        self.recent_attempt_ms = Some(match self.recent_attempt_ms {
+            Some(recent) => 0.8 * recent + 0.2 * ms,
+            None => ms,
+        });
     }
 }
 

@@ -20,7 +20,7 @@ use crate::batch::state::{Placement, WorkerSlot};
 use crate::batch::{Batch, Shared, State, now};
 use crate::engine::{Digest, FailureKind, Outcome};
 use crate::model::{ComputeEnvironmentType, EpochMillis, JobStatus, RemoteHolder};
-use crate::scheduler::{AttemptPlan, abandon, complete, complete_locked};
+use crate::scheduler::{AttemptPlan, abandon, complete, complete_locked, release};
 
 /// Most workers at once: each heartbeat from a new name adds one, so there is a bound.
 const MAX_WORKERS: usize = 4096;
@@ -220,6 +220,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plan: Attempt
             module_bytes: module.1,
             args: plan.spec.args.clone(),
             env: plan.spec.env.clone(),
+            vcpus: plan.vcpus,
             memory_bytes: plan.spec.limits.memory_bytes,
             fuel: plan.spec.limits.fuel,
             timeout_ms: plan.spec.limits.timeout.as_millis() as u64,
@@ -579,18 +580,22 @@ fn renew(shared: &Shared, link: &Link, worker: &str, heartbeat: Heartbeat) -> Le
         .is_some_and(|w| w.session != heartbeat.session);
     if replaced {
         // The same name in a new process: what the old one held died with it.
-        lose_worker(
+        for key in lose_worker(
             &mut state,
             worker,
             &format!("Host lost: worker {worker} restarted while it held the attempt"),
             now,
-        );
+        ) {
+            shared.logs.finish(&key);
+        }
     }
-    let (used_vcpus, used_memory_mib) = state
+    let (used_vcpus, used_memory_mib, recent_attempt_ms) = state
         .workers
         .get(worker)
         .filter(|_| !replaced)
-        .map_or((0.0, 0), |w| (w.used_vcpus, w.used_memory_mib));
+        .map_or((0.0, 0, None), |w| {
+            (w.used_vcpus, w.used_memory_mib, w.recent_attempt_ms)
+        });
     state.workers.insert(
         worker.to_string(),
         WorkerSlot {
@@ -604,6 +609,7 @@ fn renew(shared: &Shared, link: &Link, worker: &str, heartbeat: Heartbeat) -> Le
             last_heard: Instant::now(),
             last_heard_at: now,
             recovered: false,
+            recent_attempt_ms,
         },
     );
     let mut hold = Vec::new();
@@ -633,8 +639,9 @@ fn renew(shared: &Shared, link: &Link, worker: &str, heartbeat: Heartbeat) -> Le
 }
 
 /// Fails every attempt `worker` holds with `reason` (a lost host: one attempt, then the retry
-/// strategy decides). The worker's slot stays; the caller removes or replaces it.
-fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) -> usize {
+/// strategy decides); one that had not started goes back in line. The worker's slot stays; the
+/// caller removes or replaces it, and finishes the logs of the failed attempts (returned).
+fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) -> Vec<String> {
     let held: Vec<(Placement, Option<EpochMillis>)> = state
         .remote
         .values()
@@ -648,11 +655,29 @@ fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) 
         })
         .collect();
     let outcome = Outcome::not_started(FailureKind::HostLost, reason);
+    let mut logs = Vec::new();
     for (placement, started_at) in &held {
         tracing::warn!(%worker, job = %placement.job_id, "{reason}");
-        complete_locked(state, placement, *started_at, &outcome, now);
+        let started = state
+            .remote
+            .get(&placement.job_id)
+            .is_some_and(|r| r.started);
+        if started {
+            complete_locked(state, placement, *started_at, &outcome, now);
+            logs.push(placement.log_key.clone());
+        } else {
+            // It never began (it waited in the worker's own queue, or was on its way): back
+            // in line, no attempt spent. Its log stays open: the next placement opens it anew.
+            release(state, placement, now);
+            state.remote.remove(&placement.job_id);
+            if let Some(job) = state.jobs.get_mut(&placement.job_id) {
+                job.remote = None;
+                job.status_reason = Some(format!("{reason}; placed again"));
+            }
+            state.make_runnable(&placement.job_id);
+        }
     }
-    held.len()
+    logs
 }
 
 /// Every tenth of a lease: a worker not heard from for a whole lease is lost. Its attempts fail,
@@ -685,7 +710,10 @@ async fn find_lost_workers(shared: Weak<Shared>, link: Arc<Link>) {
                     silent.as_secs_f64(),
                     link.lease.as_secs_f64()
                 );
-                failed += lose_worker(&mut state, &worker, &reason, now);
+                for key in lose_worker(&mut state, &worker, &reason, now) {
+                    shared.logs.finish(&key);
+                }
+                failed += 1;
                 state.workers.remove(&worker);
                 lost.push(worker);
             }

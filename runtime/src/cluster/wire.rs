@@ -71,6 +71,9 @@ pub struct Work {
     pub args: Vec<String>,
     /// The guest's environment.
     pub env: Vec<(String, String)>,
+    /// The vCPUs it holds (the worker starts it once they are free).
+    #[serde(default = "one_vcpu")]
+    pub vcpus: f64,
     /// Linear-memory cap in bytes.
     pub memory_bytes: u64,
     /// Fuel budget.
@@ -80,6 +83,10 @@ pub struct Work {
     /// Volumes: (path under the worker's volume root, guest path, read-only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<(String, String, bool)>,
+}
+
+fn one_vcpu() -> f64 {
+    1.0
 }
 
 /// What a worker reports, in order, on its report subject.

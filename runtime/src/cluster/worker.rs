@@ -90,6 +90,11 @@ struct Inner {
     renewed: Mutex<(Instant, Duration)>,
     /// The attempts that lease said this worker holds.
     held: Mutex<HashSet<Key>>,
+    /// Its vCPUs (in thousandths) and memory (MiB) free: an attempt starts once it has its
+    /// share of both, so a worker given more than it holds at once (short attempts are
+    /// pipelined) runs no more than its capacity.
+    vcpus_free: tokio::sync::Semaphore,
+    memory_free: tokio::sync::Semaphore,
 }
 
 struct Running {
@@ -99,6 +104,11 @@ struct Running {
 }
 
 const FINISHED_KEPT: usize = 16_384;
+
+/// vCPUs in thousandths, at least one.
+fn milli(vcpus: f64) -> u32 {
+    ((vcpus * 1000.0).ceil() as u32).max(1)
+}
 const MODULES_KEPT: usize = 256;
 
 impl Worker {
@@ -139,6 +149,10 @@ impl Worker {
             modules: Mutex::default(),
             renewed: Mutex::new((Instant::now(), config.cluster.lease)),
             held: Mutex::default(),
+            vcpus_free: tokio::sync::Semaphore::new(milli(config.vcpus) as usize),
+            memory_free: tokio::sync::Semaphore::new(
+                config.memory_mib.min(u32::MAX as u64) as usize
+            ),
             config,
         });
         // Registered before it takes work: a refused worker runs nothing.
@@ -497,6 +511,18 @@ impl Inner {
                     Vec::new(),
                 );
             }
+        };
+        // Its share of this worker's capacity, or a stop while it waits for it.
+        let vcpus = milli(work.vcpus).min(milli(self.config.vcpus));
+        let memory = ((work.memory_bytes >> 20) as u32).min(self.config.memory_mib as u32);
+        let room = async {
+            let vcpus = self.vcpus_free.acquire_many(vcpus).await;
+            let memory = self.memory_free.acquire_many(memory).await;
+            (vcpus, memory)
+        };
+        let _room = tokio::select! {
+            room = room => Some(room),
+            () = kill.killed() => None,
         };
         if kill.is_killed() {
             return (

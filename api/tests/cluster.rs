@@ -241,6 +241,17 @@ fn worker_with(
     process
 }
 
+/// The session a worker said it started with.
+fn session_of(worker: &Process) -> String {
+    worker
+        .wait_for("(session ", Duration::from_secs(5))
+        .rsplit_once("(session ")
+        .expect("a session")
+        .1
+        .trim_end_matches(')')
+        .to_string()
+}
+
 /// A request to the server in local mode (no signature needed), over a fresh connection.
 fn http(endpoint: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     request(
@@ -757,13 +768,7 @@ fn a_report_forged_by_another_worker_is_dropped() {
     cp.farm(1);
     let w1 = worker(&nats.url(), "w1", 2, dir.path());
     cp.wait_workers(1);
-    let session = w1
-        .wait_for("(session ", Duration::from_secs(5))
-        .rsplit_once("(session ")
-        .unwrap()
-        .1
-        .trim_end_matches(')')
-        .to_string();
+    let session = session_of(&w1);
     let id = cp.submit("sleep", &["2000"], json!({}));
     cp.wait(&id, &["RUNNING"], MINUTE);
     // w2's credentials publish only on w2's subject: a claim that w1's attempt failed.
@@ -993,13 +998,7 @@ fn a_worker_flooding_log_reports_is_held_to_the_attempts_output_caps() {
     cp.farm(1);
     let w1 = worker(&nats.url(), "w1", 2, dir.path());
     cp.wait_workers(1);
-    let session = w1
-        .wait_for("(session ", Duration::from_secs(5))
-        .rsplit_once("(session ")
-        .unwrap()
-        .1
-        .trim_end_matches(')')
-        .to_string();
+    let session = session_of(&w1);
     let id = cp.submit("sleep", &["3000"], json!({}));
     cp.wait(&id, &["RUNNING"], MINUTE);
     // A compromised w1 sends far more than the executor would ever keep of an attempt:

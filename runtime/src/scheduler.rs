@@ -773,8 +773,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_worker_of_short_attempts_is_given_several_per_vcpu_and_of_long_ones_its_capacity() {
+    /// An UNMANAGED environment with one 2-vCPU worker, and 20 RUNNABLE 1-vCPU jobs.
+    fn farm_of_20_jobs() -> State {
         let mut state = State::empty();
         env(&mut state, "farm", 0, true, false);
         definition(&mut state, "1", "64");
@@ -783,6 +783,12 @@ mod tests {
             job(&mut state, &format!("j{i}"), "q");
         }
         worker(&mut state, "w1", "farm", 2.0);
+        state
+    }
+
+    #[test]
+    fn a_worker_of_short_attempts_is_given_several_per_vcpu_and_of_long_ones_its_capacity() {
+        let mut state = farm_of_20_jobs();
         assert_eq!(place(&mut state).len(), 2, "no history: its capacity only");
         state.workers.get_mut("w1").unwrap().took(3.0);
         assert_eq!(
@@ -791,14 +797,7 @@ mod tests {
             "short attempts: 8 times its 2 vCPUs in all"
         );
         // Long attempts lately: no more than its capacity.
-        let mut state = State::empty();
-        env(&mut state, "farm", 0, true, false);
-        definition(&mut state, "1", "64");
-        queue(&mut state, "q", 1, &["farm"]);
-        for i in 0..20 {
-            job(&mut state, &format!("j{i}"), "q");
-        }
-        worker(&mut state, "w1", "farm", 2.0);
+        let mut state = farm_of_20_jobs();
         let slot = state.workers.get_mut("w1").unwrap();
         slot.took(3.0);
         for _ in 0..20 {

@@ -772,8 +772,8 @@ fn a_report_forged_by_another_worker_is_dropped() {
     let id = cp.submit("sleep", &["2000"], json!({}));
     cp.wait(&id, &["RUNNING"], MINUTE);
     // w2's credentials publish only on w2's subject: a claim that w1's attempt failed.
-    let forged = json!({"type": "ended", "job": id, "attempt": 1, "session": session,
-        "startedAt": null, "outcome": {"exitCode": 1, "peakMemoryBytes": 0, "wallMs": 0}});
+    let forged = json!([{"type": "ended", "job": id, "attempt": 1, "session": session,
+        "startedAt": null, "outcome": {"exitCode": 1, "peakMemoryBytes": 0, "wallMs": 0}}]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = async_nats::connect(nats.url()).await.unwrap();
@@ -1011,8 +1011,8 @@ fn a_worker_flooding_log_reports_is_held_to_the_attempts_output_caps() {
             let lines: Vec<(&str, String)> = (0..10_000)
                 .map(|i| ("stdout", format!("flood {batch} {i}")))
                 .collect();
-            let report = json!({"type": "log", "job": id, "attempt": 1, "session": session,
-                "lines": lines});
+            let report = json!([{"type": "log", "job": id, "attempt": 1, "session": session,
+                "lines": lines}]);
             js.publish("wb.report.w1", report.to_string().into())
                 .await
                 .unwrap()

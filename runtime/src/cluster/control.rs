@@ -34,7 +34,20 @@ pub(crate) struct Link {
     pushed: Mutex<HashMap<Digest, u64>>,
     /// One push at a time, so a burst of jobs of a new module puts it once.
     pushing: tokio::sync::Mutex<()>,
+    /// Journaled attempts waiting to be published, by worker.
+    outbox: Mutex<HashMap<String, Outbox>>,
     lease: Duration,
+}
+
+/// A worker's attempts on their way: one message at a time is being stored, and what is
+/// journaled meanwhile goes in the next, so a burst of short jobs costs a few stored messages
+/// (a write and an fsync each on every NATS server), not one per attempt.
+#[derive(Default)]
+struct Outbox {
+    /// (job, attempt, the work serialised).
+    waiting: Vec<(String, u32, String)>,
+    /// Whether a task is publishing this worker's messages.
+    sending: bool,
 }
 
 /// A worker as `wasmbatch workers` lists it.
@@ -132,6 +145,7 @@ pub(crate) async fn start(
         modules,
         pushed: Mutex::default(),
         pushing: tokio::sync::Mutex::new(()),
+        outbox: Mutex::default(),
         lease: config.lease,
     });
     // Attempts a previous process journaled: their logs take lines again, and those not
@@ -157,14 +171,7 @@ pub(crate) async fn start(
             .collect()
     };
     for (worker, job, attempt, work) in unstarted {
-        tokio::spawn(publish_work(
-            Arc::downgrade(shared),
-            link.clone(),
-            worker,
-            job,
-            attempt,
-            work,
-        ));
+        link.send_work(shared, worker, job, attempt, work);
     }
     tokio::spawn(apply_reports(Arc::downgrade(shared), consumer));
     tokio::spawn(answer_heartbeats(
@@ -254,60 +261,35 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plan: Attempt
         tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
         return;
     }
-    publish_work(
-        Arc::downgrade(&shared),
-        link,
-        worker,
-        plan.job_id,
-        plan.attempt,
-        work,
-    )
-    .await;
-}
-
-/// Publishes a journaled attempt until JetStream has it, or the attempt is no longer current
-/// (its worker was lost, it was stopped).
-async fn publish_work(
-    shared: Weak<Shared>,
-    link: Arc<Link>,
-    worker: String,
-    job: String,
-    attempt: u32,
-    work: String,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        {
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let state = shared.lock();
-            if !state.remote.get(&job).is_some_and(|r| {
-                r.attempt == attempt && r.placement.worker.as_ref() == Some(&worker)
-            }) {
-                return;
-            }
-        }
-        let publish = PublishMessage::build()
-            .payload(work.clone().into())
-            .message_id(wire::attempt_id(&job, attempt));
-        match link
-            .js
-            .send_publish(wire::work_subject(&worker), publish)
-            .await
-        {
-            Ok(ack) => match ack.await {
-                Ok(_) => return,
-                Err(e) => tracing::warn!(%job, attempt, "publishing an attempt: {e}; retrying"),
-            },
-            Err(e) => tracing::warn!(%job, attempt, "publishing an attempt: {e}; retrying"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+    link.send_work(&shared, worker, plan.job_id, plan.attempt, work);
 }
 
 impl Link {
+    /// Queues a journaled attempt for its worker, and starts publishing that worker's queue if
+    /// nothing is publishing it.
+    fn send_work(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        worker: String,
+        job: String,
+        attempt: u32,
+        work: String,
+    ) {
+        let start = {
+            let mut outbox = self.lock_outbox();
+            let queue = outbox.entry(worker.clone()).or_default();
+            queue.waiting.push((job, attempt, work));
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start {
+            tokio::spawn(publish_work(Arc::downgrade(shared), self.clone(), worker));
+        }
+    }
+
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, HashMap<String, Outbox>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The digest and size of the module `image` names, put in the bucket if it is not there.
     async fn push_module(&self, shared: &Shared, image: &str) -> Result<(Digest, u64), String> {
         let digest = shared.modules.resolve(image)?;
@@ -346,8 +328,81 @@ impl Link {
     }
 }
 
-/// Applies the workers' reports in the order they were stored, acknowledging each once what it
-/// changed is committed (a crash before that redelivers it, and the fence makes it a no-op).
+/// Publishes `worker`'s queued attempts, as many in each message as have accumulated, each
+/// message until JetStream has stored it (a retry carries the same body, so the same id); ends
+/// when the queue is empty. Attempts no longer current (the worker was lost, the job stopped
+/// before it went) are left out.
+async fn publish_work(shared: Weak<Shared>, link: Arc<Link>, worker: String) {
+    let subject = wire::work_subject(&worker);
+    loop {
+        let batch = {
+            let mut outbox = link.lock_outbox();
+            let Some(queue) = outbox.get_mut(&worker) else {
+                return;
+            };
+            let mut bytes = 0;
+            let take = queue
+                .waiting
+                .iter()
+                .take_while(|(_, _, work)| {
+                    bytes += work.len() + 1;
+                    bytes <= wire::BATCH_BYTES
+                })
+                .count()
+                .max(1)
+                .min(queue.waiting.len());
+            let batch: Vec<_> = queue.waiting.drain(..take).collect();
+            if batch.is_empty() {
+                outbox.remove(&worker);
+                return;
+            }
+            batch
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let current: Vec<&String> = {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let state = shared.lock();
+                batch
+                    .iter()
+                    .filter(|(job, attempt, _)| {
+                        state.remote.get(job).is_some_and(|r| {
+                            r.attempt == *attempt && r.placement.worker.as_ref() == Some(&worker)
+                        })
+                    })
+                    .map(|(_, _, work)| work)
+                    .collect()
+            };
+            if current.is_empty() {
+                break;
+            }
+            let body = wire::json_array(&current);
+            let publish = PublishMessage::build()
+                .message_id(wire::work_message_id(&body))
+                .payload(body.into());
+            let error = match link.js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => match ack.await {
+                    Ok(_) => break,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(
+                %worker,
+                "publishing {} attempt(s): {error}; retrying",
+                current.len()
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Applies the workers' reports in the order they were stored, acknowledging each message once
+/// what it changed is committed (a crash before that redelivers it, and the fence makes it a
+/// no-op).
 async fn apply_reports(shared: Weak<Shared>, consumer: jetstream::consumer::PullConsumer) {
     loop {
         let mut messages = match consumer.messages().await {
@@ -375,8 +430,8 @@ async fn apply_reports(shared: Weak<Shared>, consumer: jetstream::consumer::Pull
                 .strip_prefix("wb.report.")
                 .unwrap_or_default()
                 .to_string();
-            let write = match serde_json::from_slice::<Report>(&message.payload) {
-                Ok(report) => apply(&shared, &worker, report),
+            let write = match serde_json::from_slice::<Vec<Report>>(&message.payload) {
+                Ok(reports) => apply(&shared, &worker, reports),
                 Err(e) => {
                     tracing::warn!(%worker, "cluster mode: a report that does not parse: {e}");
                     None
@@ -396,17 +451,31 @@ async fn apply_reports(shared: Weak<Shared>, consumer: jetstream::consumer::Pull
     }
 }
 
-/// Applies one report if it is about the current attempt of its job, from the worker and
-/// session that hold it; returns the write of what it changed.
+/// Applies a message's reports in order, each only if it is about the current attempt of its
+/// job, from the worker and session that hold it; returns the write of what they changed.
 fn apply(
     shared: &Shared,
     worker: &str,
-    report: Report,
+    reports: Vec<Report>,
 ) -> Option<impl Future<Output = Result<(), crate::store::StoreError>> + use<>> {
-    let (job_id, attempt, session) = report.attempt();
-    let (job_id, session) = (job_id.to_string(), session.to_string());
-    let job_id = job_id.as_str();
     let mut state = shared.lock();
+    let mut changed = false;
+    for report in reports {
+        changed |= apply_one(shared, &mut state, worker, report);
+    }
+    if !changed {
+        return None;
+    }
+    let write = shared.send_changes(&mut state);
+    drop(state);
+    shared.jobs_moved.notify_waiters();
+    shared.wake.notify_one();
+    write
+}
+
+/// Applies one report if the fence lets it; whether it changed a job.
+fn apply_one(shared: &Shared, state: &mut State, worker: &str, report: Report) -> bool {
+    let (job_id, attempt, session) = report.attempt();
     let Some(remote) = state.remote.get_mut(job_id).filter(|r| {
         r.attempt == attempt
             && r.session == session
@@ -416,39 +485,39 @@ fn apply(
             %worker, job = job_id, attempt,
             "cluster mode: dropped a report for an attempt this worker does not hold (now or in this session)"
         );
-        return None;
+        return false;
     };
     match report {
         Report::Started { job, at, .. } => {
             remote.started = true;
-            let j = state.jobs.get_mut(&job)?;
-            if j.status == JobStatus::Starting {
-                j.status = JobStatus::Running;
-                j.started_at = Some(at);
-                state.touch_job(&job);
+            let Some(j) = state.jobs.get_mut(&job) else {
+                return false;
+            };
+            if j.status != JobStatus::Starting {
+                return false;
             }
-            let write = shared.send_changes(&mut state);
-            drop(state);
-            shared.jobs_moved.notify_waiters();
-            write
+            j.status = JobStatus::Running;
+            j.started_at = Some(at);
+            state.touch_job(&job);
+            true
         }
-        Report::Log { lines, .. } => {
-            let lines = within_caps(shared, worker, job_id, &mut remote.output, lines);
+        Report::Log { job, lines, .. } => {
+            let lines = within_caps(shared, worker, &job, &mut remote.output, lines);
             let sink = shared.logs.sink(&remote.placement.log_key);
-            drop(state);
             for (stream, line) in lines {
                 sink.line(stream, &line);
             }
-            None
+            false
         }
         Report::Ended {
+            job,
             started_at,
             outcome,
             lines,
             ..
         } => {
             let placement = remote.placement.clone();
-            let lines = within_caps(shared, worker, job_id, &mut remote.output, lines);
+            let lines = within_caps(shared, worker, &job, &mut remote.output, lines);
             if !lines.is_empty() {
                 let sink = shared.logs.sink(&placement.log_key);
                 for (stream, line) in lines {
@@ -456,18 +525,8 @@ fn apply(
                 }
             }
             shared.logs.finish(&placement.log_key);
-            complete_locked(
-                &mut state,
-                &placement,
-                started_at,
-                &outcome.outcome(),
-                now(),
-            );
-            let write = shared.send_changes(&mut state);
-            drop(state);
-            shared.jobs_moved.notify_waiters();
-            shared.wake.notify_one();
-            write
+            complete_locked(state, &placement, started_at, &outcome.outcome(), now());
+            true
         }
     }
 }

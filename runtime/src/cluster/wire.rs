@@ -39,10 +39,38 @@ pub fn worker_consumer(worker: &str) -> String {
     worker.to_string()
 }
 
-/// The message id of attempt `attempt` of `job` (JetStream drops a re-publish within the
-/// stream's duplicate window).
-pub fn attempt_id(job: &str, attempt: u32) -> String {
-    format!("{job}:{attempt}")
+/// Most bytes one message gathers from several attempts or reports (NATS refuses more than
+/// 1 MiB by default); one item larger than this goes alone.
+pub const BATCH_BYTES: usize = 256 << 10;
+
+/// The message id of a work message: the digest of its body. Publishing the same attempts
+/// again (a retry after a lost ack) is then dropped as a duplicate within the stream's window,
+/// and two different messages never share an id, whichever control plane process sent them.
+pub fn work_message_id(body: &[u8]) -> String {
+    crate::engine::Digest::of(body).hex()
+}
+
+/// The message id of batch `seq` of a worker's reports in `session`: a retry is dropped as a
+/// duplicate, and two batches never share an id (the same lines twice are two batches).
+pub fn report_message_id(session: &str, seq: u64) -> String {
+    format!("{session}:{seq}")
+}
+
+/// Items already serialised as JSON, as one JSON array: a work message is an array of
+/// [`Work`], a report message an array of [`Report`], so one stored message (one write, one
+/// acknowledgement) carries whatever accumulated while the previous one was being stored.
+pub fn json_array<T: AsRef<[u8]>>(items: &[T]) -> Vec<u8> {
+    let len = items.iter().map(|i| i.as_ref().len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(len);
+    body.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.as_ref());
+    }
+    body.push(b']');
+    body
 }
 
 /// Whether `name` can be a worker's name: one subject token, and a consumer name.
@@ -54,7 +82,8 @@ pub fn valid_worker_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// One placed attempt, for the worker that holds it.
+/// One placed attempt, for the worker that holds it. A work message is a JSON array of them,
+/// all for the worker whose subject it is published on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Work {
     /// The job's id.
@@ -89,7 +118,8 @@ fn one_vcpu() -> f64 {
     1.0
 }
 
-/// What a worker reports, in order, on its report subject.
+/// What a worker reports, in order, on its report subject; a report message is a JSON array
+/// of them, applied in order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Report {
@@ -296,6 +326,35 @@ mod tests {
             WireOutcome::from(&exited).outcome().status,
             ExitStatus::Exited(3)
         );
+    }
+
+    #[test]
+    fn a_batch_is_a_json_array_of_its_items() {
+        let reports = [
+            Report::Started {
+                job: "j1".into(),
+                attempt: 1,
+                session: "s".into(),
+                at: 5,
+            },
+            Report::Log {
+                job: "j2".into(),
+                attempt: 2,
+                session: "s".into(),
+                lines: vec![(StreamKind::Stdout, "a,]\"".into())],
+            },
+        ];
+        let items: Vec<Vec<u8>> = reports
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap())
+            .collect();
+        let back: Vec<Report> = serde_json::from_slice(&json_array(&items)).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].attempt(), ("j2", 2, "s"));
+        let empty: Vec<Report> = serde_json::from_slice(&json_array::<Vec<u8>>(&[])).unwrap();
+        assert!(empty.is_empty());
+        assert_ne!(work_message_id(b"[1]"), work_message_id(b"[2]"));
+        assert_eq!(work_message_id(b"[1]"), work_message_id(b"[1]"));
     }
 
     #[test]

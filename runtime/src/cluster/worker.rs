@@ -95,12 +95,30 @@ struct Inner {
     /// pipelined) runs no more than its capacity.
     vcpus_free: tokio::sync::Semaphore,
     memory_free: tokio::sync::Semaphore,
+    /// Reports on their way, in order (see [`send_reports`]).
+    reports: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+}
+
+/// A report to send, and who to tell once JetStream has stored it.
+type Outgoing = (Report, Option<tokio::sync::oneshot::Sender<()>>);
+
+/// The acknowledgement of one work message, shared by the attempts it carried: the message is
+/// acknowledged when the last of them lets go of it (see [`let_go`]).
+type SharedAck = Arc<jetstream::message::Acker>;
+
+/// Acknowledges the work message once no attempt it carried holds it any more.
+fn let_go(ack: SharedAck) {
+    if let Some(acker) = Arc::into_inner(ack) {
+        tokio::spawn(async move {
+            let _ = acker.ack().await;
+        });
+    }
 }
 
 struct Running {
     kill: KillSwitch,
     received: Instant,
-    acker: Option<Arc<jetstream::message::Acker>>,
+    acker: Option<SharedAck>,
 }
 
 const FINISHED_KEPT: usize = 16_384;
@@ -138,11 +156,20 @@ impl Worker {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
+        let session = uuid::Uuid::new_v4().to_string();
+        let (reports, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(send_reports(
+            js.clone(),
+            wire::report_subject(&config.name),
+            session.clone(),
+            outgoing,
+        ));
         let inner = Arc::new(Inner {
             client,
             js,
+            reports,
             executor,
-            session: uuid::Uuid::new_v4().to_string(),
+            session,
             host,
             running: Mutex::default(),
             finished: Mutex::default(),
@@ -305,7 +332,9 @@ impl Inner {
                         "Host lost: the control plane no longer assigns this attempt to worker {}",
                         self.config.name
                     ));
-                } else if let Some(acker) = &run.acker {
+                } else if let Some(acker) = &run.acker
+                    && !progress.iter().any(|a| Arc::ptr_eq(a, acker))
+                {
                     progress.push(acker.clone());
                 }
             }
@@ -372,28 +401,35 @@ impl Inner {
         }
     }
 
-    /// One delivered work message: run it, unless it is not this session's or already seen.
+    /// One delivered work message: runs each attempt in it, unless it is not this session's or
+    /// already seen; the message is acknowledged once all of them are done with it.
     async fn take(self: Arc<Self>, message: jetstream::Message) {
         let (message, acker) = message.split();
-        let work: Work = match serde_json::from_slice(&message.payload) {
-            Ok(work) => work,
+        let batch: Vec<Work> = match serde_json::from_slice(&message.payload) {
+            Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!("worker: a work message that does not parse: {e}; dropped");
                 let _ = acker.ack_with(AckKind::Term).await;
                 return;
             }
         };
+        let ack: SharedAck = Arc::new(acker);
+        for work in batch {
+            self.clone().take_one(work, ack.clone());
+        }
+        let_go(ack);
+    }
+
+    fn take_one(self: Arc<Self>, work: Work, ack: SharedAck) {
         let key = (work.job.clone(), work.attempt);
         if work.session != self.session {
             // Given to an earlier process of this name: the control plane fails it as a lost
             // host once it hears from this one.
             tracing::info!(job = %work.job, attempt = work.attempt, "worker: dropped an attempt given to an earlier session");
-            let _ = acker.ack_with(AckKind::Term).await;
-            return;
+            return let_go(ack);
         }
         if self.is_finished(&key) {
-            let _ = acker.ack().await;
-            return;
+            return let_go(ack);
         }
         if self.lapsed() {
             // Delivered while this worker could not renew its lease (a pause, a partition):
@@ -401,15 +437,15 @@ impl Inner {
             // if the next lease still names it.
             tokio::spawn(async move {
                 if self.held_after_renewal(&key).await {
-                    self.start(work, acker);
+                    self.start(work, ack);
                 } else {
                     tracing::warn!(job = %work.job, attempt = work.attempt, "worker: dropped an attempt its lease no longer names");
-                    let _ = acker.ack_with(AckKind::Term).await;
+                    let_go(ack);
                 }
             });
             return;
         }
-        self.start(work, acker);
+        self.start(work, ack);
     }
 
     /// Whether the lease is about to lapse unrenewed (see [`Inner::stop_if_lapsed`]).
@@ -439,21 +475,22 @@ impl Inner {
     }
 
     /// Starts an attempt this worker holds, unless it already runs it.
-    fn start(self: Arc<Self>, work: Work, acker: jetstream::message::Acker) {
+    fn start(self: Arc<Self>, work: Work, ack: SharedAck) {
         let key = (work.job.clone(), work.attempt);
         let kill = KillSwitch::new();
         {
             let mut running = self.lock_running();
             if running.contains_key(&key) {
-                // A redelivery of what runs here: its end acknowledges it.
-                return;
+                // A redelivery of what runs here: the first delivery's attempt reports it.
+                drop(running);
+                return let_go(ack);
             }
             running.insert(
                 key.clone(),
                 Running {
                     kill: kill.clone(),
                     received: Instant::now(),
-                    acker: Some(Arc::new(acker)),
+                    acker: Some(ack),
                 },
             );
         }
@@ -472,15 +509,13 @@ impl Inner {
             outcome: WireOutcome::from(&outcome),
             lines,
         };
-        self.report(
-            &ended,
-            format!("{}:ended", wire::attempt_id(&work.job, work.attempt)),
-        )
-        .await;
+        // Its work is acknowledged only once its end is stored: a worker killed before that
+        // leaves the attempt to the control plane's lease.
+        self.report_stored(ended).await;
         let run = self.lock_running().remove(&key);
         self.mark_finished(key);
-        if let Some(acker) = run.and_then(|r| r.acker) {
-            let _ = acker.ack().await;
+        if let Some(ack) = run.and_then(|r| r.acker) {
+            let_go(ack);
         }
     }
 
@@ -541,13 +576,9 @@ impl Inner {
             session: self.session.clone(),
             at: started_at,
         };
-        // Sent while the guest runs, not before: it is stored before the end is (awaited
-        // below), and the control plane learns nothing from it that the end does not repeat.
-        let started = {
-            let reporter = self.reporter();
-            let id = format!("{}:started", wire::attempt_id(&work.job, work.attempt));
-            tokio::spawn(async move { reporter.report(&started, id).await })
-        };
+        // Not waited for: reports are stored in the order they are sent, so it is stored before
+        // the end is, and a short attempt's start and end often go in one message.
+        self.report_later(started);
         let (lines, receive) = tokio::sync::mpsc::unbounded_channel();
         let flusher = tokio::spawn(self.flush_logs(work.job.clone(), work.attempt, receive));
         let spec = AttemptSpec {
@@ -569,70 +600,57 @@ impl Inner {
         let outcome = self.executor.run(&module, spec).await;
         // The sink went with the spec: the flusher sends what is left and ends.
         let last = flusher.await.unwrap_or_default();
-        let _ = started.await;
         (Some(started_at), outcome, last)
     }
 
-    /// Sends the guest's lines in batches as they come, each publish pipelined behind the
-    /// last; returns the batch still open when the guest ended, for the end's own report, once
-    /// every batch before it is stored.
+    /// Sends the guest's lines in batches as they come; returns the batch still open when the
+    /// guest ended, for the end's own report.
     fn flush_logs(
         &self,
         job: String,
         attempt: u32,
         mut lines: tokio::sync::mpsc::UnboundedReceiver<(StreamKind, String)>,
     ) -> impl Future<Output = Lines> + Send + 'static {
-        let worker = self.reporter();
+        let reports = self.reports.clone();
         let session = self.session.clone();
         async move {
-            let mut sent = Vec::new();
-            let mut batch_number = 0u64;
             while let Some(first) = lines.recv().await {
-                // Up to 20 ms for more lines to join, so a chatty guest is a few messages.
+                // Up to 20 ms for more lines to join, so a chatty guest is a few reports.
                 let gather = tokio::time::Instant::now() + Duration::from_millis(20);
                 let mut bytes = first.1.len();
                 let mut batch = vec![first];
-                let mut ended = false;
-                while bytes < 256 << 10 {
+                while bytes < wire::BATCH_BYTES / 2 {
                     match tokio::time::timeout_at(gather, lines.recv()).await {
                         Ok(Some(line)) => {
                             bytes += line.1.len() + 8;
                             batch.push(line);
                         }
-                        Ok(None) => {
-                            ended = true;
-                            break;
-                        }
+                        Ok(None) => return batch,
                         Err(_) => break,
                     }
                 }
-                if ended {
-                    worker.settle(sent).await;
-                    return batch;
-                }
-                batch_number += 1;
                 let report = Report::Log {
                     job: job.clone(),
                     attempt,
                     session: session.clone(),
                     lines: batch,
                 };
-                let id = format!("{}:log:{batch_number}", wire::attempt_id(&job, attempt));
-                sent.push(worker.send(report, id).await);
+                let _ = reports.send((report, None));
             }
-            worker.settle(sent).await;
             Vec::new()
         }
     }
 
-    async fn report(&self, report: &Report, id: String) {
-        self.reporter().report(report, id).await
+    /// Queues a report; it is stored after every report queued before it.
+    fn report_later(&self, report: Report) {
+        let _ = self.reports.send((report, None));
     }
 
-    fn reporter(&self) -> WorkerHandle {
-        WorkerHandle {
-            js: self.js.clone(),
-            name: self.config.name.clone(),
+    /// Queues a report and waits until JetStream has stored it (and every one before it).
+    async fn report_stored(&self, report: Report) {
+        let (stored, done) = tokio::sync::oneshot::channel();
+        if self.reports.send((report, Some(stored))).is_ok() {
+            let _ = done.await;
         }
     }
 
@@ -730,75 +748,63 @@ impl Inner {
     }
 }
 
-/// A report on its way to JetStream.
-enum Pending {
-    Acked(
-        async_nats::jetstream::context::PublishAckFuture,
-        Report,
-        String,
-    ),
-    Failed(Report, String),
-}
-
-/// What sending a report needs, apart from the worker.
-struct WorkerHandle {
+/// Publishes the worker's reports in the order they were queued, as many in one message as
+/// accumulated while the previous message was being stored (one stored write, one
+/// acknowledgement for the control plane, for a whole burst of short attempts), each message
+/// until JetStream has stored it (a retry has the same id, so it is never stored twice); then
+/// tells whoever waits on a report in it.
+async fn send_reports(
     js: jetstream::Context,
-    name: String,
-}
-
-impl WorkerHandle {
-    /// Publishes a report without waiting for JetStream to store it: its ack to wait for, or
-    /// the report again if the publish itself failed.
-    async fn send(&self, report: Report, id: String) -> Pending {
-        let body = serde_json::to_vec(&report).expect("serialisable");
-        let publish = PublishMessage::build().payload(body.into()).message_id(&id);
-        match self
-            .js
-            .send_publish(wire::report_subject(&self.name), publish)
-            .await
-        {
-            Ok(ack) => Pending::Acked(ack, report, id),
-            Err(_) => Pending::Failed(report, id),
+    subject: String,
+    session: String,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut seq = 0u64;
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(first) => first,
+            None => match queue.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let mut items = Vec::new();
+        let mut waiting = Vec::new();
+        let mut bytes = 0;
+        let mut item = Some(first);
+        while let Some((report, stored)) = item.take() {
+            let body = serde_json::to_vec(&report).expect("serialisable");
+            if !items.is_empty() && bytes + body.len() > wire::BATCH_BYTES {
+                next = Some((report, stored));
+                break;
+            }
+            bytes += body.len() + 1;
+            items.push(body);
+            waiting.extend(stored);
+            item = queue.try_recv().ok();
         }
-    }
-
-    /// Waits until every report in `sent` is stored, publishing again (same message id, so
-    /// never twice) any that was not.
-    async fn settle(&self, sent: Vec<Pending>) {
-        for pending in sent {
-            let (report, id) = match pending {
-                Pending::Acked(ack, report, id) => match ack.await {
-                    Ok(_) => continue,
-                    Err(_) => (report, id),
-                },
-                Pending::Failed(report, id) => (report, id),
-            };
-            self.report(&report, id).await;
-        }
-    }
-
-    /// Publishes a report until JetStream has stored it (the message id makes a retry after a
-    /// lost ack a no-op).
-    async fn report(&self, report: &Report, id: String) {
-        let body = serde_json::to_vec(report).expect("serialisable");
+        seq += 1;
+        let body = bytes::Bytes::from(wire::json_array(&items));
+        let id = wire::report_message_id(&session, seq);
         let mut backoff = Duration::from_millis(50);
         loop {
             let publish = PublishMessage::build()
-                .payload(body.clone().into())
+                .payload(body.clone())
                 .message_id(&id);
-            match self
-                .js
-                .send_publish(wire::report_subject(&self.name), publish)
-                .await
-            {
+            let error = match js.send_publish(subject.clone(), publish).await {
                 Ok(ack) => match ack.await {
-                    Ok(_) => return,
-                    Err(e) => tracing::warn!("worker: report {id}: {e}; retrying"),
+                    Ok(_) => break,
+                    Err(e) => e.to_string(),
                 },
-                Err(e) => tracing::warn!("worker: report {id}: {e}; retrying"),
-            }
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!("worker: {} report(s) {id}: {error}; retrying", items.len());
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        for stored in waiting {
+            let _ = stored.send(());
         }
     }
 }

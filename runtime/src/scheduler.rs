@@ -794,8 +794,15 @@ mod tests {
         assert_eq!(
             place(&mut state).len(),
             14,
-            "short attempts: 8 times its 2 vCPUs in all"
+            "3 ms attempts: what it runs in 25 ms, 8 times its 2 vCPUs in all"
         );
+        // Far shorter ones: 32 times, the most, so all 20.
+        let mut state = farm_of_20_jobs();
+        let slot = state.workers.get_mut("w1").unwrap();
+        for _ in 0..20 {
+            slot.took(0.2);
+        }
+        assert_eq!(place(&mut state).len(), 20);
         // Long attempts lately: no more than its capacity.
         let mut state = farm_of_20_jobs();
         let slot = state.workers.get_mut("w1").unwrap();

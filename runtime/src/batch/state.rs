@@ -119,10 +119,11 @@ pub(crate) struct WorkerSlot {
     pub(crate) recent_attempt_ms: Option<f64>,
 }
 
-/// Attempts lately shorter than this are pipelined: see [`WorkerSlot::depth`].
-const SHORT_ATTEMPT_MS: f64 = 50.0;
-/// How many times its capacity a worker of short attempts is given at once.
-const PIPELINE_DEPTH: f64 = 8.0;
+/// A worker of short attempts is given about this much work (in milliseconds of its attempts
+/// lately) beyond what it runs at once: see [`WorkerSlot::depth`].
+const PIPELINE_HORIZON_MS: f64 = 25.0;
+/// The most times its capacity a worker is given at once, however short its attempts.
+const MAX_PIPELINE_DEPTH: f64 = 32.0;
 
 impl WorkerSlot {
     /// Whether the worker has room for the job with `depth` times its capacity placed on it.
@@ -134,13 +135,18 @@ impl WorkerSlot {
 
     /// How many times its capacity may be placed on it for a queue that `pipelines` (FIFO):
     /// a remote attempt's hand-offs take milliseconds, so a worker of attempts that end within
-    /// a few of them would sit idle between them; it is given several at once and starts each
-    /// when its own vCPUs and memory free up (the job is STARTING until then). Fair-share
-    /// queues never are (their order is decided at placement), nor long attempts (a job
-    /// queued behind one would wait for it).
+    /// a few of them would sit idle between them; it is given what it runs in about
+    /// [`PIPELINE_HORIZON_MS`] and starts each when its own vCPUs and memory free up (the job
+    /// is STARTING until then). Fair-share queues never are (their order is decided at
+    /// placement), nor long attempts (a job queued behind one would wait for it).
     pub(crate) fn depth(&self, pipelines: bool) -> f64 {
         match self.recent_attempt_ms {
-            Some(ms) if pipelines && ms < SHORT_ATTEMPT_MS => PIPELINE_DEPTH,
+            // As many as it runs in the horizon: a hello of a fraction of a millisecond is
+            // given 32 per vCPU, so one stored message carries tens of them and the worker
+            // never waits for the next; a 5 ms attempt 5; one of 25 ms or more, none extra.
+            Some(ms) if pipelines => {
+                (PIPELINE_HORIZON_MS / ms.max(0.1)).clamp(1.0, MAX_PIPELINE_DEPTH)
+            }
             _ => 1.0,
         }
     }

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wasmbatch_runtime::cluster::ClusterConfig;
+use wasmbatch_runtime::cluster::{ClusterConfig, wire};
 use wasmbatch_runtime::model::{Job, JobStatus, SubmitJob};
 use wasmbatch_runtime::{Batch, BatchConfig};
 use wasmbatch_tests::nats::{NatsServer, nats_server_binary};
@@ -257,9 +257,22 @@ fn count(batch: &Batch, status: JobStatus) -> u64 {
 async fn throughput_round(batch: &Batch, jobs: usize) -> (Duration, u64) {
     let succeeded = count(batch, JobStatus::Succeeded);
     let failed = count(batch, JobStatus::Failed);
+    let placed = batch.scheduler_stats().placements;
     let total = (jobs / CLIENTS * CLIENTS) as u64;
     let start = Instant::now();
     submit_concurrently(batch, QUEUE, "hello", CLIENTS, jobs / CLIENTS).await;
+    // Counting jobs by status walks every job the service holds, under its lock: done every
+    // few milliseconds through a round it would slow the service it measures, the more so the
+    // longer the round. The count of placements costs nothing, so it is watched until the
+    // last job is placed, and the statuses only for the round's last attempts.
+    while batch.scheduler_stats().placements < placed + total {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{total} hello jobs not placed in 10 minutes: {:?}",
+            batch.job_counts(QUEUE)
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     loop {
         assert_eq!(
             count(batch, JobStatus::Failed),
@@ -426,6 +439,53 @@ async fn failover_round(
     }
 }
 
+/// The CPU time (user and system) process `pid` has used so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 14th and 15th of the line, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// How many messages the work and the report streams have stored so far (their last sequence
+/// numbers), from the server's monitoring port.
+fn stored_messages(nats: &NatsServer) -> [u64; 2] {
+    let (status, body) = nats
+        .monitor_get("/jsz?accounts=true&streams=true")
+        .expect("asking nats-server for its streams");
+    assert_eq!(status, 200, "{body}");
+    let jsz: serde_json::Value = serde_json::from_str(&body).expect("/jsz is JSON");
+    let streams: Vec<&serde_json::Value> = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .collect();
+    [wire::WORK_STREAM, wire::REPORT_STREAM].map(|name| {
+        streams
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["state"]["last_seq"].as_u64())
+            .unwrap_or_else(|| panic!("no stream {name} in /jsz: {body}"))
+    })
+}
+
 /// Records `sample`'s quantiles (as `Sample::record` does) under `key`, with `extra` fields.
 fn record_with(key: &str, sample: &Sample, extra: serde_json::Value) {
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
@@ -490,16 +550,52 @@ async fn main() {
     throughput_round(&embedded, CLIENTS * 4).await;
     let mut per_job = [Vec::new(), Vec::new()];
     let mut total = 0;
+    let stored_before = stored_messages(&nats);
+    // CPU time spent during the rounds: [this process in embedded rounds, this process (the
+    // control plane) in cluster rounds, nats-server, the workers].
+    let mut cpu = [Duration::ZERO; 4];
+    let others = || {
+        let workers: Vec<u32> = workers.iter().map(|w| w.child.id()).collect();
+        [
+            cpu_time(nats.pid().expect("nats-server runs")),
+            workers.iter().map(|pid| cpu_time(*pid)).sum(),
+        ]
+    };
     for _ in 0..rounds {
         for (i, batch) in [&embedded, &cluster].into_iter().enumerate() {
+            let (own, rest) = (cpu_time(std::process::id()), others());
             let (elapsed, done) = throughput_round(batch, jobs).await;
+            cpu[i] += cpu_time(std::process::id()) - own;
+            if i == 1 {
+                let after = others();
+                cpu[2] += after[0] - rest[0];
+                cpu[3] += after[1] - rest[1];
+            }
             total = done;
             per_job[i].push(elapsed / done as u32);
         }
     }
+    let per_round_job = |d: Duration| d / (total * rounds as u64) as u32;
+    let cpu_embedded = per_round_job(cpu[0]);
+    let cpu_cluster = per_round_job(cpu[1] + cpu[2] + cpu[3]);
+    let stored = stored_messages(&nats);
+    let per_cluster_job =
+        |i: usize| (stored[i] - stored_before[i]) as f64 / (total * rounds as u64) as f64;
     println!(
         "\n{total} hello jobs from {CLIENTS} concurrent callers, first submit → last SUCCEEDED; \
-         {rounds} round(s) each, alternating."
+         {rounds} round(s) each, alternating. Messages JetStream stored per cluster job (each a \
+         write and an fsync): {:.3} in {}, {:.3} in {}. CPU time per job (user + system, all \
+         cores): embedded {:.0} µs; cluster {:.0} µs = control plane {:.0} + nats-server {:.0} + \
+         workers {:.0}.",
+        per_cluster_job(0),
+        wire::WORK_STREAM,
+        per_cluster_job(1),
+        wire::REPORT_STREAM,
+        micros(cpu_embedded),
+        micros(cpu_cluster),
+        micros(per_round_job(cpu[1])),
+        micros(per_round_job(cpu[2])),
+        micros(per_round_job(cpu[3])),
     );
     let throughput = [
         Sample {
@@ -534,6 +630,13 @@ async fn main() {
             "cluster_jobs_per_s": cluster_rate,
             "embedded_jobs_per_s": embedded_rate,
             "ratio": ratio,
+            "work_messages_per_job": per_cluster_job(0),
+            "report_messages_per_job": per_cluster_job(1),
+            "embedded_cpu_us_per_job": micros(cpu_embedded),
+            "cluster_cpu_us_per_job": micros(cpu_cluster),
+            "control_plane_cpu_us_per_job": micros(per_round_job(cpu[1])),
+            "nats_cpu_us_per_job": micros(per_round_job(cpu[2])),
+            "workers_cpu_us_per_job": micros(per_round_job(cpu[3])),
         }),
     );
 

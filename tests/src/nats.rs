@@ -306,6 +306,11 @@ impl NatsServer {
         self.dir.path().join("server.log")
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// A GET on the monitoring port, e.g. `/jsz?streams=true`: the status and body.
     pub fn monitor_get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_get(self.monitor_port, path)

@@ -334,7 +334,11 @@ impl Link {
 /// before it went) are left out.
 async fn publish_work(shared: Weak<Shared>, link: Arc<Link>, worker: String) {
     let subject = wire::work_subject(&worker);
+    let mut last_batch = 0;
     loop {
+        if last_batch >= wire::BUSY_BATCH {
+            tokio::time::sleep(wire::BUSY_LINGER).await;
+        }
         let batch = {
             let mut outbox = link.lock_outbox();
             let Some(queue) = outbox.get_mut(&worker) else {
@@ -356,6 +360,7 @@ async fn publish_work(shared: Weak<Shared>, link: Arc<Link>, worker: String) {
                 outbox.remove(&worker);
                 return;
             }
+            last_batch = batch.len();
             batch
         };
         let mut backoff = Duration::from_millis(50);

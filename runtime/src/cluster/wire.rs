@@ -43,6 +43,14 @@ pub fn worker_consumer(worker: &str) -> String {
 /// 1 MiB by default); one item larger than this goes alone.
 pub const BATCH_BYTES: usize = 256 << 10;
 
+/// A sender whose last message carried at least this many items is busy: it waits
+/// [`BUSY_LINGER`] before it gathers the next, so each stored message carries more (every one
+/// costs NATS a write, an fsync and, once acknowledged, a removal with another). An idle
+/// sender never waits, so a lone job's latency does not pay for it.
+pub const BUSY_BATCH: usize = 8;
+/// How long a busy sender waits for more items.
+pub const BUSY_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The message id of a work message: the digest of its body. Publishing the same attempts
 /// again (a retry after a lost ack) is then dropped as a duplicate within the stream's window,
 /// and two different messages never share an id, whichever control plane process sent them.

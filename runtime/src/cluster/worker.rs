@@ -761,6 +761,7 @@ async fn send_reports(
 ) {
     let mut seq = 0u64;
     let mut next = None;
+    let mut last_batch = 0;
     loop {
         let first = match next.take() {
             Some(first) => first,
@@ -769,6 +770,9 @@ async fn send_reports(
                 None => return,
             },
         };
+        if last_batch >= wire::BUSY_BATCH {
+            tokio::time::sleep(wire::BUSY_LINGER).await;
+        }
         let mut items = Vec::new();
         let mut waiting = Vec::new();
         let mut bytes = 0;
@@ -785,6 +789,7 @@ async fn send_reports(
             item = queue.try_recv().ok();
         }
         seq += 1;
+        last_batch = items.len();
         let body = bytes::Bytes::from(wire::json_array(&items));
         let id = wire::report_message_id(&session, seq);
         let mut backoff = Duration::from_millis(50);

@@ -75,12 +75,13 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
             if !plans.is_empty() {
                 shared.jobs_moved.notify_waiters();
             }
-            for plan in plans {
-                if plan.worker.is_some() {
-                    remote(&shared, plan);
-                } else {
-                    tokio::spawn(run_attempt(shared.clone(), plan));
-                }
+            let (remote_plans, local): (Vec<_>, Vec<_>) =
+                plans.into_iter().partition(|p| p.worker.is_some());
+            for plan in local {
+                tokio::spawn(run_attempt(shared.clone(), plan));
+            }
+            if !remote_plans.is_empty() {
+                remote(&shared, remote_plans);
             }
         }
     });
@@ -127,21 +128,22 @@ impl AttemptPlan {
     }
 }
 
-/// Hands a plan for a remote worker to cluster mode, which journals and publishes it.
-fn remote(shared: &Arc<Shared>, plan: AttemptPlan) {
+/// Hands a pass's plans for remote workers to cluster mode, which journals and publishes them.
+fn remote(shared: &Arc<Shared>, plans: Vec<AttemptPlan>) {
     #[cfg(feature = "cluster")]
     if let Some(link) = shared.cluster.get() {
         tokio::spawn(crate::cluster::control::dispatch(
             shared.clone(),
             link.clone(),
-            plan,
+            plans,
         ));
         return;
     }
     // Workers exist only in cluster mode; nothing can have been placed on one otherwise.
     let outcome = Outcome::not_started(FailureKind::HostLost, "cluster mode is off");
-    let placement = plan.placement();
-    drop(complete(shared, &placement, None, &outcome));
+    for plan in plans {
+        drop(complete(shared, &plan.placement(), None, &outcome));
+    }
 }
 
 /// What a scheduling pass did beside placing jobs.

@@ -99,6 +99,8 @@ impl EnvSlot {
 }
 
 /// A remote worker, as its last heartbeat described it (cluster mode).
+// Without the `cluster` feature none is ever made; the type stays so the scheduler is one.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct WorkerSlot {
     /// The UNMANAGED environment it gives capacity to.
     pub(crate) environment: String,
@@ -178,6 +180,7 @@ pub(crate) struct Placement {
 }
 
 /// An attempt placed on a remote worker (cluster mode).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct RemoteAttempt {
     pub(crate) placement: Placement,
     /// The worker's session it was given to.

@@ -183,85 +183,103 @@ pub(crate) async fn start(
     Ok(link)
 }
 
-/// Journals a placed attempt and publishes it to its worker.
-pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plan: AttemptPlan) {
-    let placement = plan.placement();
-    if let Err(e) = shared.store.committed(plan.durable).await {
-        tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
-        abandon(&shared, &placement);
+/// Journals the attempts one scheduling pass placed on workers, in one write, and publishes
+/// each to its worker once that write is committed (one task and one wait for a whole pass,
+/// however many attempts it placed).
+pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plans: Vec<AttemptPlan>) {
+    // Every submit before the latest one is committed once it is: the store commits in order.
+    let durable = plans.iter().map(|p| p.durable).max().unwrap_or(0);
+    if let Err(e) = shared.store.committed(durable).await {
+        for plan in &plans {
+            tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
+            abandon(&shared, &plan.placement());
+        }
         return;
     }
-    let module = match link.push_module(&shared, &plan.image).await {
-        Ok(module) => module,
-        Err(reason) => {
-            let outcome = Outcome::not_started(
-                FailureKind::ModuleInvalid,
-                format!("CannotPullContainerError: {reason}"),
-            );
-            shared.logs.finish(&placement.log_key);
-            drop(complete(&shared, &placement, None, &outcome));
-            shared.wake.notify_one();
-            return;
+    let mut ready = Vec::with_capacity(plans.len());
+    for plan in plans {
+        match link.push_module(&shared, &plan.image).await {
+            Ok(module) => ready.push((plan, module)),
+            Err(reason) => {
+                let placement = plan.placement();
+                let outcome = Outcome::not_started(
+                    FailureKind::ModuleInvalid,
+                    format!("CannotPullContainerError: {reason}"),
+                );
+                shared.logs.finish(&placement.log_key);
+                drop(complete(&shared, &placement, None, &outcome));
+                shared.wake.notify_one();
+            }
         }
-    };
-    let worker = placement.worker.clone().expect("a remote plan");
-    let (work, write) = {
+    }
+    let (works, write) = {
         let mut state = shared.lock();
-        let Some(session) = state.workers.get(&worker).map(|w| w.session.clone()) else {
-            // Lost between placement and now: its attempts were failed with it.
-            return;
-        };
-        let Some(remote) = state
-            .remote
-            .get_mut(&plan.job_id)
-            .filter(|r| r.attempt == plan.attempt)
-        else {
-            return;
-        };
-        remote.session = session.clone();
-        let work = Work {
-            job: plan.job_id.clone(),
-            attempt: plan.attempt,
-            session: session.clone(),
-            digest: module.0.to_string(),
-            module_bytes: module.1,
-            args: plan.spec.args.clone(),
-            env: plan.spec.env.clone(),
-            vcpus: plan.vcpus,
-            memory_bytes: plan.spec.limits.memory_bytes,
-            fuel: plan.spec.limits.fuel,
-            timeout_ms: plan.spec.limits.timeout.as_millis() as u64,
-            mounts: plan
-                .mounts
-                .iter()
-                .map(|(path, guest, ro)| (path.display().to_string(), guest.clone(), *ro))
-                .collect(),
-        };
-        let work = serde_json::to_string(&work).expect("serialisable");
-        let Some(job) = state.jobs.get_mut(&plan.job_id) else {
-            return;
-        };
-        job.remote = Some(Box::new(RemoteHolder {
-            worker: worker.clone(),
-            session,
-            attempt: plan.attempt,
-            environment: placement.environment.clone(),
-            vcpus: placement.vcpus,
-            memory_mib: placement.memory_mib,
-            log_stream_name: placement.log_stream_name.clone(),
-            work: work.clone(),
-        }));
-        state.touch_job(&plan.job_id);
-        (work, shared.send_changes(&mut state))
+        let works: Vec<_> = ready
+            .into_iter()
+            .filter_map(|(plan, module)| journal(&mut state, plan, module))
+            .collect();
+        (works, shared.send_changes(&mut state))
     };
     // Published only once journaled: a restarted control plane then knows the worker holds it.
     if let Some(write) = write
         && let Err(e) = write.await
     {
-        tracing::warn!(job = %plan.job_id, "not dispatching an attempt: {e}");
+        tracing::warn!("not dispatching {} attempt(s): {e}", works.len());
         return;
     }
-    link.send_work(&shared, worker, plan.job_id, plan.attempt, work);
+    for (worker, job, attempt, work) in works {
+        link.send_work(&shared, worker, job, attempt, work);
+    }
+}
+
+/// Records on its job that `plan`'s worker holds the attempt, with the work message it is
+/// sent; `None` if the attempt is no longer current (its worker was lost since placement, so
+/// its attempts were failed or put back with it). Returns (worker, job, attempt, work).
+fn journal(
+    state: &mut State,
+    plan: AttemptPlan,
+    module: (Digest, u64),
+) -> Option<(String, String, u32, String)> {
+    let placement = plan.placement();
+    let worker = placement.worker.clone().expect("a remote plan");
+    let session = state.workers.get(&worker)?.session.clone();
+    let remote = state
+        .remote
+        .get_mut(&plan.job_id)
+        .filter(|r| r.attempt == plan.attempt)?;
+    remote.session = session.clone();
+    let work = Work {
+        job: plan.job_id.clone(),
+        attempt: plan.attempt,
+        session: session.clone(),
+        digest: module.0.to_string(),
+        module_bytes: module.1,
+        args: plan.spec.args.clone(),
+        env: plan.spec.env.clone(),
+        vcpus: plan.vcpus,
+        memory_bytes: plan.spec.limits.memory_bytes,
+        fuel: plan.spec.limits.fuel,
+        timeout_ms: plan.spec.limits.timeout.as_millis() as u64,
+        mounts: plan
+            .mounts
+            .iter()
+            .map(|(path, guest, ro)| (path.display().to_string(), guest.clone(), *ro))
+            .collect(),
+    };
+    let work = serde_json::to_string(&work).expect("serialisable");
+    let job = state.jobs.get_mut(&plan.job_id)?;
+    job.remote = Some(Box::new(RemoteHolder {
+        worker: worker.clone(),
+        session,
+        attempt: plan.attempt,
+        environment: placement.environment.clone(),
+        vcpus: placement.vcpus,
+        memory_mib: placement.memory_mib,
+        log_stream_name: placement.log_stream_name.clone(),
+        work: work.clone(),
+    }));
+    state.touch_job(&plan.job_id);
+    Some((worker, plan.job_id, plan.attempt, work))
 }
 
 impl Link {

@@ -488,7 +488,6 @@ fn stored_messages(nats: &NatsServer) -> [u64; 2] {
 
 /// Records `sample`'s quantiles (as `Sample::record` does) under `key`, with `extra` fields.
 fn record_with(key: &str, sample: &Sample, extra: serde_json::Value) {
-    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let mut fields = json!({
         "name": sample.name,
         "n": sample.times.len(),
@@ -703,10 +702,10 @@ async fn main() {
         "cluster.dispatch",
         &dispatch[1],
         json!({
-            "embedded_p50_us": dispatch[0].median().as_secs_f64() * 1e6,
-            "embedded_p99_us": dispatch[0].percentile(0.99).as_secs_f64() * 1e6,
-            "clock_p50_us": dispatch[3].median().as_secs_f64() * 1e6,
-            "clock_p99_us": dispatch[3].percentile(0.99).as_secs_f64() * 1e6,
+            "embedded_p50_us": micros(dispatch[0].median()),
+            "embedded_p99_us": micros(dispatch[0].percentile(0.99)),
+            "clock_p50_us": micros(dispatch[3].median()),
+            "clock_p99_us": micros(dispatch[3].percentile(0.99)),
         }),
     );
     record_with("cluster.dispatch_embedded", &dispatch[0], json!({}));

@@ -30,7 +30,11 @@ impl Process {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .env("WASMBATCH_LOG", "warn")
+            // What the control plane does on its own (recovery) it says at info.
+            .env(
+                "WASMBATCH_LOG",
+                "warn,wasmbatch_runtime::cluster::control=info",
+            )
             .env("NO_COLOR", "1")
             .spawn()
             .expect("starting wasmbatch");
@@ -821,6 +825,64 @@ fn the_control_plane_killed_while_workers_run_applies_their_outcomes_after_its_r
         );
         assert_eq!(attempts(&job)[0]["container"]["exitCode"], 0);
     }
+}
+
+#[test]
+fn an_attempt_journaled_but_not_started_when_the_control_plane_died_is_published_again_and_runs_once()
+ {
+    let nats = NatsServer::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cp");
+    // A lease long enough that the paused worker is not lost while the control plane restarts.
+    let flags = ["--lease", "20s"];
+    let mut cp = ControlPlane::start(&data, &nats.url(), &flags);
+    cp.farm(1);
+    let w1 = worker(&nats.url(), "w1", 4, dir.path());
+    cp.wait_workers(1);
+    // Paused, w1 cannot start what it is given: the attempts stay journaled and published
+    // (STARTING) but never reported started.
+    w1.signal("-STOP");
+    let jobs: Vec<String> = (0..3)
+        .map(|_| cp.submit("sleep", &["200"], json!({})))
+        .collect();
+    for id in &jobs {
+        cp.wait(id, &["STARTING"], MINUTE);
+    }
+    // A placement is journaled milliseconds after it is made (once the module is in the
+    // object store): given a second, all three are, and published.
+    std::thread::sleep(Duration::from_secs(1));
+    cp.process.kill9();
+    let cp = ControlPlane::start(&data, &nats.url(), &flags);
+    cp.process
+        .wait_for("publishing again 3 attempt(s)", Duration::from_secs(30));
+    // w1 now has each attempt twice: the first publication and the restarted one's.
+    w1.signal("-CONT");
+    for id in &jobs {
+        let job = cp.wait(id, &["SUCCEEDED", "FAILED"], MINUTE);
+        assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
+        assert_eq!(attempts(&job).len(), 1, "one attempt: {job:#}");
+        let stream = attempts(&job)[0]["container"]["logStreamName"]
+            .as_str()
+            .expect("a log stream")
+            .to_string();
+        let (status, logs) = http_logs(&cp.endpoint, &stream);
+        assert_eq!(status, 200, "{logs}");
+        let lines: Vec<&str> = logs["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect();
+        assert_eq!(lines, ["sleeping", "woke up"], "run once: {job:#}");
+    }
+    // A second run after the first ended would report on an attempt no longer held, and the
+    // control plane would say it dropped those reports.
+    std::thread::sleep(Duration::from_secs(1));
+    let said = cp.process.said();
+    assert!(
+        !said.contains("dropped a report"),
+        "an attempt ran twice:\n{said}"
+    );
 }
 
 #[test]

@@ -170,6 +170,12 @@ pub(crate) async fn start(
             })
             .collect()
     };
+    if !unstarted.is_empty() {
+        tracing::info!(
+            "cluster mode: publishing again {} attempt(s) the previous process journaled that had not started",
+            unstarted.len()
+        );
+    }
     for (worker, job, attempt, work) in unstarted {
         link.send_work(shared, worker, job, attempt, work);
     }

@@ -13,6 +13,8 @@
 //! - `modules`: the content-addressed module store (our ECR).
 //! - `private_files`: the data directory's modes (directories 0700, files 0600).
 //! - `logs`: each attempt's output as log events, live for followers and stored in chunks.
+//! - `metrics`: what the service counts for operators, in Prometheus' data model
+//!   ([`Batch::register_metrics`]).
 //! - [`model`]: the domain (compute environments, job queues, job definitions, jobs, attempts)
 //!   with AWS Batch's names, and the pure rules on it: retry decisions, `Ref::` parameters,
 //!   validation.
@@ -68,6 +70,7 @@ mod batch;
 pub mod cluster;
 pub mod engine;
 mod logs;
+mod metrics;
 pub mod model;
 mod modules;
 mod private_files;

@@ -60,6 +60,9 @@ pub(crate) fn start(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 stats.placements += pass.plans.len() as u64;
                 stats.placing += began.elapsed();
                 stats.choosing += pass.choosing;
+                for plan in &pass.plans {
+                    state.metrics.placed(&plan.queue);
+                }
                 deadline = pass.next_deadline;
                 if pass.changed {
                     // Written behind, as RUNNING is: nobody waits on an acknowledgement.
@@ -633,6 +636,9 @@ pub(crate) fn complete_locked(
     if plan.worker.is_some() {
         state.remote.remove(&plan.job_id);
     }
+    state
+        .metrics
+        .ended(&plan.queue, outcome, started_at.is_some());
     state.touch_job(&plan.job_id);
     let Some(job) = state.jobs.get_mut(&plan.job_id) else {
         return false;

@@ -61,6 +61,8 @@ pub(crate) struct JobSlot {
     pub(crate) submission: Arc<Submission>,
     /// The worker holding its current attempt (cluster mode); stored.
     pub(crate) remote: Option<Box<RemoteHolder>>,
+    /// The status the state's counts have it in (`State::count_status`); not stored.
+    pub(crate) counted: Option<JobStatus>,
 }
 
 impl JobSlot {
@@ -79,6 +81,7 @@ impl JobSlot {
             sequence,
             submission,
             remote: None,
+            counted: None,
         }
     }
 
@@ -115,6 +118,7 @@ impl JobSlot {
             sequence: job.sequence,
             submission,
             remote: job.remote.map(Box::new),
+            counted: None,
         }
     }
 
@@ -222,6 +226,7 @@ impl JobSlot {
             sequence: child.sequence,
             submission,
             remote: child.remote.map(Box::new),
+            counted: None,
         }
     }
 }

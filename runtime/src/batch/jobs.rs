@@ -160,6 +160,7 @@ impl Batch {
                     tags.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
+            let queue_name = stored_name(ResourceKind::JobQueue, &queue_arn).to_string();
             // Held once, by the job or by an array's parent and all its children (issue 14).
             let submission = Arc::new(Submission {
                 job_arn: config.arn(ResourceKind::Job, &id),
@@ -224,6 +225,7 @@ impl Batch {
                 }
             }
             state.settle(ended, now);
+            state.metrics.submitted(&queue_name);
             Ok(SubmittedJob {
                 job_arn: config.arn(ResourceKind::Job, &id),
                 job_id: id,
@@ -312,15 +314,13 @@ impl Batch {
     pub fn job_counts(&self, queue: &str) -> Result<BTreeMap<JobStatus, u64>, BatchError> {
         let state = self.shared.lock();
         let arn = queue_arn(&self.shared.config, &state, queue)?;
-        let mut counts = BTreeMap::new();
-        for job in state
-            .jobs
-            .values()
-            .filter(|j| j.submission.job_queue == arn && !j.is_array_parent())
-        {
-            *counts.entry(job.status).or_insert(0) += 1;
-        }
-        Ok(counts)
+        let name = stored_name(ResourceKind::JobQueue, &arn);
+        let counts = state.counts.get(name).copied().unwrap_or_default();
+        Ok(JobStatus::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 
     /// ListJobs.

@@ -187,6 +187,7 @@ pub(crate) fn load(
     for id in remote {
         adopt_remote(&mut state, &id, now);
     }
+    state.count_all();
     records.extend(state.take_records());
     Ok((state, records))
 }

@@ -5,6 +5,7 @@
 //! list into store records under the same lock, so no change can be made and not written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::store::{Record, Table};
 
@@ -51,10 +52,16 @@ pub(crate) struct State {
     pub(crate) ended: BTreeMap<(EpochMillis, u64), String>,
     /// Jobs of `ended` before this key have had their logs removed (a shorter log retention).
     pub(crate) logs_removed_before: (EpochMillis, u64),
+    /// Jobs by queue (its stored name) and status, array parents left out (their children
+    /// count): kept as jobs change by [`State::count_status`], so a count never walks the jobs.
+    pub(crate) counts: HashMap<String, [u64; JobStatus::ALL.len()]>,
     /// What changed since the records were last taken.
     changes: Changes,
     /// What the scheduler has done so far.
     pub(crate) scheduling: super::snapshot::SchedulerStats,
+    /// The service's counters and histograms (`crate::metrics`); atomic, so updated here
+    /// under the lock and read by a scrape without it.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What changed since [`State::take_records`] was last called, by key. A removed environment,
@@ -267,6 +274,8 @@ impl State {
             running: HashMap::new(),
             workers: BTreeMap::new(),
             remote: HashMap::new(),
+            counts: HashMap::new(),
+            metrics: Arc::default(),
             next_sequence: 1,
             admissions: VecDeque::new(),
             ended: BTreeMap::new(),
@@ -443,6 +452,52 @@ impl State {
     /// Notes that job `id` changed (or was added).
     pub(crate) fn touch_job(&mut self, id: &str) {
         self.changes.jobs.push(id.to_string());
+        self.count_status(id);
+    }
+
+    /// Brings the counts up to date with job `id`'s status. Called when a job is touched and
+    /// again when its record is taken, since some changes touch a job before they set its
+    /// status.
+    fn count_status(&mut self, id: &str) {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        if job.counted == Some(job.status) {
+            return;
+        }
+        if !job.is_array_parent() {
+            let queue = stored_name(ResourceKind::JobQueue, &job.submission.job_queue);
+            let counts = match self.counts.get_mut(queue) {
+                Some(counts) => counts,
+                None => self.counts.entry(queue.to_string()).or_default(),
+            };
+            if let Some(was) = job.counted {
+                counts[was as usize] = counts[was as usize].saturating_sub(1);
+            }
+            counts[job.status as usize] += 1;
+        }
+        job.counted = Some(job.status);
+    }
+
+    /// Counts every job, as recovery loads them.
+    pub(crate) fn count_all(&mut self) {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in ids {
+            self.count_status(&id);
+        }
+    }
+
+    /// Takes a job that is leaving the state out of the counts.
+    fn uncount(counts: &mut HashMap<String, [u64; JobStatus::ALL.len()]>, job: &JobSlot) {
+        if let Some(was) = job.counted
+            && !job.is_array_parent()
+            && let Some(counts) = counts.get_mut(stored_name(
+                ResourceKind::JobQueue,
+                &job.submission.job_queue,
+            ))
+        {
+            counts[was as usize] = counts[was as usize].saturating_sub(1);
+        }
     }
 
     /// Removes job `id` (and, for an array parent, its children) from the state, noting the
@@ -452,10 +507,12 @@ impl State {
         let Some(job) = self.jobs.remove(id) else {
             return Vec::new();
         };
+        Self::uncount(&mut self.counts, &job);
         let mut sequences = vec![job.sequence];
         self.changes.removed_jobs.push((Table::Jobs, job.sequence));
         for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
             if let Some(child) = self.jobs.remove(&format!("{id}:{index}")) {
+                Self::uncount(&mut self.counts, &child);
                 sequences.push(child.sequence);
                 // A child's own part is its record (see `job_record`).
                 self.changes
@@ -572,9 +629,11 @@ impl State {
         }
         let mut seen = std::collections::HashSet::new();
         for id in &changes.jobs {
-            if seen.insert(id.as_str())
-                && let Some(job) = self.jobs.get(id)
-            {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            self.count_status(id);
+            if let Some(job) = self.jobs.get(id) {
                 records.push(job_record(job));
                 self.index_ended(id);
             }

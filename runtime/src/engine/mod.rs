@@ -161,6 +161,19 @@ impl Executor {
         let _ = tokio::task::spawn_blocking(move || executor.inner.cache.forget(digest)).await;
     }
 
+    /// Attempts running now, and the most that run at once
+    /// ([`ExecutorConfig::max_concurrent_attempts`]).
+    pub fn slots(&self) -> (u64, u64) {
+        let most = u64::from(self.inner.config.max_concurrent_attempts);
+        let free = self.inner.slots.available_permits() as u64;
+        (most.saturating_sub(free), most)
+    }
+
+    /// Time spent compiling modules so far (not reading compiled artifacts back).
+    pub fn compile_time(&self) -> std::time::Duration {
+        self.inner.cache.compile_time()
+    }
+
     /// How the module cache has answered so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()

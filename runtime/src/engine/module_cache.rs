@@ -137,6 +137,7 @@ pub(crate) struct ModuleCache {
     /// The digests of the artifacts this cache wrote: the only ones it loads.
     ledger: Arc<dyn ArtifactLedger>,
     compiled: Arc<AtomicU64>,
+    compile_nanos: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
     reused: AtomicU64,
     untrusted_artifacts: Arc<AtomicU64>,
@@ -174,10 +175,16 @@ impl ModuleCache {
             limits,
             ledger,
             compiled: Arc::default(),
+            compile_nanos: Arc::default(),
             loaded_from_disk: Arc::default(),
             reused: AtomicU64::new(0),
             untrusted_artifacts: Arc::default(),
         }
+    }
+
+    /// Time spent compiling modules (Cranelift, not an artifact's read or write).
+    pub(crate) fn compile_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.compile_nanos.load(Ordering::Relaxed))
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -266,6 +273,7 @@ impl ModuleCache {
             abandoned: abandoned.clone(),
             compiling: std::sync::Mutex::new(Some(compiling)),
             compiled: self.compiled.clone(),
+            compile_nanos: self.compile_nanos.clone(),
             loaded_from_disk: self.loaded_from_disk.clone(),
             untrusted_artifacts: self.untrusted_artifacts.clone(),
         };
@@ -395,6 +403,7 @@ struct Artifact {
     /// that loading a trusted artifact, hashing it included, is never cut short by it.
     compiling: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     compiled: Arc<AtomicU64>,
+    compile_nanos: Arc<AtomicU64>,
     loaded_from_disk: Arc<AtomicU64>,
     untrusted_artifacts: Arc<AtomicU64>,
 }
@@ -458,10 +467,13 @@ impl Artifact {
             let _ = compiling.send(());
         }
         check_functions(self.digest, bytes, self.max_functions)?;
+        let started = std::time::Instant::now();
         let module = compile(&self.engine, bytes).map_err(|e| LoadError::Invalid {
             digest: self.digest,
             reason: format!("{e:#}"),
         })?;
+        self.compile_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.compiled.fetch_add(1, Ordering::Relaxed);
         if self.abandoned.load(Ordering::Relaxed) {
             return Err(LoadError::Internal {

@@ -67,6 +67,10 @@ pub struct StreamStats {
     pub bytes_written: u64,
     /// Whether the cap was reached and later output dropped.
     pub truncated: bool,
+    /// Bytes the guest wrote that were not kept: past the cap, and the rest of the line the
+    /// cap cut.
+    #[serde(default)]
+    pub bytes_dropped: u64,
 }
 
 /// What each line costs against the byte cap on top of its own bytes, as CloudWatch counts 26
@@ -95,6 +99,8 @@ struct Capture {
     /// Bytes kept so far, counted as the cap counts them.
     kept_bytes: u64,
     kept_events: u64,
+    /// Bytes of the guest's own output handed on (a kept line's newline with it).
+    kept_guest_bytes: u64,
     stats: StreamStats,
     partial: Vec<u8>,
 }
@@ -107,10 +113,11 @@ impl Capture {
         while !bytes.is_empty() && !self.stats.truncated {
             if self.partial.len() >= MAX_LINE {
                 // A full piece goes out; a newline right after it ends that same line.
-                if bytes[0] == b'\n' {
+                let newline = bytes[0] == b'\n';
+                if newline {
                     bytes = &bytes[1..];
                 }
-                self.emit_partial();
+                self.emit_partial(newline);
                 continue;
             }
             let window = &bytes[..bytes.len().min(MAX_LINE - self.partial.len())];
@@ -118,7 +125,7 @@ impl Capture {
                 Some(newline) => {
                     self.partial.extend_from_slice(&window[..newline]);
                     bytes = &bytes[newline + 1..];
-                    self.emit_partial();
+                    self.emit_partial(true);
                 }
                 None => {
                     self.partial.extend_from_slice(window);
@@ -129,7 +136,7 @@ impl Capture {
     }
 
     /// Hands the line in `partial` to the sink, or, past a cap, what fits of it and the marker.
-    fn emit_partial(&mut self) {
+    fn emit_partial(&mut self, newline: bool) {
         if self.kept_events >= self.cap.events {
             return self.truncate(format!("{} lines", self.cap.events));
         }
@@ -139,14 +146,17 @@ impl Capture {
             let room = left.saturating_sub(LOG_EVENT_OVERHEAD);
             if room > 0 {
                 self.partial.truncate(room as usize);
-                self.send_partial();
+                self.send_partial(false);
             }
             return self.truncate(format!("{} bytes", self.cap.bytes));
         }
-        self.send_partial();
+        self.send_partial(newline);
     }
 
-    fn send_partial(&mut self) {
+    /// Hands `partial` to the sink; `newline` if the guest's newline that ended it is kept
+    /// with it.
+    fn send_partial(&mut self, newline: bool) {
+        self.kept_guest_bytes += self.partial.len() as u64 + u64::from(newline);
         self.kept_bytes += self.partial.len() as u64 + LOG_EVENT_OVERHEAD;
         self.kept_events += 1;
         let line = String::from_utf8_lossy(&self.partial);
@@ -169,8 +179,9 @@ impl Capture {
     /// Hands over a last line that had no `\n`.
     fn finish(&mut self) {
         if !self.partial.is_empty() && !self.stats.truncated {
-            self.emit_partial();
+            self.emit_partial(false);
         }
+        self.stats.bytes_dropped = self.stats.bytes_written - self.kept_guest_bytes;
     }
 }
 
@@ -187,6 +198,7 @@ impl CapturedStream {
             cap,
             kept_bytes: 0,
             kept_events: 0,
+            kept_guest_bytes: 0,
             stats: StreamStats::default(),
             partial: Vec::new(),
         })))
@@ -298,7 +310,8 @@ mod tests {
             stats,
             StreamStats {
                 bytes_written: 13,
-                truncated: false
+                truncated: false,
+                bytes_dropped: 0,
             }
         );
     }
@@ -321,7 +334,9 @@ mod tests {
             stats,
             StreamStats {
                 bytes_written: 22,
-                truncated: true
+                truncated: true,
+                // "cdef\n" of the line the cap cut, and all of "more\n".
+                bytes_dropped: 10,
             }
         );
     }

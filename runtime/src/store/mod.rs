@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
 
@@ -229,6 +230,26 @@ struct Inner {
     /// anything, so a flood of requests waits at the door instead of growing the writer's queue.
     pending: Arc<tokio::sync::Semaphore>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    commits: CommitMetrics,
+}
+
+/// How the writer's commits go, for the service's metrics: each commit's time (the redb
+/// transaction, its fsync included) and how many records it carried.
+#[derive(Clone)]
+pub(crate) struct CommitMetrics {
+    pub(crate) seconds: Histogram,
+    pub(crate) records: Histogram,
+}
+
+impl CommitMetrics {
+    fn new() -> Self {
+        Self {
+            // 50 µs to ~3 s.
+            seconds: Histogram::new(exponential_buckets(50e-6, 2.0, 16)),
+            // 1 to 8,192 records (the writer's largest group is of requests, each of several).
+            records: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
+        }
+    }
 }
 
 /// Handle to the database and its writer thread. Cheap to clone.
@@ -299,9 +320,11 @@ impl Store {
         let (progress, _) = watch::channel(Progress::default());
         let writer_db = db.clone();
         let writer_progress = progress.clone();
+        let commits = CommitMetrics::new();
+        let writer_commits = commits.clone();
         let writer = std::thread::Builder::new()
             .name("wasmbatch-store".into())
-            .spawn(move || write_loop(writer_db, &requests, &writer_progress))
+            .spawn(move || write_loop(writer_db, &requests, &writer_progress, &writer_commits))
             .map_err(|e| open_error(&e))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -315,6 +338,7 @@ impl Store {
                     config.max_pending_changes.max(1),
                 )),
                 writer: std::sync::Mutex::new(Some(writer)),
+                commits,
             }),
         })
     }
@@ -352,6 +376,11 @@ impl Store {
             sent?;
             committed.await.map_err(|_| StoreError::Closed)?
         })
+    }
+
+    /// How the commits have gone so far.
+    pub(crate) fn commit_metrics(&self) -> &CommitMetrics {
+        &self.inner.commits
     }
 
     /// Every write with a ticket up to this one is committed.
@@ -600,6 +629,7 @@ fn write_loop(
     db: Arc<Database>,
     requests: &mpsc::Receiver<Message>,
     progress: &watch::Sender<Progress>,
+    metrics: &CommitMetrics,
 ) {
     let mut failed: Option<String> = None;
     while let Ok(first) = requests.recv() {
@@ -621,7 +651,7 @@ fn write_loop(
             let result = match &failed {
                 // redb refuses every write after a failed one; say why, not `PreviousIo`.
                 Some(reason) => Err(StoreError::Unavailable(reason.clone())),
-                None => commit(&db, &group).map_err(|e| {
+                None => timed_commit(&db, &group, metrics).map_err(|e| {
                     let reason = e.to_string();
                     // Logged once: every later write is refused with this reason, unlogged.
                     tracing::error!(
@@ -649,6 +679,19 @@ fn write_loop(
             return;
         }
     }
+}
+
+fn timed_commit(
+    db: &Database,
+    group: &[WriteRequest],
+    metrics: &CommitMetrics,
+) -> Result<(), redb::Error> {
+    let started = std::time::Instant::now();
+    commit(db, group)?;
+    metrics.seconds.observe(started.elapsed().as_secs_f64());
+    let records: usize = group.iter().map(|r| r.records.len()).sum();
+    metrics.records.observe(records as f64);
+    Ok(())
 }
 
 fn commit(db: &Database, group: &[WriteRequest]) -> Result<(), redb::Error> {

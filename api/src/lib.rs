@@ -15,9 +15,12 @@
 //! - `routes`: one file per resource (`compute_environments`, `job_queues`, `job_definitions`,
 //!   `jobs`), each mapping `POST /v1/<operation>` to the `Batch` call.
 //! - `shapes`: response shapes that are not the model's own (JobDetail, JobSummary).
+//! - [`metrics`]: requests counted by operation and status, and `GET /metrics` on a listener
+//!   of its own.
 
 pub mod access;
 mod error;
+pub mod metrics;
 pub mod origin;
 mod routes;
 mod server;
@@ -60,6 +63,10 @@ pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
         // Outside the signature check: a foreign page is refused in every mode, before its
         // body is read.
         .layer(axum::middleware::from_fn_with_state(origins, origin::check))
+        .layer(axum::middleware::from_fn_with_state(
+            config.http_metrics.clone(),
+            metrics::record,
+        ))
         .layer(axum::middleware::from_fn(identify))
 }
 

@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use wasmbatch_runtime::Batch;
 
+use crate::metrics::HttpMetrics;
 use crate::{Access, SameOrigin};
 
 /// How [`serve_with`] serves. `Default` is what [`serve`] uses.
@@ -40,6 +41,9 @@ pub struct ServeConfig {
     /// arrive, from the end of its headers; for a module upload, the longest pause between two
     /// pieces. Default 30 s.
     pub body_read_timeout: Duration,
+    /// Where requests are counted. A fresh, unregistered set by default; register it
+    /// ([`HttpMetrics::register`]) to scrape it.
+    pub http_metrics: HttpMetrics,
 }
 
 impl Default for ServeConfig {
@@ -51,6 +55,7 @@ impl Default for ServeConfig {
             max_connections: 512,
             max_unauthenticated_bodies: 64,
             body_read_timeout: Duration::from_secs(30),
+            http_metrics: HttpMetrics::default(),
         }
     }
 }

@@ -987,3 +987,240 @@ fn a_server_whose_disk_fills_up_refuses_changes_and_exits_for_its_supervisor() {
     };
     assert_eq!(status.code(), Some(75), "{status}");
 }
+
+/// `samples` (name, labels, value) from `text`, as the Prometheus project's own OpenMetrics
+/// parser (the Python client's, which scripts/test installs) reads them; it refuses text that
+/// is not valid OpenMetrics.
+fn parse_openmetrics(text: &str) -> Vec<(String, serde_json::Value, f64)> {
+    use std::io::Write as _;
+    let python = std::env::var("WASMBATCH_PYTHON").expect(
+        "WASMBATCH_PYTHON is not set: run the suite with scripts/test, which installs prometheus-client",
+    );
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import sys, json\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+             out = []\n\
+             for family in text_string_to_metric_families(sys.stdin.read()):\n\
+             \x20   for s in family.samples:\n\
+             \x20       out.append([s.name, s.labels, s.value])\n\
+             print(json.dumps(out))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the OpenMetrics parser refused the exposition: {}\n{text}",
+        stderr(&output)
+    );
+    let samples: Vec<(String, serde_json::Value, f64)> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    samples
+}
+
+/// The value of the one sample `name` whose labels include `labels`.
+fn sample(
+    samples: &[(String, serde_json::Value, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    let found: Vec<f64> = samples
+        .iter()
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{name} {labels:?}: {found:?} in {samples:?}"
+    );
+    found[0]
+}
+
+#[test]
+fn metrics_count_known_work_as_prometheus_reads_them() {
+    let server = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--metrics-listen".as_ref(), "127.0.0.1:0".as_ref()],
+    );
+    let line = server.says("metrics on");
+    let metrics = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_string();
+    server.push(guests::wasip1::HELLO, "hello");
+    server.push(guests::wasip1::EXIT_CODE, "exit-code");
+    server.push(guests::wasip1::SLEEP, "sleep");
+    server.push(guests::wasip1::WRITE_LOT, "write-lot");
+    let follow = |args: &[&str]| {
+        let mut all = vec!["submit", "--follow"];
+        all.extend_from_slice(args);
+        server.run(&all)
+    };
+    for _ in 0..3 {
+        assert!(follow(&["--image", "hello"]).status.success());
+    }
+    assert_eq!(
+        follow(&["--image", "exit-code", "--", "3"]).status.code(),
+        Some(3)
+    );
+    assert!(
+        !follow(&["--image", "sleep", "--timeout", "1", "--", "60000"])
+            .status
+            .success()
+    );
+    // 10,000 lines past the 100,000 a stream keeps, each "out line 1xxxxx\n": 160,000 bytes.
+    assert!(
+        follow(&["--image", "write-lot", "--", "110000"])
+            .status
+            .success()
+    );
+
+    let scraped = http(&metrics, "GET /metrics", "");
+    let (head, text) = scraped.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    let samples = parse_openmetrics(text);
+    let default = [("queue", "default")];
+    let jobs = |status| {
+        sample(
+            &samples,
+            "wasmbatch_jobs",
+            &[("queue", "default"), ("status", status)],
+        )
+    };
+    assert_eq!(jobs("SUCCEEDED"), 4.0);
+    assert_eq!(jobs("FAILED"), 2.0);
+    assert_eq!(jobs("RUNNABLE"), 0.0);
+    assert_eq!(
+        sample(&samples, "wasmbatch_job_submits_total", &default),
+        6.0
+    );
+    assert_eq!(
+        sample(&samples, "wasmbatch_placements_total", &default),
+        6.0
+    );
+    let ends = |outcome| {
+        sample(
+            &samples,
+            "wasmbatch_attempt_ends_total",
+            &[("queue", "default"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(ends("exit_zero"), 4.0);
+    assert_eq!(ends("exit_nonzero"), 1.0);
+    assert_eq!(ends("Timeout"), 1.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "wasmbatch_attempt_duration_seconds_count",
+            &default
+        ),
+        6.0
+    );
+    // The timed-out sleep ran for its whole second.
+    assert!(sample(&samples, "wasmbatch_attempt_duration_seconds_sum", &default) >= 1.0);
+    assert_eq!(
+        sample(&samples, "wasmbatch_attempt_fuel_count", &default),
+        6.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "wasmbatch_attempt_peak_memory_bytes_sum",
+            &default
+        ) >= 6.0 * 65_536.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "wasmbatch_log_dropped_bytes_total",
+            &[("queue", "default"), ("stream", "stdout")]
+        ),
+        160_000.0
+    );
+    assert_eq!(
+        sample(&samples, "wasmbatch_module_compiles_total", &[]),
+        4.0
+    );
+    assert!(sample(&samples, "wasmbatch_module_compile_seconds_total", &[]) > 0.0);
+    assert!(sample(&samples, "wasmbatch_store_commit_seconds_count", &[]) > 0.0);
+    assert!(sample(&samples, "wasmbatch_store_commit_records_sum", &[]) >= 6.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "wasmbatch_http_requests_total",
+            &[("operation", "/v1/submitjob"), ("status", "200")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "wasmbatch_http_request_duration_seconds_count",
+            &[("operation", "/v1/submitjob")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        sample(&samples, "wasmbatch_executor_slots_in_use", &[]),
+        0.0
+    );
+    assert_eq!(sample(&samples, "wasmbatch_executor_slots", &[]), 256.0);
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    let env = [("environment", "default")];
+    assert_eq!(
+        sample(&samples, "wasmbatch_compute_environment_vcpus", &env),
+        cores
+    );
+    assert_eq!(
+        sample(&samples, "wasmbatch_compute_environment_vcpus_in_use", &env),
+        0.0
+    );
+}
+
+#[test]
+fn a_request_for_an_invented_path_is_counted_without_its_path_becoming_a_label() {
+    let server = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--metrics-listen".as_ref(), "127.0.0.1:0".as_ref()],
+    );
+    let line = server.says("metrics on");
+    let metrics = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_string();
+    // The attack: one series per path a caller makes up, until the scrape (and the server's
+    // memory) grows without bound.
+    for i in 0..50 {
+        http(&server.endpoint, &format!("GET /v1/made-up-{i}"), "");
+    }
+    let scraped = http(&metrics, "GET /metrics", "");
+    assert!(!scraped.contains("made-up"), "{scraped}");
+    let samples = parse_openmetrics(scraped.split_once("\r\n\r\n").unwrap().1);
+    let unmatched: f64 = samples
+        .iter()
+        .filter(|(n, l, _)| n == "wasmbatch_http_requests_total" && l["operation"] == "unmatched")
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(unmatched, 50.0);
+}

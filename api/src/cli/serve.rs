@@ -23,6 +23,12 @@ pub struct Serve {
     /// (`wasmbatch keys create`), since without one any signature is accepted.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of `GET /metrics` (Prometheus/OpenMetrics text), a listener apart from the API
+    /// since scrapers do not sign requests: loopback by default, `off` for none. When the
+    /// default port is taken the server goes on without metrics and says so; an address
+    /// given here must be free.
+    #[arg(long, value_name = "ADDR|off", default_value = DEFAULT_METRICS)]
+    metrics_listen: String,
     /// Where state, modules, compiled modules and scratch directories live.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -109,12 +115,19 @@ pub(super) fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// Where `GET /metrics` is served unless --metrics-listen says otherwise (9464 is the port
+/// Prometheus exporters of OpenTelemetry use by convention).
+const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
 /// The exit status after storage failed (`EX_TEMPFAIL`): a restart on a working disk may succeed.
 const STORAGE_FAILED: u8 = 75;
 
 impl Serve {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let data_dir = self.data_dir.unwrap_or_else(super::default_data_dir);
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(super::default_data_dir);
         let credentials = credentials_path(&data_dir);
         // Without the file: local-development mode, until a SIGHUP finds one.
         let access = Access::at(&credentials)
@@ -162,6 +175,7 @@ impl Serve {
             .await
             .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
         let created = defaults(&batch).await?;
+        let metrics = self.metrics_listener().await?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
@@ -195,6 +209,25 @@ impl Serve {
                 "wasmbatch: verifying signatures against {} (SIGHUP reloads it)",
                 credentials.display()
             );
+        }
+        if let Some(metrics) = metrics {
+            let mut registry = prometheus_client::registry::Registry::default();
+            batch.register_metrics(&mut registry);
+            serving.http_metrics.register(&mut registry);
+            let address = metrics.local_addr()?;
+            eprintln!("wasmbatch: metrics on http://{address}/metrics");
+            if !address.ip().is_loopback() {
+                eprintln!(
+                    "wasmbatch: WARNING: metrics on {address}: anyone who reaches it reads queue \
+                     names, job counts and worker names, unauthenticated"
+                );
+            }
+            let app = wasmbatch_api::metrics::metrics_app(std::sync::Arc::new(registry));
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(metrics, app).await {
+                    eprintln!("wasmbatch: the metrics listener stopped: {e}");
+                }
+            });
         }
         reload_on_hangup(hangups, access.clone());
         // Attempts are stopped before the HTTP server drains its requests, so the log
@@ -245,6 +278,34 @@ impl Serve {
             }
         );
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl Serve {
+    /// The metrics listener --metrics-listen asks for, if any.
+    async fn metrics_listener(&self) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+        if self.metrics_listen == "off" {
+            return Ok(None);
+        }
+        let address: SocketAddr = self.metrics_listen.parse().with_context(|| {
+            format!(
+                "--metrics-listen {:?}: expected an address such as 127.0.0.1:9464, or off",
+                self.metrics_listen
+            )
+        })?;
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => Ok(Some(listener)),
+            Err(e) if self.metrics_listen == DEFAULT_METRICS => {
+                eprintln!(
+                    "wasmbatch: no metrics: cannot listen on {address} ({e}); choose another \
+                     address with --metrics-listen, or off"
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot listen on --metrics-listen {address}"))
+            }
+        }
     }
 }
 

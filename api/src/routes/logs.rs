@@ -25,6 +25,15 @@ use wasmbatch_runtime::{Batch, LOG_GROUP, LogEvent, LogFollower};
 use super::{Who, authorize_job};
 use crate::error::ApiError;
 
+/// The CloudWatch Logs operations served on `POST /`, by their `X-Amz-Target` suffix.
+pub(crate) const OPERATIONS: &[&str] = &["GetLogEvents"];
+
+/// The operation `target` (`Logs_20140328.<Operation>`) names, if this server serves it.
+pub(crate) fn operation(target: &str) -> Option<&'static str> {
+    let name = target.strip_prefix("Logs_20140328.")?;
+    OPERATIONS.iter().copied().find(|o| *o == name)
+}
+
 /// Events per call when the caller does not say: CloudWatch's default, and its largest.
 const MAX_LIMIT: i64 = 10_000;
 

@@ -6,6 +6,7 @@ mod job_definitions;
 mod job_queues;
 mod jobs;
 mod logs;
+pub(crate) use logs::operation as logs_operation;
 mod members;
 mod modules;
 mod scheduling_policies;

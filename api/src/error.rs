@@ -28,6 +28,10 @@ pub enum ApiError {
     /// A request a web page may have made a browser send: 403 (400 for a body's type).
     #[error("{0}")]
     CrossOrigin(#[from] crate::origin::CrossOrigin),
+    /// A route this server does not serve: 404 `UnknownOperationException`, in the same
+    /// envelope as every other error, so an SDK reports it rather than failing to parse.
+    #[error("{0}")]
+    UnknownOperation(String),
 }
 
 impl From<wasmbatch_runtime::model::validate::ValidationError> for ApiError {
@@ -56,6 +60,7 @@ impl ApiError {
     pub(crate) fn code_and_message(&self) -> (&'static str, String) {
         match self {
             ApiError::Client(message) => ("ClientException", message.clone()),
+            ApiError::UnknownOperation(message) => ("UnknownOperationException", message.clone()),
             ApiError::Refused(refusal @ crate::access::Refusal::Denied(_)) => {
                 ("AccessDenied", refusal.to_string())
             }
@@ -74,6 +79,9 @@ impl IntoResponse for ApiError {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (status, kind, message) = match self {
             ApiError::Client(message) => (StatusCode::BAD_REQUEST, "ClientException", message),
+            ApiError::UnknownOperation(message) => {
+                (StatusCode::NOT_FOUND, "UnknownOperationException", message)
+            }
             ApiError::Refused(refusal) => {
                 let (status, kind) = refusal.kind();
                 (status, kind, refusal.to_string())

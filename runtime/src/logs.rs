@@ -71,6 +71,14 @@ pub struct LogBounds {
     pub window: Range<usize>,
 }
 
+/// When a stream's first and last events were written, and its last stored (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) first_event: EpochMillis,
+    pub(crate) last_event: EpochMillis,
+    pub(crate) last_ingestion: EpochMillis,
+}
+
 /// One line of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,6 +231,30 @@ impl Logs {
             None => Ok(0),
             Some((last, events)) => Ok(chunk_number(key, &last)? * CHUNK + events.len()),
         }
+    }
+
+    /// When a stream's first and last events were written and its last was stored, or `None`
+    /// for a stream with none. Blocking when the stream is no longer live: reads its first and
+    /// last chunks.
+    pub(crate) fn span(&self, key: &str) -> Result<Option<Span>, StoreError> {
+        let of = |first: Option<&LogEvent>, last: Option<&LogEvent>| {
+            first.zip(last).map(|(first, last)| Span {
+                first_event: first.timestamp,
+                last_event: last.timestamp,
+                last_ingestion: last.ingestion_time,
+            })
+        };
+        if let Some(log) = self.lock().get(key) {
+            return Ok(of(log.events.first(), log.events.last()));
+        }
+        let first: Vec<(String, Vec<LogEvent>)> =
+            self.store
+                .load_from(Table::LogChunks, key, &chunk_key(key, 0), 1)?;
+        let last: Option<(String, Vec<LogEvent>)> = self.store.load_last(Table::LogChunks, key)?;
+        Ok(of(
+            first.first().and_then(|(_, events)| events.first()),
+            last.as_ref().and_then(|(_, events)| events.last()),
+        ))
     }
 
     /// The events of a stream at indexes `range` (as far as the stream reaches). Blocking when

@@ -69,7 +69,8 @@ async fn start() -> Service {
             "Version": "2012-10-17",
             "Statement": [
                 {"Effect": "Allow",
-                 "Action": ["batch:SubmitJob", "batch:DescribeJobs", "batch:ListJobs", "batch:CancelJob", "logs:GetLogEvents"],
+                 "Action": ["batch:SubmitJob", "batch:DescribeJobs", "batch:ListJobs", "batch:CancelJob", "logs:GetLogEvents",
+                            "logs:DescribeLogStreams", "logs:FilterLogEvents"],
                  "Resource": [format!("arn:aws:batch:*:*:job-queue/{queue}"), "arn:aws:batch:*:*:job-definition/*"]},
                 {"Effect": "Allow", "Action": "batch:DescribeJobQueue*", "Resource": "*"}
             ]
@@ -489,6 +490,81 @@ async fn policies_allow_deny_and_keep_each_team_to_its_queue() {
         service.submit("carol", "team-b").await.unwrap_err(),
         "AccessDeniedException"
     );
+}
+
+/// A listing leaves out what the caller may not read rather than refusing it all, as
+/// DescribeJobs' wildcard does; naming another team's stream is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_lists_and_searches_only_the_log_streams_of_its_own_queue() {
+    let service = start().await;
+    let alices = service.submit("alice", "team-a").await.unwrap();
+    let bobs = service.submit("bob", "team-b").await.unwrap();
+    service.until_ended(&alices).await;
+    service.until_ended(&bobs).await;
+    let alice_stream = service.batch.log_stream(&alices, None).unwrap();
+    let bob_stream = service.batch.log_stream(&bobs, None).unwrap();
+
+    let listed = |name: &'static str| {
+        let logs = service.logs(name);
+        async move {
+            let out = logs
+                .describe_log_streams()
+                .log_group_name("/aws/batch/job")
+                .send()
+                .await
+                .unwrap();
+            let mut names: Vec<String> = out
+                .log_streams()
+                .iter()
+                .map(|s| s.log_stream_name().unwrap().to_string())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let searched = |name: &'static str| {
+        let logs = service.logs(name);
+        async move {
+            let out = logs
+                .filter_log_events()
+                .log_group_name("/aws/batch/job")
+                .filter_pattern("AWS_BATCH_JOB_ID")
+                .send()
+                .await
+                .unwrap();
+            out.events()
+                .iter()
+                .map(|e| e.log_stream_name().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("alice").await, vec![alice_stream.clone()]);
+    assert_eq!(listed("bob").await, vec![bob_stream.clone()]);
+    let mut both = vec![alice_stream.clone(), bob_stream.clone()];
+    both.sort();
+    assert_eq!(listed("admin").await, both);
+    assert_eq!(searched("alice").await, vec![alice_stream.clone()]);
+    assert_eq!(searched("admin").await.len(), 2);
+
+    let error = service
+        .logs("alice")
+        .filter_log_events()
+        .log_group_name("/aws/batch/job")
+        .log_stream_names(&alice_stream)
+        .log_stream_names(&bob_stream)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("AccessDeniedException"), "{error:?}");
+    // Carol may do anything in Batch but nothing in Logs: refused, not an empty page.
+    let error = service
+        .logs("carol")
+        .describe_log_streams()
+        .log_group_name("/aws/batch/job")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("AccessDeniedException"), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

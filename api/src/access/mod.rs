@@ -212,6 +212,22 @@ impl Caller {
         self.authorize_in(action, resources, &policy::Context::default())
     }
 
+    /// Whether the caller's policy allows `action` on one of `resources`, for a listing that
+    /// leaves out what the caller may not see (nothing is refused, so nothing is logged).
+    pub(crate) fn allows(&self, action: &str, resources: &[&str]) -> bool {
+        self.policy.decide(action, resources) == Decision::Allowed
+    }
+
+    /// Refuses `action` outright when no statement of the caller's policy allows it on
+    /// anything, so a listing the caller may never see is a "no", not an empty page.
+    pub(crate) fn authorize_listing(&self, action: &str, resource: &str) -> Result<(), ApiError> {
+        if self.policy.grants_any(action) {
+            Ok(())
+        } else {
+            self.authorize(action, &[resource])
+        }
+    }
+
     /// [`Caller::authorize`] for a request whose condition keys have the values in `context`.
     pub(crate) fn authorize_in(
         &self,

@@ -198,6 +198,19 @@ impl Policy {
         self.decide_in(action, resources, &Context::default())
     }
 
+    /// Whether some Allow statement names `action`, on whatever resources: a listing that
+    /// leaves out what the caller may not see still refuses a caller who may see nothing.
+    pub fn grants_any(&self, action: &str) -> bool {
+        let action = action.to_ascii_lowercase();
+        self.statement.iter().any(|statement| {
+            statement.effect == Effect::Allow
+                && statement
+                    .action
+                    .iter()
+                    .any(|pattern| wildcard(&pattern.to_ascii_lowercase(), &action))
+        })
+    }
+
     /// [`Policy::decide`] for a request with `context` (the values of its condition keys).
     pub fn decide_in(&self, action: &str, resources: &[&str], context: &Context) -> Decision {
         let mut allowed = false;

@@ -23,10 +23,16 @@ use serde_json::json;
 use wasmbatch_runtime::{Batch, LOG_GROUP, LogEvent, LogFollower};
 
 use super::{Who, authorize_job};
+use crate::access::Caller;
 use crate::error::ApiError;
 
 /// The CloudWatch Logs operations served on `POST /`, by their `X-Amz-Target` suffix.
-pub(crate) const OPERATIONS: &[&str] = &["GetLogEvents"];
+pub(crate) const OPERATIONS: &[&str] = &[
+    "GetLogEvents",
+    "DescribeLogGroups",
+    "DescribeLogStreams",
+    "FilterLogEvents",
+];
 
 /// The operation `target` (`Logs_20140328.<Operation>`) names, if this server serves it.
 pub(crate) fn operation(target: &str) -> Option<&'static str> {
@@ -59,7 +65,7 @@ struct GetLogEvents {
 }
 
 /// An error in the JSON 1.1 protocol's shape: `{"__type": …, "message": …}`.
-fn logs_error(kind: &str, message: String) -> Response {
+pub(super) fn logs_error(kind: &str, message: String) -> Response {
     let mut response = (
         StatusCode::BAD_REQUEST,
         Json(json!({ "__type": kind, "message": message })),
@@ -81,13 +87,33 @@ pub(crate) async fn dispatch(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if target != "Logs_20140328.GetLogEvents" {
-        return logs_error(
-            "UnknownOperationException",
-            format!("operation {target:?} is not supported"),
-        );
-    }
-    let request: GetLogEvents = match serde_json::from_slice(&body) {
+    let answer = match operation(target) {
+        Some("GetLogEvents") => return get_log_events(&batch, &caller, &body).await,
+        Some("DescribeLogGroups") => {
+            super::log_search::describe_log_groups(&batch, &caller, &body).await
+        }
+        Some("DescribeLogStreams") => {
+            super::log_search::describe_log_streams(&batch, &caller, &body).await
+        }
+        Some("FilterLogEvents") => {
+            super::log_search::filter_log_events(&batch, &caller, &body).await
+        }
+        _ => {
+            return logs_error(
+                "UnknownOperationException",
+                format!(
+                    "operation {target:?} is not supported; this server serves CloudWatch Logs' {}",
+                    OPERATIONS.join(", ")
+                ),
+            );
+        }
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// GetLogEvents: a page of one stream's events.
+async fn get_log_events(batch: &Batch, caller: &Caller, body: &[u8]) -> Response {
+    let request: GetLogEvents = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(e) => return logs_error("InvalidParameterException", format!("invalid request: {e}")),
     };
@@ -108,13 +134,13 @@ pub(crate) async fn dispatch(
         config.region, config.account_id, request.log_stream_name
     )];
     if let Some((job_id, _)) = stream_attempt(&request.log_stream_name) {
-        resources.extend(super::job_resources(&batch, job_id));
+        resources.extend(super::job_resources(batch, job_id));
     }
     let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
     if let Err(refused) = caller.authorize("logs:GetLogEvents", &resources) {
         return refused.into_response();
     }
-    if !stream_exists(&batch, &request.log_stream_name) {
+    if !stream_exists(batch, &request.log_stream_name) {
         return logs_error(
             "ResourceNotFoundException",
             "The specified log stream does not exist.".into(),

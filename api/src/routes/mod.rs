@@ -5,6 +5,7 @@ mod compute_environments;
 mod job_definitions;
 mod job_queues;
 mod jobs;
+mod log_search;
 mod logs;
 pub(crate) use logs::operation as logs_operation;
 mod members;
@@ -148,6 +149,18 @@ pub(crate) fn router() -> Router<Batch> {
                 // The upload is read as a stream, limited by the service's own setting.
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
+}
+
+/// What is not an operation of ours answers in the AWS error envelope, not with a bare 404 a
+/// client cannot parse. The path is the caller's: it is quoted back, shortened, not logged.
+async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::UnknownOperation(format!(
+        "{method} {path:?} is not an operation of this server (AWS Batch's are POST /v1/<operation>, \
+         CloudWatch Logs' POST / with X-Amz-Target)"
+    ))
 }
 
 /// `GET /health`: 200 `{"status":"ok"}` while the service takes changes, 503

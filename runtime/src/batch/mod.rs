@@ -6,7 +6,8 @@
 //! `environments`, `queues`, `scheduling_policies`, `definitions`, `jobs` (submit, describe,
 //! list, cancel, terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
 //! finished jobs and logs once their retention has passed is `retention`. How the state holds
-//! a job (its own part beside the submission it shares with its array) is `job_slot`.
+//! a job (its own part beside the submission it shares with its array) is `job_slot`; the index
+//! of log streams DescribeLogStreams and FilterLogEvents page through is `streams`.
 
 mod definitions;
 mod environments;
@@ -20,6 +21,7 @@ mod retention;
 mod scheduling_policies;
 mod snapshot;
 pub(crate) mod state;
+mod streams;
 mod tags;
 mod upload;
 
@@ -41,6 +43,7 @@ pub use jobs::JobPage;
 pub use scheduling_policies::SchedulingPolicyPage;
 pub use snapshot::{FrontOfQueueJob, QueueSnapshot, SchedulerStats, ShareUsage};
 pub(crate) use state::State;
+pub use streams::{LogStreamInfo, StreamOrder, StreamPage, StreamQuery};
 pub use upload::ModuleUpload;
 
 /// How a [`Batch`] is set up.

@@ -110,6 +110,7 @@ fn expire(
     let mut sequences = Vec::new();
     for (key, id) in logs {
         sequences.extend(family(state, &id));
+        state.forget_streams(&id);
         state.logs_removed_before = (key.0, key.1 + 1);
     }
     // One call, so the consecutive sequences of a burst of jobs become one range delete.

@@ -55,6 +55,8 @@ pub(crate) struct State {
     /// Jobs by queue (its stored name) and status, array parents left out (their children
     /// count): kept as jobs change by [`State::count_status`], so a count never walks the jobs.
     pub(crate) counts: HashMap<String, [u64; JobStatus::ALL.len()]>,
+    /// The jobs that have log streams (`super::streams`), kept with the counts.
+    pub(crate) streams: super::streams::StreamIndex,
     /// What changed since the records were last taken.
     changes: Changes,
     /// What the scheduler has done so far.
@@ -275,6 +277,7 @@ impl State {
             workers: BTreeMap::new(),
             remote: HashMap::new(),
             counts: HashMap::new(),
+            streams: Default::default(),
             metrics: Arc::default(),
             next_sequence: 1,
             admissions: VecDeque::new(),
@@ -476,7 +479,8 @@ impl State {
             }
             counts[job.status as usize] += 1;
         }
-        job.counted = Some(job.status);
+        let was = job.counted.replace(job.status);
+        self.index_streams(id, was);
     }
 
     /// Counts every job, as recovery loads them.
@@ -508,11 +512,13 @@ impl State {
             return Vec::new();
         };
         Self::uncount(&mut self.counts, &job);
+        Self::unindex_streams(&mut self.streams, &job);
         let mut sequences = vec![job.sequence];
         self.changes.removed_jobs.push((Table::Jobs, job.sequence));
         for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
             if let Some(child) = self.jobs.remove(&format!("{id}:{index}")) {
                 Self::uncount(&mut self.counts, &child);
+                Self::unindex_streams(&mut self.streams, &child);
                 sequences.push(child.sequence);
                 // A child's own part is its record (see `job_record`).
                 self.changes

@@ -32,6 +32,10 @@ pub enum ApiError {
     /// envelope as every other error, so an SDK reports it rather than failing to parse.
     #[error("{0}")]
     UnknownOperation(String),
+    /// A bound on what one server holds open was reached: 429 `TooManyRequestsException`,
+    /// which the SDKs retry with backoff.
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl From<wasmbatch_runtime::model::validate::ValidationError> for ApiError {
@@ -61,6 +65,7 @@ impl ApiError {
         match self {
             ApiError::Client(message) => ("ClientException", message.clone()),
             ApiError::UnknownOperation(message) => ("UnknownOperationException", message.clone()),
+            ApiError::TooManyRequests(message) => ("TooManyRequestsException", message.clone()),
             ApiError::Refused(refusal @ crate::access::Refusal::Denied(_)) => {
                 ("AccessDenied", refusal.to_string())
             }
@@ -82,6 +87,11 @@ impl IntoResponse for ApiError {
             ApiError::UnknownOperation(message) => {
                 (StatusCode::NOT_FOUND, "UnknownOperationException", message)
             }
+            ApiError::TooManyRequests(message) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                message,
+            ),
             ApiError::Refused(refusal) => {
                 let (status, kind) = refusal.kind();
                 (status, kind, refusal.to_string())

@@ -565,6 +565,7 @@ fn every_command_has_help_with_an_example() {
         "jobs",
         "describe",
         "logs",
+        "events",
         "cancel",
         "terminate",
         "queues",
@@ -1223,4 +1224,68 @@ fn a_request_for_an_invented_path_is_counted_without_its_path_becoming_a_label()
         .map(|(_, _, v)| v)
         .sum();
     assert_eq!(unmatched, 50.0);
+}
+
+/// Reads the first `n` lines `wasmbatch events <args>` prints (it runs until stopped), then
+/// stops it.
+fn events(server: &Server, args: &[&str], n: usize) -> Vec<String> {
+    let mut child = Command::new(WASMBATCH)
+        .arg("events")
+        .args(args)
+        .env("WASMBATCH_ENDPOINT", &server.endpoint)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        match lines.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("events printed only {seen:?}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn events_prints_each_jobs_moves_filtered_by_status_or_as_json() {
+    let server = Server::start();
+    server.push(guests::wasip1::HELLO, "hello");
+    let ok = server.run(&["submit", "--image", "hello", "--follow"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let id = stdout(&ok).lines().next().unwrap().to_string();
+
+    let lines = events(&server, &["--after", "0"], 4);
+    let statuses: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"],
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l.contains(&id)), "{lines:?}");
+    assert!(lines[0].starts_with("1  "), "the sequence first: {lines:?}");
+
+    let ended = events(
+        &server,
+        &["--after", "0", "--status", "SUCCEEDED", "--json"],
+        1,
+    );
+    let event: serde_json::Value = serde_json::from_str(&ended[0]).unwrap();
+    assert_eq!(event["detail-type"], "Batch Job State Change");
+    assert_eq!(event["detail"]["jobId"], id.as_str());
+    assert_eq!(event["detail"]["status"], "SUCCEEDED");
+
+    let refused = server.run(&["events", "--queue", "nope"]);
+    fails_saying(&refused, "queue: job queue nope does not exist");
 }

@@ -79,9 +79,9 @@ mod store;
 mod volumes;
 
 pub use batch::{
-    Batch, BatchConfig, BatchError, FrontOfQueueJob, Health, JobPage, LogFollower, LogStreamInfo,
-    ModuleUpload, QueueSnapshot, SchedulerStats, SchedulingPolicyPage, ShareUsage, StreamOrder,
-    StreamPage, StreamQuery,
+    Batch, BatchConfig, BatchError, FrontOfQueueJob, Health, JobEvent, JobPage, LogFollower,
+    LogStreamInfo, MAX_EVENTS_PER_READ, ModuleUpload, QueueSnapshot, SchedulerStats,
+    SchedulingPolicyPage, ShareUsage, StreamOrder, StreamPage, StreamQuery,
 };
 pub use engine::{
     Access, ArtifactDigest, ArtifactLedger, AttemptSpec, CacheStats, Digest, DirGrant,

@@ -143,6 +143,43 @@ fn a_killed_control_plane_loses_nothing_and_reports_the_truth() {
     }
 }
 
+/// Recovery's own moves are job state change events like any other: an attempt cut short by
+/// the kill puts its job back to RUNNABLE, and the events before the kill are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_a_killed_control_plane_go_on_with_what_recovery_did() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let acknowledged = kill_when_ready(data_dir.path(), &["submit", "3", "1500"]);
+    let jobs = restart_and_drain(data_dir.path());
+    let batch =
+        wasmbatch_runtime::Batch::open(wasmbatch_runtime::BatchConfig::new(data_dir.path()))
+            .await
+            .unwrap();
+    let events = batch.job_events(0, 1000).await.unwrap();
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "no gap, none twice"
+    );
+    use JobStatus::*;
+    for id in &acknowledged {
+        let statuses: Vec<JobStatus> = events
+            .iter()
+            .filter(|e| e.job_id == *id)
+            .map(|e| e.status)
+            .collect();
+        let expected: &[JobStatus] = if interrupted(job(&jobs, id)) > 0 {
+            &[
+                Runnable, Starting, Running, Runnable, Starting, Running, Succeeded,
+            ]
+        } else {
+            &[Runnable, Starting, Running, Succeeded]
+        };
+        assert_eq!(statuses, expected, "job {id}");
+    }
+    batch.close("test over").await.unwrap();
+}
+
 #[test]
 fn an_interrupted_array_child_with_no_attempts_left_is_counted_once() {
     let data_dir = tempfile::tempdir().unwrap();

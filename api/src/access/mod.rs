@@ -7,7 +7,7 @@
 
 pub mod credentials;
 pub mod policy;
-mod sigv4;
+pub(crate) mod sigv4;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 mod client;
 mod cluster;
 mod demo;
+mod events;
 mod jobs;
 mod keys;
 mod modules;
@@ -36,6 +37,7 @@ enum Command {
     Jobs(jobs::Jobs),
     Describe(jobs::Describe),
     Logs(jobs::Logs),
+    Events(events::Events),
     Cancel(jobs::Cancel),
     Terminate(jobs::Terminate),
     Queues(queues::Queues),
@@ -58,6 +60,7 @@ impl Cli {
             Command::Jobs(jobs) => jobs.execute().await,
             Command::Describe(describe) => describe.execute().await,
             Command::Logs(logs) => logs.execute().await,
+            Command::Events(events) => events.execute().await,
             Command::Cancel(cancel) => cancel.execute().await,
             Command::Terminate(terminate) => terminate.execute().await,
             Command::Queues(queues) => queues.execute().await,

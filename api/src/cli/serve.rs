@@ -75,6 +75,10 @@ pub struct Serve {
     /// its log streams read empty). As long as the job by default.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     log_retention: Option<Duration>,
+    /// How long job state change events are kept for `GET /v1/events` to replay. As long as
+    /// finished jobs by default.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    event_retention: Option<Duration>,
     #[command(flatten)]
     nats: super::cluster::NatsArgs,
     /// Replicas of the JetStream streams and module bucket cluster mode creates: 3 on a
@@ -166,6 +170,7 @@ impl Serve {
         config.max_pending_changes = self.max_pending_changes.max(1);
         config.job_retention = self.job_retention;
         config.log_retention = self.log_retention;
+        config.event_retention = self.event_retention;
         if let Some(mut cluster) = self.nats.config()? {
             cluster.replicas = self.cluster_replicas.max(1);
             cluster.lease = self.lease.max(Duration::from_millis(100));

@@ -2,6 +2,7 @@
 //! file per resource.
 
 mod compute_environments;
+mod events;
 mod job_definitions;
 mod job_queues;
 mod jobs;
@@ -132,6 +133,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/", post(logs::dispatch))
         .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
         .route("/v1/workers", get(compute_environments::workers))
+        .route("/v1/events", get(events::stream))
         .route(
             "/v1/tags/{arn}",
             post(tags::tag).delete(tags::untag).get(tags::list),
@@ -151,6 +153,7 @@ pub(crate) fn router() -> Router<Batch> {
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
+        .layer(axum::Extension(events::EventStreams::default()))
 }
 
 /// What is not an operation of ours answers in the AWS error envelope, not with a bare 404 a

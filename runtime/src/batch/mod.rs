@@ -7,10 +7,12 @@
 //! list, cancel, terminate), `tags`, and `upload` (modules). Recovery after a crash is `recover`; removing
 //! finished jobs and logs once their retention has passed is `retention`. How the state holds
 //! a job (its own part beside the submission it shares with its array) is `job_slot`; the index
-//! of log streams DescribeLogStreams and FilterLogEvents page through is `streams`.
+//! of log streams DescribeLogStreams and FilterLogEvents page through is `streams`; job state
+//! change events, noted with every status change and stored by sequence, are `events`.
 
 mod definitions;
 mod environments;
+mod events;
 mod follow;
 pub(crate) mod job_slot;
 mod jobs;
@@ -38,6 +40,7 @@ use crate::model::validate::ValidationError;
 use crate::modules::ModuleStore;
 use crate::store::{Store, StoreError, StoredLedger};
 
+pub use events::{JobEvent, MAX_EVENTS_PER_READ};
 pub use follow::LogFollower;
 pub use jobs::JobPage;
 pub use scheduling_policies::SchedulingPolicyPage;
@@ -77,6 +80,9 @@ pub struct BatchConfig {
     /// How long a finished job's logs are kept, if shorter than [`BatchConfig::job_retention`]
     /// (the job stays, its streams read empty); `None`, or longer: as long as the job.
     pub log_retention: Option<Duration>,
+    /// How long job state change events are kept (see [`Batch::job_events`]); `None`, the
+    /// default: as long as [`BatchConfig::job_retention`].
+    pub event_retention: Option<Duration>,
     /// Most jobs (an array counts its children) one retention pass removes, and most whose
     /// logs it removes: one pass is one change under the state lock. 4,096 by default.
     pub max_removals_per_pass: usize,
@@ -105,6 +111,7 @@ impl BatchConfig {
             max_pending_changes: crate::store::DEFAULT_MAX_PENDING_CHANGES,
             job_retention: Duration::from_secs(7 * 24 * 3600),
             log_retention: None,
+            event_retention: None,
             max_removals_per_pass: 4096,
             #[cfg(feature = "cluster")]
             cluster: None,

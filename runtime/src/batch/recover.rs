@@ -36,6 +36,10 @@ pub(crate) fn load(
     now: EpochMillis,
 ) -> Result<(State, Vec<Record>), StoreError> {
     let mut state = State::empty();
+    // Loading a job is not a move; recovery's own moves (below) are.
+    state.events.recording = false;
+    let (first_event, next_event) = super::events::stored_range(store)?;
+    state.events.resume(first_event, next_event, now);
     for (name, env) in store.load::<ComputeEnvironment>(Table::ComputeEnvironments)? {
         let memory_mib = env
             .memory_mib
@@ -100,8 +104,13 @@ pub(crate) fn load(
         .into_iter()
         .map(|j| (j.job_id.clone(), Box::new(j)))
         .collect();
+    // Every job counted as the store had it (the interrupted as they are now), so what
+    // recovery changes from here on is noted as a move, with an event.
+    state.count_all();
+    state.events.recording = true;
     for id in &interrupted {
         state.touch_job(id);
+        state.note_event(id, Some(JobStatus::Running));
     }
     // Written in their new place as changed jobs, and gone from the old.
     let mut records = Vec::with_capacity(moved.len());

@@ -81,7 +81,9 @@ impl Batch {
         let millis = |d: Duration| EpochMillis::try_from(d.as_millis()).unwrap_or(EpochMillis::MAX);
         let (jobs_kept, logs_kept) = (millis(config.job_retention), millis(config.logs_kept()));
         let budget = config.max_removals_per_pass.max(1);
+        let events_due = now.saturating_sub(millis(config.events_kept()));
         self.change(|state| {
+            state.expire_events(events_due, now);
             Ok(expire(
                 state,
                 now.saturating_sub(jobs_kept),

@@ -57,6 +57,9 @@ pub(crate) struct State {
     pub(crate) counts: HashMap<String, [u64; JobStatus::ALL.len()]>,
     /// The jobs that have log streams (`super::streams`), kept with the counts.
     pub(crate) streams: super::streams::StreamIndex,
+    /// Job state change events not yet written, and their sequence (`super::events`), noted
+    /// with the counts.
+    pub(crate) events: super::events::EventLog,
     /// What changed since the records were last taken.
     changes: Changes,
     /// What the scheduler has done so far.
@@ -278,6 +281,7 @@ impl State {
             remote: HashMap::new(),
             counts: HashMap::new(),
             streams: Default::default(),
+            events: Default::default(),
             metrics: Arc::default(),
             next_sequence: 1,
             admissions: VecDeque::new(),
@@ -481,6 +485,7 @@ impl State {
         }
         let was = job.counted.replace(job.status);
         self.index_streams(id, was);
+        self.note_event(id, was);
     }
 
     /// Counts every job, as recovery loads them.
@@ -650,6 +655,7 @@ impl State {
                 key: sequence_key(sequence),
             });
         }
+        self.events.take_records(&mut records);
         for run in changes.removed_logs {
             let keys = crate::logs::log_keys(run);
             records.push(Record::DeleteRange {
@@ -931,12 +937,19 @@ mod tests {
         let written: Vec<String> = state
             .take_records()
             .into_iter()
-            .map(|r| match r {
+            .filter_map(|r| match r {
+                // The parent's move to FAILED, as an event.
+                Record::Put {
+                    table: Table::JobEvents,
+                    ..
+                } => None,
                 Record::Put { table, value, .. } => {
                     assert_eq!(table, Table::Jobs);
-                    serde_json::from_slice::<crate::model::Job>(&value)
-                        .unwrap()
-                        .job_id
+                    Some(
+                        serde_json::from_slice::<crate::model::Job>(&value)
+                            .unwrap()
+                            .job_id,
+                    )
                 }
                 other => panic!("not a put: {other:?}"),
             })

@@ -35,7 +35,9 @@ pub(crate) use ledger::StoredLedger;
 ///   Formats 1 and 2 kept each child whole in `Jobs`; recovery reads such a child in any format
 ///   and moves it (`batch::recover`), in the first transaction after the open.
 /// - 4: adds `SchedulingPolicies`. Older formats had none, so it starts empty.
-pub(crate) const FORMAT_VERSION: u64 = 4;
+/// - 5: adds `JobEvents`. Older formats recorded none, so it starts empty and the sequence
+///   at 1.
+pub(crate) const FORMAT_VERSION: u64 = 5;
 
 /// `format` → the [`FORMAT_VERSION`] the database was last opened with.
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
@@ -63,10 +65,12 @@ pub(crate) enum Table {
     ArrayChildren,
     /// Scheduling policies by name (format 4).
     SchedulingPolicies,
+    /// Job state change events by sequence, 20 digits (`batch::events`; format 5).
+    JobEvents,
 }
 
 impl Table {
-    const ALL: [Table; 9] = [
+    const ALL: [Table; 10] = [
         Table::ComputeEnvironments,
         Table::JobQueues,
         Table::JobDefinitions,
@@ -76,6 +80,7 @@ impl Table {
         Table::CompiledArtifacts,
         Table::ArrayChildren,
         Table::SchedulingPolicies,
+        Table::JobEvents,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -89,6 +94,7 @@ impl Table {
             Table::CompiledArtifacts => "compiled_artifacts",
             Table::ArrayChildren => "array_children",
             Table::SchedulingPolicies => "scheduling_policies",
+            Table::JobEvents => "job_events",
         })
     }
 }
@@ -439,6 +445,17 @@ impl Store {
         } else {
             Err(StoreError::Closed)
         }
+    }
+
+    /// Resolves with how far commits have got once they are past `through`; `None` once the
+    /// store has failed or closed, since nothing more will be committed.
+    pub(crate) async fn committed_past(&self, through: u64) -> Option<u64> {
+        let mut progress = self.inner.progress.subscribe();
+        let progress = progress
+            .wait_for(|p| p.through > through || p.failed.is_some() || p.closed)
+            .await
+            .ok()?;
+        (progress.through > through).then_some(progress.through)
     }
 
     /// A place in the writer's queue for one change, held until the change is committed. Waits

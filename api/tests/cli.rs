@@ -1288,4 +1288,23 @@ fn events_prints_each_jobs_moves_filtered_by_status_or_as_json() {
 
     let refused = server.run(&["events", "--queue", "nope"]);
     fails_saying(&refused, "queue: job queue nope does not exist");
+
+    // A stream left open does not hold up a stop: it ends, and so does the command.
+    let mut open = Command::new(WASMBATCH)
+        .arg("events")
+        .env("WASMBATCH_ENDPOINT", &server.endpoint)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(open.try_wait().unwrap().is_none(), "it waits for events");
+    server.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events did not end with the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

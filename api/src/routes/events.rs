@@ -30,6 +30,8 @@ use crate::error::ApiError;
 
 /// The least time between two reads of one stream while events keep coming.
 const COALESCE: Duration = Duration::from_millis(10);
+/// How often an idle stream looks whether the server is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(250);
 /// Events read at once.
 const READ: usize = 256;
 /// Most event streams open at once on one server; each wakes at every commit.
@@ -187,9 +189,20 @@ async fn pump(
         if full {
             continue;
         }
-        tokio::select! {
-            point = batch.committed_past(point) => if point.is_none() { return Ok(()) },
-            () = send.closed() => return Ok(()),
+        // A server that is stopping waits for its open requests: a stream ends once it has
+        // sent what was committed, and the client resumes from its last id after the restart.
+        if batch.is_stopping() {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                point = batch.committed_past(point) => match point {
+                    Some(_) => break,
+                    None => return Ok(()),
+                },
+                () = send.closed() => return Ok(()),
+                () = tokio::time::sleep(STOP_CHECK) => if batch.is_stopping() { break },
+            }
         }
         tokio::time::sleep(COALESCE).await;
     }

@@ -467,6 +467,14 @@ impl Batch {
         result
     }
 
+    /// Whether [`Batch::shutdown`] has been called: what waits for more (a log follower, an
+    /// event stream) should end rather than hold the exit up.
+    pub fn is_stopping(&self) -> bool {
+        self.shared
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Whether the service takes changes (see [`Health`]).
     pub fn health(&self) -> Health {
         match self.shared.store.failure() {

@@ -149,7 +149,7 @@ async fn a_ten_thousand_child_array_of_a_large_request_takes_little_room_in_the_
 }
 
 /// What store format 2 (before array children were stored apart) left: every child whole in
-/// `jobs`, no `array_children` table (nor format 4's `scheduling_policies`), format 2 in `meta`. Written from what DescribeJobs shows
+/// `jobs`, no `array_children` table (nor format 4's `scheduling_policies` or format 5's `job_events`), format 2 in `meta`. Written from what DescribeJobs shows
 /// of each child, which is what format 2 stored.
 async fn downgrade_to_format_2(dir: &Path, children: Vec<Job>) {
     let path = dir.join("wasmbatch.redb");
@@ -170,7 +170,7 @@ async fn downgrade_to_format_2(dir: &Path, children: Vec<Job>) {
             .insert("format", 2)
             .unwrap();
     }
-    for table in ["array_children", "scheduling_policies"] {
+    for table in ["array_children", "scheduling_policies", "job_events"] {
         let deleted = txn
             .delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
             .unwrap();
@@ -256,7 +256,7 @@ async fn a_data_dir_of_store_format_2_with_an_array_mid_flight_opens_and_its_chi
     batch.close("upgraded").await.unwrap();
     assert_eq!(
         stored(dir.path()),
-        (4, 1, 4),
+        (5, 1, 4),
         "upgraded: the parent whole, the children apart"
     );
 }

@@ -400,7 +400,8 @@ async fn bytes_that_are_not_a_runnable_wasi_program_get_a_clear_error() {
 
 /// Turns the database under `dir` back into store format 1, what wasmbatch wrote before it
 /// recorded artifact digests: no `meta` table, no `compiled_artifacts` table (nor the
-/// `array_children` of format 3 or the `scheduling_policies` of format 4).
+/// `array_children` of format 3, the `scheduling_policies` of format 4 or the `job_events` of
+/// format 5).
 async fn downgrade_to_format_1(dir: &Path) {
     let path = dir.join("wasmbatch.redb");
     // Closed by the caller: the file is free.
@@ -411,6 +412,7 @@ async fn downgrade_to_format_1(dir: &Path) {
         "meta",
         "array_children",
         "scheduling_policies",
+        "job_events",
     ] {
         let deleted = txn
             .delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))

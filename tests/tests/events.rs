@@ -147,14 +147,9 @@ fn per_job(events: &[(u64, Value)]) -> BTreeMap<String, Vec<JobStatus>> {
     jobs
 }
 
-fn last_event_id(id: u64) -> Vec<(String, String)> {
-    vec![("last-event-id".into(), id.to_string())]
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_event_is_lost_across_a_reconnect_or_a_restart_and_each_job_keeps_its_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = BatchConfig::new(dir.path());
+/// A service over `dir` with queue `main` and definition `exit-code`.
+async fn exit_code_service(dir: &std::path::Path) -> (Batch, BatchConfig) {
+    let config = BatchConfig::new(dir);
     let batch = Batch::open(config.clone()).await.unwrap();
     local_queue(&batch, 4, "ENABLED").await;
     module_and_definition(
@@ -166,6 +161,17 @@ async fn no_event_is_lost_across_a_reconnect_or_a_restart_and_each_job_keeps_its
         json!({}),
     )
     .await;
+    (batch, config)
+}
+
+fn last_event_id(id: u64) -> Vec<(String, String)> {
+    vec![("last-event-id".into(), id.to_string())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_is_lost_across_a_reconnect_or_a_restart_and_each_job_keeps_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (batch, config) = exit_code_service(dir.path()).await;
     let server = serve(batch.clone(), Access::local()).await;
 
     // From the oldest kept: none yet. Three jobs, one failing.
@@ -295,18 +301,7 @@ async fn no_event_is_lost_across_a_reconnect_or_a_restart_and_each_job_keeps_its
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_of_store_format_4_opens_and_numbers_its_first_events_from_1() {
     let dir = tempfile::tempdir().unwrap();
-    let config = BatchConfig::new(dir.path());
-    let batch = Batch::open(config.clone()).await.unwrap();
-    local_queue(&batch, 4, "ENABLED").await;
-    module_and_definition(
-        &batch,
-        "exit-code",
-        guests::wasip1::EXIT_CODE,
-        &[],
-        16,
-        json!({}),
-    )
-    .await;
+    let (batch, config) = exit_code_service(dir.path()).await;
     let old = submit(&batch, "before", "0").await;
     batch.close("downgrade").await.unwrap();
     wasmbatch_tests::rewrite_store_format(dir.path(), 4, &["job_events"]);
@@ -322,7 +317,15 @@ async fn a_data_dir_of_store_format_4_opens_and_numbers_its_first_events_from_1(
     );
     assert!(batch.job_events(0, 10).await.unwrap().is_empty());
     let new = submit(&batch, "after", "0").await;
-    let events = batch.job_events(0, 10).await.unwrap();
+    // The job's end is in memory before its commit: wait for the commit that holds its event.
+    let mut events = Vec::new();
+    for _ in 0..500 {
+        events = batch.job_events(0, 10).await.unwrap();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, [1, 2, 3, 4]);
     assert!(events.iter().all(|e| e.job_id == new));

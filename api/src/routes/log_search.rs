@@ -86,6 +86,27 @@ fn limit(value: Option<i64>, max: i64) -> Result<usize, Box<Response>> {
     }
 }
 
+/// What a stream operation's request has in common: its group, which must be ours, and a
+/// `limit` of at most `max`.
+trait StreamRequest: serde::de::DeserializeOwned {
+    fn group(&self) -> (Option<&str>, Option<&str>);
+    fn limit(&self) -> Option<i64>;
+}
+
+/// The request in `body`, checked for its group, with its limit; else the answer to give.
+fn opened<R: StreamRequest>(
+    batch: &Batch,
+    body: &[u8],
+    max: i64,
+) -> Result<(R, usize), Box<Response>> {
+    let request: R = serde_json::from_slice(body)
+        .map_err(|e| Box::new(invalid(format!("invalid request: {e}"))))?;
+    let (name, identifier) = request.group();
+    check_group(batch, name, identifier)?;
+    let limit = limit(request.limit(), max)?;
+    Ok((request, limit))
+}
+
 /// Whether the caller may take `action` on a stream (named by its ARN, its job's or its
 /// queue's).
 fn may_read(caller: &Caller, batch: &Batch, action: &str, stream: &LogStreamInfo) -> bool {
@@ -175,24 +196,26 @@ struct DescribeLogStreams {
     limit: Option<i64>,
 }
 
+impl StreamRequest for DescribeLogStreams {
+    fn group(&self) -> (Option<&str>, Option<&str>) {
+        (
+            self.log_group_name.as_deref(),
+            self.log_group_identifier.as_deref(),
+        )
+    }
+
+    fn limit(&self) -> Option<i64> {
+        self.limit
+    }
+}
+
 pub(crate) async fn describe_log_streams(
     batch: &Batch,
     caller: &Caller,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let request: DescribeLogStreams = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(e) => return Ok(invalid(format!("invalid request: {e}"))),
-    };
-    if let Err(refused) = check_group(
-        batch,
-        request.log_group_name.as_deref(),
-        request.log_group_identifier.as_deref(),
-    ) {
-        return Ok(*refused);
-    }
-    let limit = match limit(request.limit, 50) {
-        Ok(limit) => limit,
+    let (request, limit) = match opened::<DescribeLogStreams>(batch, body, 50) {
+        Ok(opened) => opened,
         Err(refused) => return Ok(*refused),
     };
     let order = match request.order_by.as_deref() {
@@ -299,24 +322,26 @@ impl SearchToken {
     }
 }
 
+impl StreamRequest for FilterLogEvents {
+    fn group(&self) -> (Option<&str>, Option<&str>) {
+        (
+            self.log_group_name.as_deref(),
+            self.log_group_identifier.as_deref(),
+        )
+    }
+
+    fn limit(&self) -> Option<i64> {
+        self.limit
+    }
+}
+
 pub(crate) async fn filter_log_events(
     batch: &Batch,
     caller: &Caller,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let request: FilterLogEvents = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(e) => return Ok(invalid(format!("invalid request: {e}"))),
-    };
-    if let Err(refused) = check_group(
-        batch,
-        request.log_group_name.as_deref(),
-        request.log_group_identifier.as_deref(),
-    ) {
-        return Ok(*refused);
-    }
-    let limit = match limit(request.limit, 10_000) {
-        Ok(limit) => limit,
+    let (request, limit) = match opened::<FilterLogEvents>(batch, body, 10_000) {
+        Ok(opened) => opened,
         Err(refused) => return Ok(*refused),
     };
     let pattern = match FilterPattern::parse(request.filter_pattern.as_deref().unwrap_or("")) {

@@ -247,13 +247,20 @@ impl Logs {
         if let Some(log) = self.lock().get(key) {
             return Ok(of(log.events.first(), log.events.last()));
         }
-        let first: Vec<(String, Vec<LogEvent>)> =
-            self.store
-                .load_from(Table::LogChunks, key, &chunk_key(key, 0), 1)?;
         let last: Option<(String, Vec<LogEvent>)> = self.store.load_last(Table::LogChunks, key)?;
+        let Some((last_key, last)) = last else {
+            return Ok(None);
+        };
+        let first_key = chunk_key(key, 0);
+        // Most streams are one chunk: read it once.
+        if last_key == first_key {
+            return Ok(of(last.first(), last.last()));
+        }
+        let first: Vec<(String, Vec<LogEvent>)> =
+            self.store.load_from(Table::LogChunks, key, &first_key, 1)?;
         Ok(of(
             first.first().and_then(|(_, events)| events.first()),
-            last.as_ref().and_then(|(_, events)| events.last()),
+            last.last(),
         ))
     }
 

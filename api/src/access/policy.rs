@@ -80,6 +80,13 @@ impl Context<'_> {
 }
 
 impl Statement {
+    /// Whether one of its actions matches `action` (lower case), as IAM matches them.
+    fn names(&self, action: &str) -> bool {
+        self.action
+            .iter()
+            .any(|pattern| wildcard(&pattern.to_ascii_lowercase(), action))
+    }
+
     /// Whether every condition holds for `context`. As in IAM, a positive operator on a key the
     /// request does not have fails, a negated one holds.
     fn conditions_hold(&self, context: &Context) -> bool {
@@ -202,22 +209,17 @@ impl Policy {
     /// leaves out what the caller may not see still refuses a caller who may see nothing.
     pub fn grants_any(&self, action: &str) -> bool {
         let action = action.to_ascii_lowercase();
-        self.statement.iter().any(|statement| {
-            statement.effect == Effect::Allow
-                && statement
-                    .action
-                    .iter()
-                    .any(|pattern| wildcard(&pattern.to_ascii_lowercase(), &action))
-        })
+        self.statement
+            .iter()
+            .any(|statement| statement.effect == Effect::Allow && statement.names(&action))
     }
 
     /// [`Policy::decide`] for a request with `context` (the values of its condition keys).
     pub fn decide_in(&self, action: &str, resources: &[&str], context: &Context) -> Decision {
         let mut allowed = false;
+        let action = action.to_ascii_lowercase();
         for statement in self.statement.iter() {
-            let action_matches = statement.action.iter().any(|pattern| {
-                wildcard(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
-            });
+            let action_matches = statement.names(&action);
             let resource_matches = statement
                 .resource
                 .iter()

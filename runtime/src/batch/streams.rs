@@ -245,13 +245,17 @@ fn chosen(state: &State, stem: &str, attempt: usize) -> Option<Chosen> {
     })
 }
 
+/// How many streams the job a stem names has.
+fn stream_count(state: &State, stem: &str) -> usize {
+    stem.rsplit_once('/')
+        .and_then(|(_, id)| state.jobs.get(id))
+        .map_or(0, |job| started_attempts(job))
+}
+
 /// The attempts of the job a stem names whose streams exist, in name order (`-1`, `-10`,
 /// `-2`, … as CloudWatch sorts names).
 fn attempts_by_name(state: &State, stem: &str) -> Vec<(String, usize)> {
-    let count = stem
-        .rsplit_once('/')
-        .and_then(|(_, id)| state.jobs.get(id))
-        .map_or(0, |job| started_attempts(job));
+    let count = stream_count(state, stem);
     let mut names: Vec<(String, usize)> = (1..=count).map(|a| (format!("{stem}-{a}"), a)).collect();
     names.sort();
     names
@@ -375,7 +379,7 @@ fn by_time(
     };
     let mut last: Option<Position> = None;
     for (scanned, (time, stem)) in entries.enumerate() {
-        let count = attempts_by_name(state, stem).len();
+        let count = stream_count(state, stem);
         let mut attempts: Vec<usize> = (1..=count).collect();
         if query.descending {
             attempts.reverse();

@@ -58,3 +58,20 @@ ensure_nats_server() {
     fi
     export WASMBATCH_NATS_SERVER="$venv/bin/nats-server"
 }
+
+# Headless Chromium and its chromedriver (Debian's packages) for the web-console end-to-end test;
+# tests/src/browser.rs finds them through WASMBATCH_CHROMIUM and WASMBATCH_CHROMEDRIVER.
+ensure_chromium() {
+    local chromium=/usr/bin/chromium chromedriver=/usr/bin/chromedriver
+    if ! { [ -x "$chromium" ] && "$chromedriver" --version >/dev/null 2>&1; }; then
+        echo "== installing chromium and chromium-driver (apt-get)"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+            apt-get install -y --no-install-recommends chromium chromium-driver)
+        # A fresh image has no package lists: fetch them only when the install needs them.
+        "${install[@]}" || { "${sudo[@]}" apt-get update && "${install[@]}"; }
+    fi
+    export WASMBATCH_CHROMIUM="$chromium"
+    export WASMBATCH_CHROMEDRIVER="$chromedriver"
+}

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmbatch_runtime::{OutputSink, StreamKind};
 
+/// A headless Chromium under chromedriver, for the web-console tests.
+pub mod browser;
 pub mod nats;
 pub mod router;
 pub mod stats;

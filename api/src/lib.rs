@@ -15,10 +15,13 @@
 //! - `routes`: one file per resource (`compute_environments`, `job_queues`, `job_definitions`,
 //!   `jobs`), each mapping `POST /v1/<operation>` to the `Batch` call.
 //! - `shapes`: response shapes that are not the model's own (JobDetail, JobSummary).
+//! - `console`: the web console at `/console`, its files compiled in; it calls the API from
+//!   the browser, signing in checked mode.
 //! - [`metrics`]: requests counted by operation and status, and `GET /metrics` on a listener
 //!   of its own.
 
 pub mod access;
+mod console;
 mod error;
 pub mod metrics;
 pub mod origin;
@@ -42,6 +45,7 @@ pub fn app(batch: Batch, access: Access) -> Router {
 
 /// [`app`], answering to the hosts `config.origins` names and reading bodies within its bounds.
 pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
+    let console = console::router(&batch.config().region);
     let gate = access::Gate {
         access,
         region: batch.config().region.clone(),
@@ -60,6 +64,8 @@ pub fn app_with(batch: Batch, access: Access, config: &ServeConfig) -> Router {
         // Unsigned, as load balancers and supervisors ask: it tells only whether changes are
         // taken.
         .merge(routes::health(batch))
+        // Its files are the same for everyone; what it shows comes from signed requests.
+        .merge(console)
         // Outside the signature check: a foreign page is refused in every mode, before its
         // body is read.
         .layer(axum::middleware::from_fn_with_state(origins, origin::check))

@@ -9,6 +9,8 @@
 //! endpoint's authority as `Host`, `application/json` (REST-JSON) or
 //! `application/x-amz-json-1.1` (CloudWatch Logs) on every body, `application/wasm` or
 //! `application/octet-stream` on a module upload, and nothing on the bodiless GET and DELETE.
+//! The web console at `/console` is a page of this server's own origin: its requests carry
+//! that `Origin` and `Sec-Fetch-Site: same-origin`, and JSON bodies, so they pass.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;

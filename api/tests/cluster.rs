@@ -1096,3 +1096,57 @@ fn a_worker_flooding_log_reports_is_held_to_the_attempts_output_caps() {
         .count();
     assert!((100_000..=200_002).contains(&kept), "kept {kept} lines");
 }
+
+#[test]
+fn the_console_lists_a_farms_workers_and_shows_a_remote_jobs_log() {
+    let nats = NatsServer::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&dir.path().join("cp"), &nats.url(), &[]);
+    cp.farm(1);
+    let _w1 = worker(&nats.url(), "w1", 2, dir.path());
+    let _w2 = worker(&nats.url(), "w2", 1, dir.path());
+    cp.wait_workers(2);
+    let id = cp.submit("sleep", &[], json!({}));
+    cp.wait(&id, &["RUNNING"], MINUTE);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = wasmbatch_tests::browser::Browser::start().await;
+        let page = &browser.client;
+        let text = |css: String| async move {
+            let deadline = Instant::now() + MINUTE;
+            loop {
+                let found = page
+                    .execute(
+                        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                        vec![json!(css)],
+                    )
+                    .await
+                    .unwrap();
+                if let Some(found) = found.as_str().filter(|t| !t.is_empty()) {
+                    return found.to_string();
+                }
+                assert!(Instant::now() < deadline, "no {css} on the page");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        page.goto(&format!("{}/console#/environments", cp.endpoint))
+            .await
+            .unwrap();
+        let farm = text("tr[data-environment='farm'] td[data-field='capacity']".into()).await;
+        assert!(farm.starts_with("2 workers: "), "{farm}");
+        assert!(farm.contains("of 3 vCPUs in use"), "{farm}");
+        let workers = text("#workers tbody".into()).await;
+        assert!(workers.contains("w1") && workers.contains("w2"), "{workers}");
+        // The remote attempt's line, followed from the worker through the control plane.
+        page.goto(&format!("{}/console#/job/{id}", cp.endpoint))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + MINUTE;
+        while !text("#log".into()).await.contains("sleeping") {
+            assert!(Instant::now() < deadline, "the log never showed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        browser.close().await;
+    });
+}

@@ -133,6 +133,7 @@ pub(crate) fn router() -> Router<Batch> {
         .route("/", post(logs::dispatch))
         .route("/v1/jobs/{job_id}/logs", get(logs::job_log))
         .route("/v1/workers", get(compute_environments::workers))
+        .route("/v1/jobcounts", get(job_queues::counts))
         .route("/v1/events", get(events::stream))
         .route(
             "/v1/tags/{arn}",

@@ -1113,40 +1113,24 @@ fn the_console_lists_a_farms_workers_and_shows_a_remote_jobs_log() {
     runtime.block_on(async {
         let browser = wasmbatch_tests::browser::Browser::start().await;
         let page = &browser.client;
-        let text = |css: String| async move {
-            let deadline = Instant::now() + MINUTE;
-            loop {
-                let found = page
-                    .execute(
-                        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
-                        vec![json!(css)],
-                    )
-                    .await
-                    .unwrap();
-                if let Some(found) = found.as_str().filter(|t| !t.is_empty()) {
-                    return found.to_string();
-                }
-                assert!(Instant::now() < deadline, "no {css} on the page");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
         page.goto(&format!("{}/console#/environments", cp.endpoint))
             .await
             .unwrap();
-        let farm = text("tr[data-environment='farm'] td[data-field='capacity']".into()).await;
-        assert!(farm.starts_with("2 workers: "), "{farm}");
+        let farm = browser
+            .shown(
+                "tr[data-environment='farm'] td[data-field='capacity']",
+                |t| t.starts_with("2 workers: "),
+            )
+            .await;
         assert!(farm.contains("of 3 vCPUs in use"), "{farm}");
-        let workers = text("#workers tbody".into()).await;
-        assert!(workers.contains("w1") && workers.contains("w2"), "{workers}");
+        browser
+            .shown("#workers tbody", |t| t.contains("w1") && t.contains("w2"))
+            .await;
         // The remote attempt's line, followed from the worker through the control plane.
         page.goto(&format!("{}/console#/job/{id}", cp.endpoint))
             .await
             .unwrap();
-        let deadline = Instant::now() + MINUTE;
-        while !text("#log".into()).await.contains("sleeping") {
-            assert!(Instant::now() < deadline, "the log never showed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        browser.shown("#log", |t| t.contains("sleeping")).await;
         browser.close().await;
     });
 }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 /// test gives up with chromedriver's log.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
+/// How long [`Browser::shown`] waits for a page to show what the API already says.
+pub const SHOWN_WITHIN: Duration = Duration::from_secs(30);
 
 /// Chromium's flags: headless, no sandbox (the tests run as root in a container), none of its
 /// background traffic (updates, sync, QUIC probes), shared memory in /tmp rather than a small
@@ -119,6 +121,38 @@ impl Browser {
                 "Chromium did not start within {START_TIMEOUT:?}:\n{}",
                 driver.log()
             ),
+        }
+    }
+
+    /// The text of the first element `css` selects, or `None` while there is none.
+    pub async fn text(&self, css: &str) -> Option<String> {
+        let found = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading {css}: {e}"));
+        found.as_str().map(str::to_string)
+    }
+
+    /// Waits until the element `css` selects has a text `ok` accepts, and returns it; panics
+    /// after [`SHOWN_WITHIN`] with what the element and the page showed instead.
+    pub async fn shown(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SHOWN_WITHIN;
+        loop {
+            let seen = self.text(css).await;
+            if let Some(seen) = &seen
+                && ok(seen)
+            {
+                return seen.clone();
+            }
+            if Instant::now() > deadline {
+                let page = self.text("body").await.unwrap_or_default();
+                panic!("{css} showed {seen:?} for {SHOWN_WITHIN:?}; the page said:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

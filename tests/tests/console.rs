@@ -6,8 +6,6 @@
 //! signs every request with it, and shows only what its policy allows. Screenshots are written
 //! under the test's target dir for a human to look at.
 
-use std::time::Duration;
-
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use wasmbatch_api::Access;
@@ -15,12 +13,9 @@ use wasmbatch_api::access::credentials::{CredentialsFile, credentials_path};
 use wasmbatch_api::access::policy::Policy;
 use wasmbatch_runtime::model::JobStatus;
 use wasmbatch_runtime::{Batch, BatchConfig};
-use wasmbatch_tests::browser::Browser;
+use wasmbatch_tests::browser::{Browser, SHOWN_WITHIN};
 use wasmbatch_tests::wire;
 use wasmbatch_tests::{decode, describe, finished, guests, job_queue, module_and_definition};
-
-/// How long the page may take to show what the API already says.
-const SHOWN_WITHIN: Duration = Duration::from_secs(30);
 
 /// A server on a loopback port over a fresh data dir with queues on one environment, and the
 /// `hello`, `sleep` and `exit-code` definitions.
@@ -115,37 +110,6 @@ async fn submit(
     request.send().await.unwrap().job_id().unwrap().to_string()
 }
 
-/// The text of the first element `css` selects, or `None` while there is none.
-async fn text(client: &Client, css: &str) -> Option<String> {
-    let found = client
-        .execute(
-            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
-            vec![json!(css)],
-        )
-        .await
-        .unwrap();
-    found.as_str().map(str::to_string)
-}
-
-/// Waits until the element `css` selects has a text `ok` accepts, and returns it; panics with
-/// what the page showed instead.
-async fn shown(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + SHOWN_WITHIN;
-    loop {
-        let seen = text(client, css).await;
-        if let Some(seen) = &seen
-            && ok(seen)
-        {
-            return seen.clone();
-        }
-        if tokio::time::Instant::now() > deadline {
-            let page = text(client, "body").await.unwrap_or_default();
-            panic!("{css} showed {seen:?} for {SHOWN_WITHIN:?}; the page said:\n{page}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn click(client: &Client, css: &str) {
     client
         .wait()
@@ -168,33 +132,35 @@ async fn screenshot(browser: &Browser, name: &str) {
 async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
     let service = start(&["main"], |_| None).await;
     let sdk = service.sdk(("any", "any"));
-    let browser = Browser::start().await;
-    let client = &browser.client;
+    let owned = Browser::start().await;
+    let browser = &owned;
+    let client = &owned.client;
     client
         .goto(&service.console("jobs?queue=main&status=RUNNING"))
         .await
         .unwrap();
-    shown(client, "#jobs", |t| t.contains("No jobs here")).await;
+    browser.shown("#jobs", |t| t.contains("No jobs here")).await;
 
     // A job submitted through the API appears in the list the page is showing.
     let sleeper = submit(&sdk, "sleeper", "main", "sleep", &[], None).await;
     let row = format!("tr[data-job-id='{sleeper}']");
-    shown(client, &row, |t| {
-        t.contains("sleeper") && t.contains("RUNNING")
-    })
-    .await;
+    browser
+        .shown(&row, |t| t.contains("sleeper") && t.contains("RUNNING"))
+        .await;
 
     // Its log line arrives while it still runs: the page follows the log, it does not wait for
     // the end.
     click(client, &format!("{row} a")).await;
-    shown(client, "#log", |t| t.contains("sleeping")).await;
+    browser.shown("#log", |t| t.contains("sleeping")).await;
     assert_eq!(
         describe(&service.batch, &sleeper).status,
         JobStatus::Running
     );
-    assert_eq!(text(client, "#log-state").await.unwrap(), "(following)");
-    shown(client, "dd[data-field='Status']", |t| t == "RUNNING").await;
-    screenshot(&browser, "console-job-running.png").await;
+    assert_eq!(browser.text("#log-state").await.unwrap(), "(following)");
+    browser
+        .shown("dd[data-field='Status']", |t| t == "RUNNING")
+        .await;
+    screenshot(browser, "console-job-running.png").await;
 
     // Terminated through the API, the open page shows it ended and why.
     sdk.terminate_job()
@@ -204,8 +170,12 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         .await
         .unwrap();
     finished(&service.batch, &sleeper).await;
-    shown(client, "dd[data-field='Status']", |t| t == "FAILED").await;
-    shown(client, "#log-state", |t| t == "(the job has ended)").await;
+    browser
+        .shown("dd[data-field='Status']", |t| t == "FAILED")
+        .await;
+    browser
+        .shown("#log-state", |t| t == "(the job has ended)")
+        .await;
 
     // A job that failed on its own: the page gives the reason, the exit code and the attempt.
     let failing = submit(&sdk, "failing", "main", "exit-code", &[], None).await;
@@ -216,12 +186,22 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         .await
         .unwrap();
     let reason = failed.status_reason.clone().unwrap();
-    shown(client, "dd[data-field='Status reason']", |t| t == reason).await;
-    shown(client, "dd[data-field='Exit code']", |t| t == "3").await;
-    shown(client, "dd[data-field='Command']", |t| t == "\"3\"").await;
-    shown(client, "#attempts tbody", |t| t.contains(&reason)).await;
-    shown(client, "#log", |t| t.contains("exiting with 3")).await;
-    screenshot(&browser, "console-job-failed.png").await;
+    browser
+        .shown("dd[data-field='Status reason']", |t| t == reason)
+        .await;
+    browser
+        .shown("dd[data-field='Exit code']", |t| t == "3")
+        .await;
+    browser
+        .shown("dd[data-field='Command']", |t| t == "\"3\"")
+        .await;
+    browser
+        .shown("#attempts tbody", |t| t.contains(&reason))
+        .await;
+    browser
+        .shown("#log", |t| t.contains("exiting with 3"))
+        .await;
+    screenshot(browser, "console-job-failed.png").await;
 
     // The queue's counts, and the chart of jobs ended since the page opened (2 failed, then a
     // job and an array of 20 that succeed).
@@ -231,13 +211,14 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
     finished(&service.batch, &array).await;
     click(client, "header nav a[data-view='queues']").await;
     let cell = |status: &str| format!("tr[data-queue='main'] td[data-status='{status}']");
-    shown(client, &cell("SUCCEEDED"), |t| t == "21").await;
-    shown(client, &cell("FAILED"), |t| t == "2").await;
-    shown(client, &cell("RUNNING"), |t| t == "0").await;
-    shown(client, "#throughput-total", |t| {
-        t.starts_with("23 finished (21 succeeded, 2 failed)")
-    })
-    .await;
+    browser.shown(&cell("SUCCEEDED"), |t| t == "21").await;
+    browser.shown(&cell("FAILED"), |t| t == "2").await;
+    browser.shown(&cell("RUNNING"), |t| t == "0").await;
+    browser
+        .shown("#throughput-total", |t| {
+            t.starts_with("23 finished (21 succeeded, 2 failed)")
+        })
+        .await;
     let bars = client
         .execute(
             "return document.querySelectorAll('#throughput-chart rect').length",
@@ -270,20 +251,18 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         .send()
         .await
         .unwrap();
-    shown(
-        client,
-        "tr[data-queue='shared'] li[data-share='render']",
-        |t| t.starts_with("render: 1 vCPU in use"),
-    )
-    .await;
-    shown(client, &cell("SUCCEEDED"), |t| t == "21").await;
-    shown(
-        client,
-        "tr[data-queue='shared'] td[data-status='RUNNING']",
-        |t| t == "1",
-    )
-    .await;
-    screenshot(&browser, "console-queues.png").await;
+    browser
+        .shown("tr[data-queue='shared'] li[data-share='render']", |t| {
+            t.starts_with("render: 1 vCPU in use")
+        })
+        .await;
+    browser.shown(&cell("SUCCEEDED"), |t| t == "21").await;
+    browser
+        .shown("tr[data-queue='shared'] td[data-status='RUNNING']", |t| {
+            t == "1"
+        })
+        .await;
+    screenshot(browser, "console-queues.png").await;
     assert_eq!(
         describe(&service.batch, render.job_id().unwrap()).status,
         JobStatus::Running
@@ -291,15 +270,16 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
 
     // The compute environments, and no workers outside cluster mode.
     click(client, "header nav a[data-view='environments']").await;
-    let local = shown(client, "tr[data-environment='local']", |t| {
-        t.contains("VALID")
-    })
-    .await;
+    let local = browser
+        .shown("tr[data-environment='local']", |t| t.contains("VALID"))
+        .await;
     assert!(
         local.contains("MANAGED (EC2)") && local.contains("ENABLED / VALID"),
         "{local}"
     );
-    shown(client, "#workers", |t| t.starts_with("No remote workers")).await;
+    browser
+        .shown("#workers", |t| t.starts_with("No remote workers"))
+        .await;
 
     // Every status, newest first, a page at a time (2 a page here), and by name.
     client
@@ -317,10 +297,12 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         serde_json::from_value::<Vec<String>>(found).unwrap()
     };
     let page = |n: &'static str| async move {
-        shown(client, "#page", |t| t == n).await;
+        browser.shown("#page", |t| t == n).await;
         names("#jobs tbody tr td:first-child").await
     };
-    shown(client, "#jobs tbody", |t| t.contains("greetings")).await;
+    browser
+        .shown("#jobs tbody", |t| t.contains("greetings"))
+        .await;
     assert_eq!(page("page 1").await, ["greetings", "greeting"]);
     click(client, "#older").await;
     assert_eq!(page("page 2").await, ["failing", "sleeper"]);
@@ -330,7 +312,9 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         .goto(&service.console("jobs?queue=main&status=FAILED"))
         .await
         .unwrap();
-    shown(client, "#jobs tbody", |t| t.contains("sleeper")).await;
+    browser
+        .shown("#jobs tbody", |t| t.contains("sleeper"))
+        .await;
     assert_eq!(
         names("#jobs tbody tr td:first-child").await,
         ["failing", "sleeper"]
@@ -339,12 +323,14 @@ async fn the_console_shows_a_new_job_its_log_live_and_why_a_job_failed() {
         .goto(&service.console("jobs?queue=main&name=greet"))
         .await
         .unwrap();
-    shown(client, "#jobs tbody", |t| t.contains("greeting")).await;
+    browser
+        .shown("#jobs tbody", |t| t.contains("greeting"))
+        .await;
     assert_eq!(
         names("#jobs tbody tr td:first-child").await,
         ["greetings", "greeting"]
     );
-    browser.close().await;
+    owned.close().await;
 }
 
 /// A module's output and a caller's reason reach the page as text: markup in them is never
@@ -356,13 +342,14 @@ async fn markup_a_module_prints_or_a_caller_gives_as_a_reason_is_shown_as_text_n
     let sdk = service.sdk(("any", "any"));
     let markup = "<img src=x onerror=\"document.title='pwned'\">";
     let hostile = submit(&sdk, "hostile", "main", "sleep", &[], None).await;
-    let browser = Browser::start().await;
-    let client = &browser.client;
+    let owned = Browser::start().await;
+    let browser = &owned;
+    let client = &owned.client;
     client
         .goto(&service.console(&format!("job/{hostile}")))
         .await
         .unwrap();
-    shown(client, "#log", |t| t.contains("sleeping")).await;
+    browser.shown("#log", |t| t.contains("sleeping")).await;
     let printer = submit(&sdk, "printer", "main", "hello", &[markup], None).await;
     sdk.terminate_job()
         .job_id(&hostile)
@@ -370,17 +357,19 @@ async fn markup_a_module_prints_or_a_caller_gives_as_a_reason_is_shown_as_text_n
         .send()
         .await
         .unwrap();
-    shown(client, "dd[data-field='Status reason']", |t| t == markup).await;
+    browser
+        .shown("dd[data-field='Status reason']", |t| t == markup)
+        .await;
     client
         .goto(&service.console(&format!("job/{printer}")))
         .await
         .unwrap();
-    shown(client, "#log", |t| t.contains("<img src=x")).await;
+    browser.shown("#log", |t| t.contains("<img src=x")).await;
     client
         .goto(&service.console("jobs?queue=main&status=FAILED"))
         .await
         .unwrap();
-    shown(client, "#jobs tbody", |t| t.contains(markup)).await;
+    browser.shown("#jobs tbody", |t| t.contains(markup)).await;
     let parsed = client
         .execute(
             "return [document.querySelectorAll('main img').length, document.title]",
@@ -389,7 +378,7 @@ async fn markup_a_module_prints_or_a_caller_gives_as_a_reason_is_shown_as_text_n
         .await
         .unwrap();
     assert_eq!(parsed, json!([0, "wasmbatch console"]));
-    browser.close().await;
+    owned.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,8 +421,9 @@ async fn with_keys_the_console_signs_in_and_shows_only_what_the_policy_allows() 
     finished(&service.batch, &alices).await;
     finished(&service.batch, &bobs).await;
 
-    let browser = Browser::start().await;
-    let client = &browser.client;
+    let owned = Browser::start().await;
+    let browser = &owned;
+    let client = &owned.client;
     client.goto(&service.console("queues")).await.unwrap();
     // Unsigned, the server refuses; the page asks for a key.
     let visible = |css: &'static str| async move {
@@ -446,10 +436,11 @@ async fn with_keys_the_console_signs_in_and_shows_only_what_the_policy_allows() 
             .unwrap()
             == Value::Bool(true)
     };
-    shown(client, "#sign-in-refusal", |t| {
-        t.contains("MissingAuthenticationTokenException")
-    })
-    .await;
+    browser
+        .shown("#sign-in-refusal", |t| {
+            t.contains("MissingAuthenticationTokenException")
+        })
+        .await;
     assert!(visible("#sign-in").await);
 
     // A wrong secret is refused by the server's signature check, and the page says so.
@@ -464,41 +455,50 @@ async fn with_keys_the_console_signs_in_and_shows_only_what_the_policy_allows() 
         click(client, "#sign-in button[type='submit']").await;
     };
     sign_in(format!("{}x", alice.secret_access_key)).await;
-    shown(client, "#sign-in-refusal", |t| {
-        t.contains("InvalidSignatureException")
-    })
-    .await;
+    browser
+        .shown("#sign-in-refusal", |t| {
+            t.contains("InvalidSignatureException")
+        })
+        .await;
     assert!(visible("#sign-in").await);
 
     // Signed in: every request is signed in the page, and the policy decides what it shows.
     sign_in(alice.secret_access_key.clone()).await;
-    shown(client, "#identity", |t| t.contains(&alice.access_key_id)).await;
+    browser
+        .shown("#identity", |t| t.contains(&alice.access_key_id))
+        .await;
     let cell =
         |queue: &str, status: &str| format!("tr[data-queue='{queue}'] td[data-status='{status}']");
-    shown(client, &cell("team-a", "SUCCEEDED"), |t| t == "1").await;
+    browser
+        .shown(&cell("team-a", "SUCCEEDED"), |t| t == "1")
+        .await;
     // Her policy lets her describe every queue but list the jobs of her own only: team-b is a
     // row without counts.
     assert_eq!(
-        text(client, &cell("team-b", "SUCCEEDED")).await.unwrap(),
+        browser.text(&cell("team-b", "SUCCEEDED")).await.unwrap(),
         ""
     );
     // The event stream is a signed fetch too (EventSource cannot sign).
-    shown(client, "#events-state", |t| t == "live").await;
+    browser.shown("#events-state", |t| t == "live").await;
 
     // Her job's detail and its log, through the signed log route.
     client
         .goto(&service.console(&format!("job/{alices}")))
         .await
         .unwrap();
-    shown(client, "#log", |t| t.contains("hello from wasmbatch")).await;
-    shown(client, "dd[data-field='Status']", |t| t == "SUCCEEDED").await;
+    browser
+        .shown("#log", |t| t.contains("hello from wasmbatch"))
+        .await;
+    browser
+        .shown("dd[data-field='Status']", |t| t == "SUCCEEDED")
+        .await;
     // Bob's job is not hers to see.
     client
         .goto(&service.console(&format!("job/{bobs}")))
         .await
         .unwrap();
-    shown(client, "#job", |t| t.contains("AccessDenied")).await;
-    browser.close().await;
+    browser.shown("#job", |t| t.contains("AccessDenied")).await;
+    owned.close().await;
 }
 
 /// The page and its files come from the binary, unsigned, each with its type and a policy that

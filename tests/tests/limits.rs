@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmbatch_runtime::{
     AttemptSpec, Executor, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome,
 };
-use wasmbatch_tests::{CollectedOutput, executor, guests};
+use wasmbatch_tests::{CollectedOutput, executor, executor_with, guests};
 
 async fn load(executor: &Executor, path: &str) -> JobModule {
     executor.load(guests::bytes(path)).await.unwrap()
@@ -264,4 +264,110 @@ async fn an_hour_long_timeout_is_a_timer_not_a_wait() {
     assert_eq!(kind, FailureKind::Timeout);
     assert!(reason.contains("timeout of 3600s"), "{reason}");
     assert!(real.elapsed() < Duration::from_secs(60));
+}
+
+/// The CPU time (user + system, in clock ticks) of this process's threads whose nice value is
+/// `nice`, as /proc shows them, and how many there are.
+fn cpu_of_threads_at_nice(nice: i64) -> (u64, usize) {
+    let mut total = (0, 0);
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state …": fields after the command; utime and stime are the 14th and
+        // 15th of the line, nice the 19th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let field = |n: usize| fields[n - 3].parse::<i64>().unwrap();
+        if field(19) == nice {
+            total.0 += (field(14) + field(15)) as u64;
+            total.1 += 1;
+        }
+    }
+    total
+}
+
+/// A guest that keeps a core busy moves to the executor's long-attempt threads, which run at
+/// the configured nice value, so new attempts do not queue behind it; it still ends by its
+/// timeout there, and dropping its attempt's future stops it there as it would here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_running_guest_goes_on_at_a_lower_priority_and_still_stops() {
+    // A nice value no other test's executor uses, to tell this one's threads apart.
+    let (executor, _dir) = executor_with(|config| config.long_attempt_nice = 7);
+    let (cpu_before, threads) = cpu_of_threads_at_nice(7);
+    assert!(threads >= 1, "no long-attempt threads at nice 7");
+    let spin = load(&executor, guests::wasip1::SPIN).await;
+    let output = CollectedOutput::new();
+    let attempt = tokio::spawn({
+        let executor = executor.clone();
+        let spec = AttemptSpec {
+            output: output.sink(),
+            ..spec(&["spin"], Limits::default())
+        };
+        async move { executor.run(&spin, spec).await }
+    });
+    while output.stdout().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // It runs, and its core time is spent on the niced threads (a tick of /proc is 10 ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cpu_of_threads_at_nice(7).0 < cpu_before + 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the spinning guest never ran on the nice-7 threads"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(executor.slots().0, 1);
+    attempt.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while executor.slots().0 != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moved guest went on after its attempt was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let idle = cpu_of_threads_at_nice(7).0;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        cpu_of_threads_at_nice(7).0 <= idle + 2,
+        "something still spins there"
+    );
+
+    // Moved, a guest still ends by its timeout, and the executor goes on serving.
+    let spin = load(&executor, guests::wasip2::SPIN).await;
+    let limits = Limits {
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let outcome = executor.run(&spin, spec(&["spin"], limits)).await;
+    assert_eq!(failure(&outcome).0, FailureKind::Timeout);
+    still_serves(&executor).await;
+}
+
+#[tokio::test]
+async fn the_long_attempt_settings_are_checked() {
+    for (adjust, field) in [
+        (
+            (|c: &mut wasmbatch_runtime::ExecutorConfig| c.long_attempt_nice = 0)
+                as fn(&mut wasmbatch_runtime::ExecutorConfig),
+            "long_attempt_nice",
+        ),
+        (|c| c.long_attempt_nice = 20, "long_attempt_nice"),
+        (
+            |c| c.long_attempt_after = Some(Duration::ZERO),
+            "long_attempt_after",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = wasmbatch_runtime::ExecutorConfig::new(dir.path());
+        adjust(&mut config);
+        let error = Executor::new(config).err().expect("refused").to_string();
+        assert!(error.contains(field), "{error}");
+    }
 }

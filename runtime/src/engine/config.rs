@@ -54,6 +54,15 @@ pub struct ExecutorConfig {
     pub max_compile_time: Duration,
     /// Largest wasm call stack, in bytes; deeper recursion traps with a stack overflow.
     pub max_wasm_stack_bytes: usize,
+    /// An attempt whose guest has run this long (counted in epoch ticks while wasm runs, not
+    /// while it waits in a host call) goes on on the executor's long-attempt threads, which
+    /// run at nice [`long_attempt_nice`](Self::long_attempt_nice), so a new attempt takes a
+    /// core at once instead of waiting a tick behind each. `None`: every attempt stays on
+    /// the runtime that started it.
+    pub long_attempt_after: Option<Duration>,
+    /// The nice value (1 to 19) of the long-attempt threads: at 5, a long attempt gets about
+    /// a quarter of a core that a fresh one also wants, and all of one nothing else does.
+    pub long_attempt_nice: i32,
 }
 
 impl ExecutorConfig {
@@ -78,6 +87,10 @@ impl ExecutorConfig {
             max_module_functions: 100_000,
             max_compile_time: Duration::from_secs(60),
             max_wasm_stack_bytes: 1 << 20,
+            // Five ticks: far longer than a short job's whole run (tens of µs), short enough
+            // that a spinning guest leaves the fresh attempts' threads almost at once.
+            long_attempt_after: Some(Duration::from_millis(5)),
+            long_attempt_nice: 5,
         }
     }
 
@@ -111,6 +124,12 @@ impl ExecutorConfig {
         }
         if self.max_wasm_stack_bytes < 64 << 10 {
             return invalid("max_wasm_stack_bytes", "must be at least 64 KiB");
+        }
+        if self.long_attempt_after.is_some_and(|after| after.is_zero()) {
+            return invalid("long_attempt_after", "must be longer than zero (or None)");
+        }
+        if !(1..=19).contains(&self.long_attempt_nice) {
+            return invalid("long_attempt_nice", "must be between 1 and 19");
         }
         Ok(())
     }

@@ -5,17 +5,19 @@
 //! ticker. Each attempt gets a fresh `Store` from the pool, a private scratch directory, captured
 //! output, and its limits: a memory cap, an optional fuel budget, a wall-clock deadline and a
 //! kill switch. Guests run as async tasks that yield at every epoch tick, so a spinning guest
-//! never holds a tokio worker.
+//! never holds a tokio worker; one that has run for a while goes on on threads of lower OS
+//! priority (`lanes`), so a new attempt does not wait behind it.
 //!
 //! Files: `config` (sizing), `module_cache` (digest → compiled, linked module), `ledger` (which
 //! compiled artifacts may be loaded), `wasi` (store state and linkers), `limits` (memory cap),
 //! `output` (stdout/stderr capture), `attempt` (an attempt's inputs), `outcome` (how it ended),
-//! `epoch` (the ticker), `error`.
+//! `epoch` (the ticker), `lanes` (where attempts run), `error`.
 
 mod attempt;
 mod config;
 mod epoch;
 mod error;
+mod lanes;
 mod ledger;
 mod limits;
 mod module_cache;
@@ -80,6 +82,7 @@ struct Inner {
     /// One permit per pool slot: an attempt waits here instead of failing when the pool is full.
     slots: Semaphore,
     scratch: ScratchDirs,
+    lanes: lanes::Lanes,
 }
 
 impl Executor {
@@ -131,8 +134,18 @@ impl Executor {
             config.keep_scratch,
             config.max_concurrent_attempts as usize,
         );
+        let lanes = match config.long_attempt_after {
+            None => lanes::Lanes::single(),
+            Some(_) => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                lanes::Lanes::with_long_lane(threads, config.long_attempt_nice).map_err(|e| {
+                    ExecutorError::Engine(format!("starting the long-attempt threads: {e}"))
+                })?
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                lanes,
                 slots: Semaphore::new(config.max_concurrent_attempts as usize),
                 engine,
                 config,
@@ -189,8 +202,24 @@ impl Executor {
     }
 
     /// Runs one attempt of `module` and reports how it ended. Never panics on guest behaviour;
-    /// every way an attempt can end is an [`Outcome`].
+    /// every way an attempt can end is an [`Outcome`]. Dropping the future stops the attempt.
     pub async fn run(&self, module: &JobModule, spec: AttemptSpec) -> Outcome {
+        let demote = lanes::Demote::default();
+        let attempt = {
+            let (this, module, demote) = (self.clone(), module.clone(), demote.clone());
+            async move { this.run_here(&module, spec, demote).await }
+        };
+        self.inner.lanes.run(attempt, &demote).await
+    }
+
+    /// [`Executor::run`], on whichever runtime polls it; `demote` is set once it has run for
+    /// [`ExecutorConfig::long_attempt_after`].
+    async fn run_here(
+        &self,
+        module: &JobModule,
+        spec: AttemptSpec,
+        demote: lanes::Demote,
+    ) -> Outcome {
         if let Err(refused) = self.check(&spec) {
             return refused;
         }
@@ -230,7 +259,7 @@ impl Executor {
                     wasi: wasi.build_p1(),
                     limiter,
                 };
-                self.drive(state, &spec, started, async |store| {
+                self.drive(state, &spec, started, &demote, async |store| {
                     let instance = pre.instantiate_async(&mut *store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
                     start.call_async(&mut *store, ()).await
@@ -245,7 +274,7 @@ impl Executor {
                     },
                     limiter,
                 };
-                self.drive(state, &spec, started, async |store| {
+                self.drive(state, &spec, started, &demote, async |store| {
                     let command = pre.instantiate_async(&mut *store).await?;
                     match command.wasi_cli_run().call_run(&mut *store).await? {
                         Ok(()) => Ok(()),
@@ -299,6 +328,7 @@ impl Executor {
         state: AttemptState<W>,
         spec: &AttemptSpec,
         started: Instant,
+        demote: &lanes::Demote,
         body: impl AsyncFnOnce(&mut Store<AttemptState<W>>) -> wasmtime::Result<()>,
     ) -> Ended {
         let metering = self.inner.config.fuel_metering;
@@ -314,15 +344,25 @@ impl Executor {
         let deadline = started + limits.timeout;
         let kill = spec.kill.clone();
         // At every tick a running guest checks its kill switch and deadline, then yields to
-        // the tokio scheduler so other attempts on this worker make progress.
+        // the tokio scheduler so other attempts on this worker make progress. A tick is seen
+        // only while wasm runs, so the count of them is the time it has held a core.
         store.set_epoch_deadline(1);
         let ticker_kill = kill.clone();
+        let long_after = self.inner.config.long_attempt_after.map(|after| {
+            (after.as_nanos() / self.inner.config.epoch_tick.as_nanos()).max(1) as u64
+        });
+        let demote = demote.clone();
+        let mut ticks = 0u64;
         store.epoch_deadline_callback(move |_| {
             if ticker_kill.as_ref().is_some_and(KillSwitch::is_killed) {
                 return Err(wasmtime::Error::new(Interruption::Killed));
             }
             if Instant::now() >= deadline {
                 return Err(wasmtime::Error::new(Interruption::Timeout));
+            }
+            ticks += 1;
+            if long_after == Some(ticks) {
+                demote.set();
             }
             Ok(UpdateDeadline::Yield(1))
         });

@@ -32,6 +32,7 @@ const REQUIRED: &[&str] = &[
     "state.restart",
     "isolation.alone",
     "isolation.loaded",
+    "isolation.one_runtime",
     "logs.page_short",
     "logs.page_first",
     "logs.page_last",
@@ -502,10 +503,17 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
         ),
         goal(
             "hello p99 beside 8 spinning guests",
-            "< 5 ms",
+            "< 1 ms",
             get("isolation.loaded", "p99_us"),
-            &|v| format!("{:.2} ms", v / 1000.0),
-            &|v| v < 5000.0,
+            &|v| {
+                format!(
+                    "{:.2} ms (alone: {:.2} ms; every guest on one runtime: {:.2} ms)",
+                    v / 1000.0,
+                    get("isolation.alone", "p99_us").unwrap_or(0.0) / 1000.0,
+                    get("isolation.one_runtime", "p99_us").unwrap_or(0.0) / 1000.0
+                )
+            },
+            &|v| v < 1000.0,
         ),
     ]
 }

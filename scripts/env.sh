@@ -75,3 +75,23 @@ ensure_chromium() {
     export WASMBATCH_CHROMIUM="$chromium"
     export WASMBATCH_CHROMEDRIVER="$chromedriver"
 }
+
+# Slurm (Debian's slurm-wlm: slurmctld, slurmd and the client commands) and munge, its
+# authentication daemon, for the peers benchmark (`scripts/bench --peers`), which configures a
+# one-node cluster under a temporary directory and starts and stops the daemons itself; Debian
+# packages' own services are not used. tests/benches/peers.rs finds the commands on the PATH.
+ensure_slurm() {
+    local command
+    for command in slurmctld slurmd sbatch srun squeue scontrol munged; do
+        if ! command -v "$command" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$command" ]; then
+            echo "== installing slurm-wlm and munge (apt-get)"
+            local sudo=()
+            [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+            local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+                apt-get install -y --no-install-recommends slurm-wlm munge)
+            # A fresh image has no package lists: fetch them only when the install needs them.
+            "${install[@]}" || { "${sudo[@]}" apt-get update && "${install[@]}"; }
+            break
+        fi
+    done
+}

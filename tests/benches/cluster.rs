@@ -24,7 +24,7 @@
 //! --bench cluster` (`-- --quick`: fewer jobs and rounds, well under a minute).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +37,7 @@ use wasmbatch_tests::nats::{NatsServer, nats_server_binary};
 use wasmbatch_tests::stats::{Sample, record, table};
 use wasmbatch_tests::{
     decode, environment, guests, job_queue, module_and_definition, submit_concurrently,
+    wasmbatch_binary,
 };
 
 /// The allocator of the `wasmbatch` binary, so the service is measured as it ships.
@@ -56,31 +57,6 @@ const CLIENTS: usize = 32;
 const QUEUE: &str = "q";
 /// How often the dispatch measurement looks at the job.
 const POLL: Duration = Duration::from_micros(100);
-
-/// The `wasmbatch` binary the worker processes run.
-fn wasmbatch_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("WASMBATCH_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "WASMBATCH_BIN is {}, which is not a file",
-            path.display()
-        );
-        return path;
-    }
-    // This program is <target>/<profile dir>/deps/cluster-<hash>; the binary <target>/<profile dir>/wasmbatch.
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("wasmbatch")));
-    match beside {
-        Some(path) if path.is_file() => path,
-        _ => panic!(
-            "no wasmbatch binary for the workers: set WASMBATCH_BIN, or build it with this \
-             program's profile first (cargo build --profile bench -p wasmbatch --bin wasmbatch; \
-             scripts/bench does)"
-        ),
-    }
-}
 
 /// A `wasmbatch worker` process; its stderr is kept to show if it fails.
 struct WorkerProcess {

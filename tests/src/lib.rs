@@ -332,3 +332,29 @@ pub fn stored_records(dir: &std::path::Path, table: &str) -> Option<u64> {
         Err(e) => panic!("{table}: {e}"),
     }
 }
+
+/// The `wasmbatch` binary the benchmarks run as processes (cluster workers, the peers bench's
+/// server and CLI): `$WASMBATCH_BIN` (scripts/bench builds it with the benchmarks' profile and
+/// sets it), else the `wasmbatch` beside the running program's own build directory.
+pub fn wasmbatch_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("WASMBATCH_BIN") {
+        let path = std::path::PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "WASMBATCH_BIN is {}, which is not a file",
+            path.display()
+        );
+        return path;
+    }
+    // A bench is <target>/<profile dir>/deps/<name>-<hash>; the binary <target>/<profile dir>/wasmbatch.
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("wasmbatch")));
+    match beside {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "no wasmbatch binary: set WASMBATCH_BIN, or build it with this program's profile \
+             first (cargo build --profile bench -p wasmbatch --bin wasmbatch; scripts/bench does)"
+        ),
+    }
+}

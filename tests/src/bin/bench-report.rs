@@ -1,7 +1,9 @@
 //! Turns a benchmark run into bench/REPORT.md and its charts: the machine, the commit and the
 //! wasmtime version; the goals against what was measured; every table the benchmarks
 //! printed (each with its baselines from the same run); and SVG charts of the latencies and the
-//! throughputs. Exits 1, naming them, if a scenario is missing from the run.
+//! throughputs; and, when the run has it (`scripts/bench --peers`), the peers section (Slurm
+//! beside wasmbatch) with goal-free lines in the goals table. Exits 1, naming them, if a
+//! scenario is missing from the run (the peers' are never required).
 //!
 //! `bench-report --results FILE --tables DIR --out DIR --mode quick|full --profile NAME`
 //! (scripts/bench runs it).
@@ -72,6 +74,10 @@ const TABLES: &[(&str, &str)] = &[
         "Cluster mode: two worker processes over NATS JetStream against the embedded service",
     ),
 ];
+
+/// Benchmark programs `scripts/bench` runs only when asked (`--peers`): their tables appear,
+/// after the others, when the run has them, and their scenarios are not required.
+const OPTIONAL_TABLES: &[(&str, &str)] = &[("peers", "Peers: Slurm beside wasmbatch")];
 
 struct Args {
     results: PathBuf,
@@ -157,11 +163,21 @@ fn main() -> ExitCode {
             }
         );
     }
+    for line in peers(&results) {
+        let _ = writeln!(
+            report,
+            "| {} | none: a peer, side by side | {} | - |",
+            line.0, line.1
+        );
+    }
     let _ = writeln!(
         report,
         "\n![latencies: p50 bars, p99 whiskers, log scale](latency.svg)\n\n![throughput](throughput.svg)"
     );
-    for (program, title) in TABLES {
+    let optional = OPTIONAL_TABLES
+        .iter()
+        .filter(|(program, _)| args.tables.join(format!("{program}.md")).is_file());
+    for (program, title) in TABLES.iter().chain(optional) {
         let text = std::fs::read_to_string(args.tables.join(format!("{program}.md")))
             .unwrap_or_else(|_| "(no output)".into());
         let _ = writeln!(report, "\n# {title}\n");
@@ -518,6 +534,66 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
     ]
 }
 
+/// Goal-free lines for the peers bench, when the run has it (`scripts/bench --peers`):
+/// wasmbatch beside Slurm, each through its own CLI. (what, measured).
+fn peers(results: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    let get = |key: &str, field: &str| results.get(key).and_then(|v| v[field].as_f64());
+    let mut lines = Vec::new();
+    let slurm = results
+        .get("peers.array")
+        .and_then(|v| v["slurm_version"].as_str())
+        .unwrap_or("Slurm");
+    if let (Some(ratio), Some(ours), Some(theirs), Some(tasks)) = (
+        get("peers.array", "ratio"),
+        get("peers.array", "wasmbatch_jobs_per_s"),
+        get("peers.array", "slurm_jobs_per_s"),
+        get("peers.array", "tasks"),
+    ) {
+        lines.push((
+            format!(
+                "{}-task array of hello, tasks/s: wasmbatch over Slurm",
+                match tasks as u64 {
+                    n @ 1_000.. => format!("{},{:03}", n / 1000, n % 1000),
+                    n => n.to_string(),
+                }
+            ),
+            format!(
+                "{ratio:.1}× ({ours:.0} tasks/s against {theirs:.1}; {slurm}, native processes)"
+            ),
+        ));
+    }
+    if let (Some(ratio), Some(ours), Some(theirs), Some(jobs)) = (
+        get("peers.separate", "ratio"),
+        get("peers.separate", "wasmbatch_jobs_per_s"),
+        get("peers.separate", "slurm_jobs_per_s"),
+        get("peers.separate", "jobs"),
+    ) {
+        lines.push((
+            format!(
+                "{jobs:.0} jobs submitted one by one through the CLI, jobs/s: wasmbatch over Slurm"
+            ),
+            format!("{ratio:.1}× ({ours:.1} jobs/s against {theirs:.1})"),
+        ));
+    }
+    if let (Some(ours), Some(srun)) = (
+        get("peers.latency_wasmbatch", "p50_us"),
+        get("peers.latency_srun", "p50_us"),
+    ) {
+        lines.push((
+            "one job submit → done through the CLI, p50: wasmbatch `submit --follow` over Slurm `srun`"
+                .to_string(),
+            format!(
+                "{:.2}× ({:.1} ms against {:.1} ms; `sbatch --wait` {:.0} ms)",
+                ours / srun,
+                ours / 1000.0,
+                srun / 1000.0,
+                get("peers.latency_sbatch_wait", "p50_us").unwrap_or(0.0) / 1000.0
+            ),
+        ));
+    }
+    lines
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -578,7 +654,7 @@ fn latency_chart(results: &BTreeMap<String, Value>) -> String {
 }
 
 /// Jobs per second: wasmbatch embedded and over HTTP against a process per job and the
-/// executor's ceiling.
+/// executor's ceiling; with the peers bench, Slurm's array beside wasmbatch's.
 fn throughput_chart(results: &BTreeMap<String, Value>) -> String {
     let get = |key: &str, field: &str| results.get(key).and_then(|v| v[field].as_f64());
     let bars: Vec<(String, f64)> = [
@@ -605,6 +681,14 @@ fn throughput_chart(results: &BTreeMap<String, Value>) -> String {
         (
             "Executor::run alone (ceiling, not durable)",
             get("throughput.embedded", "executor_runs_per_s"),
+        ),
+        (
+            "peers: Slurm array, native hello (sbatch --array)",
+            get("peers.array", "slurm_jobs_per_s"),
+        ),
+        (
+            "peers: wasmbatch array through the CLI",
+            get("peers.array", "wasmbatch_jobs_per_s"),
         ),
     ]
     .into_iter()

@@ -298,8 +298,16 @@ fn cpu_of_threads_at_nice(nice: i64) -> (u64, usize) {
 async fn a_long_running_guest_goes_on_at_a_lower_priority_and_still_stops() {
     // A nice value no other test's executor uses, to tell this one's threads apart.
     let (executor, _dir) = executor_with(|config| config.long_attempt_nice = 7);
-    let (cpu_before, threads) = cpu_of_threads_at_nice(7);
-    assert!(threads >= 1, "no long-attempt threads at nice 7");
+    // The threads set their nice value as they start, which may be after the executor returns.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cpu_of_threads_at_nice(7).1 == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no long-attempt threads at nice 7"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu_before = cpu_of_threads_at_nice(7).0;
     let spin = load(&executor, guests::wasip1::SPIN).await;
     let output = CollectedOutput::new();
     let attempt = tokio::spawn({

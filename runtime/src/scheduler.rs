@@ -186,7 +186,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                 break;
             };
             let job_id = job_id.to_string();
-            let Some(job) = state.jobs.get(&job_id) else {
+            let Some(job) = state.jobs.get(job_id.as_str()) else {
                 slot.line.drop_head(&share, now);
                 continue;
             };
@@ -197,8 +197,8 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             };
             let container = crate::model::container::resolve(
                 definition,
-                &submission.parameters,
-                submission.container_overrides.as_deref(),
+                &submission.details().parameters,
+                submission.details().container_overrides.as_deref(),
             );
             let definition_name = definition.job_definition_name.clone();
             let resources = container.resources;
@@ -234,12 +234,15 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                     // It would hold its queue forever (AWS leaves it so, unless a time-limit
                     // action cancels it): set aside, it waits for its queue or environments to
                     // change, and the jobs behind it go on.
-                    let job = &state.jobs[&job_id];
+                    let job = &state.jobs[job_id.as_str()];
                     let line_job = line_job(job, &state.definitions);
                     let slot = state.queues.get_mut(&queue_name).expect("listed");
                     slot.line.set_aside(line_job, code, now);
-                    state.jobs.get_mut(&job_id).expect("present").status_reason =
-                        Some(format!("{code} - {message}"));
+                    state
+                        .jobs
+                        .get_mut(job_id.as_str())
+                        .expect("present")
+                        .status_reason = Some(format!("{code} - {message}"));
                     state.touch_job(&job_id);
                     pass.changed = true;
                     continue;
@@ -254,7 +257,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                 pass.choosing += choosing.elapsed();
                 break;
             }
-            let job = &state.jobs[&job_id];
+            let job = &state.jobs[job_id.as_str()];
             let placed = line_job(job, &state.definitions);
             let placed = LineJob { vcpus, ..placed };
             let slot = state.queues.get_mut(&queue_name).expect("listed");
@@ -270,7 +273,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                 slot.used_memory_mib += memory_mib;
             }
 
-            let job = state.jobs.get_mut(&job_id).expect("present");
+            let job = state.jobs.get_mut(job_id.as_str()).expect("present");
             job.status = JobStatus::Starting;
             let sequence = job.sequence;
             let attempt = job.attempts.len() + 1;
@@ -292,6 +295,7 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             }
             let timeout = job
                 .submission
+                .details()
                 .timeout
                 .and_then(|t| t.attempt_duration_seconds)
                 .map_or(Limits::DEFAULT_TIMEOUT, |s| {
@@ -430,7 +434,11 @@ fn apply_time_limits(state: &mut State, queue: &str, now: EpochMillis, pass: &mu
     for (id, reason) in due {
         let reason = format!("Canceled by JobStateTimeLimit action due to reason: {reason}");
         if state.fail_one(&id, &reason, now) {
-            state.jobs.get_mut(&id).expect("just failed").is_cancelled = true;
+            state
+                .jobs
+                .get_mut(id.as_str())
+                .expect("just failed")
+                .is_cancelled = true;
             ended.push(id);
         }
     }
@@ -467,7 +475,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             let started_at = now();
             {
                 let mut state = shared.lock();
-                if let Some(job) = state.jobs.get_mut(&plan.job_id) {
+                if let Some(job) = state.jobs.get_mut(plan.job_id.as_str()) {
                     job.status = JobStatus::Running;
                     job.started_at = Some(started_at);
                     state.touch_job(&plan.job_id);
@@ -640,7 +648,7 @@ pub(crate) fn complete_locked(
         .metrics
         .ended(&plan.queue, outcome, started_at.is_some());
     state.touch_job(&plan.job_id);
-    let Some(job) = state.jobs.get_mut(&plan.job_id) else {
+    let Some(job) = state.jobs.get_mut(plan.job_id.as_str()) else {
         return false;
     };
     job.remote = None;
@@ -683,7 +691,7 @@ pub(crate) fn complete_locked(
                 status_reason: &status_reason,
             };
             retry::decide(
-                job.submission.retry_strategy.as_ref(),
+                job.submission.details().retry_strategy.as_ref(),
                 job.attempts.len() as u32,
                 failed,
             )
@@ -881,9 +889,8 @@ mod tests {
             "parameters": {"who": id}
         }))
         .unwrap();
-        state
-            .jobs
-            .insert(id.into(), Box::new(JobSlot::from_job(job)));
+        let job = JobSlot::from_job(job, &mut state.names);
+        state.jobs.insert(id.into(), Box::new(job));
         state.make_runnable(id);
     }
 
@@ -972,15 +979,14 @@ mod tests {
             .unwrap()
             .maxv_cpus = 1;
         let big = state.jobs.get_mut("too-big").unwrap();
-        big.submission = std::sync::Arc::new(crate::batch::job_slot::Submission {
-            container_overrides: Some(Box::new(
-                serde_json::from_value(
-                    json!({"resourceRequirements": [{"type": "VCPU", "value": "2"}]}),
-                )
-                .unwrap(),
-            )),
-            ..(*big.submission).clone()
-        });
+        let mut submission = (*big.submission).clone();
+        submission.details_mut().container_overrides = Some(Box::new(
+            serde_json::from_value(
+                json!({"resourceRequirements": [{"type": "VCPU", "value": "2"}]}),
+            )
+            .unwrap(),
+        ));
+        big.submission = std::sync::Arc::new(submission);
         assert_eq!(placed(&place(&mut state)), [("fits", "ce")]);
         let big = &state.jobs["too-big"];
         assert_eq!(big.status, JobStatus::Runnable);

@@ -181,7 +181,7 @@ impl State {
             sequence: 0,
             time,
             job_id: id.to_string(),
-            job_name: job.submission.job_name.clone(),
+            job_name: job.submission.job_name.to_string(),
             job_queue: stored_name(ResourceKind::JobQueue, &job.submission.job_queue).to_string(),
             status: job.status,
             status_reason: job.status_reason.clone(),

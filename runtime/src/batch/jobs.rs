@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::definitions::parse_revision;
-use super::job_slot::{JobSlot, Submission};
+use super::job_slot::{Details, JobSlot, Submission};
 use super::state::State;
 use super::{Batch, BatchConfig, BatchError, now};
 use crate::model::arn::{ResourceKind, stored_name};
@@ -162,12 +162,7 @@ impl Batch {
             }
             let queue_name = stored_name(ResourceKind::JobQueue, &queue_arn).to_string();
             // Held once, by the job or by an array's parent and all its children (issue 14).
-            let submission = Arc::new(Submission {
-                job_arn: config.arn(ResourceKind::Job, &id),
-                job_name: request.job_name.clone(),
-                job_queue: queue_arn,
-                job_definition: definition.job_definition_arn.clone(),
-                created_at: now,
+            let details = Details {
                 depends_on: request.depends_on.clone(),
                 parameters: request.parameters.clone(),
                 container_overrides: request.container_overrides.clone().map(Box::new),
@@ -187,7 +182,14 @@ impl Batch {
                         .and_then(|p| p.as_i64())
                         .map(|p| p as i32)
                 }),
-            });
+            };
+            let submission = Arc::new(Submission::new(
+                &request.job_name,
+                state.names.get(&queue_arn),
+                state.names.get(&definition.job_definition_arn),
+                now,
+                details,
+            ));
             let mut ended = Vec::new();
             let dependency_ids: Vec<String> = request
                 .depends_on
@@ -196,22 +198,22 @@ impl Batch {
                 .collect();
             match array_size {
                 None => {
-                    let job = JobSlot::new(id.clone(), take_sequence(state), submission);
+                    let job = JobSlot::new(&id, take_sequence(state), submission);
                     admit(state, job, &dependency_ids, now, &mut ended);
                 }
                 Some(size) => {
                     let mut parent =
-                        JobSlot::new(id.clone(), take_sequence(state), submission.clone());
+                        JobSlot::new(&id, take_sequence(state), submission.clone());
                     parent.status = JobStatus::Pending;
                     parent.array_properties = Some(ArrayJob {
                         size: Some(size),
                         index: None,
                     });
-                    state.jobs.insert(id.clone(), Box::new(parent));
+                    state.jobs.insert(parent.job_id.clone(), Box::new(parent));
                     state.touch_job(&id);
                     for index in 0..size {
                         let mut child = JobSlot::new(
-                            format!("{id}:{index}"),
+                            &format!("{id}:{index}"),
                             take_sequence(state),
                             submission.clone(),
                         );
@@ -284,7 +286,7 @@ impl Batch {
         let state = self.shared.lock();
         Ok(ids
             .iter()
-            .filter_map(|id| state.jobs.get(id).map(|job| job.to_job()))
+            .filter_map(|id| state.jobs.get(id.as_str()).map(|job| job.to_job()))
             .collect())
     }
 
@@ -361,7 +363,7 @@ impl Batch {
                 let mut jobs: Vec<&JobSlot> = state
                     .jobs
                     .values()
-                    .filter(|j| j.submission.job_queue == arn && j.array_parent().is_none())
+                    .filter(|j| *j.submission.job_queue == *arn && j.array_parent().is_none())
                     .map(|j| &**j)
                     .collect();
                 jobs.sort_by_key(|j| std::cmp::Reverse(j.sequence));
@@ -370,14 +372,14 @@ impl Batch {
             (None, Some(parent)) => {
                 let size = state
                     .jobs
-                    .get(parent)
+                    .get(parent.as_str())
                     .and_then(|p| p.array_properties?.size)
                     .ok_or_else(|| BatchError::NotFound {
                         what: "array job",
                         name: parent.clone(),
                     })?;
                 (0..size)
-                    .filter_map(|i| state.jobs.get(&format!("{parent}:{i}")))
+                    .filter_map(|i| state.jobs.get(format!("{parent}:{i}").as_str()))
                     .map(|j| &**j)
                     .collect()
             }
@@ -465,7 +467,7 @@ impl Batch {
         self.change(|state| {
             let mut ended = Vec::new();
             for job_id in job_ids {
-                let Some(job) = state.jobs.get(job_id) else {
+                let Some(job) = state.jobs.get(job_id.as_str()) else {
                     if must_exist {
                         return Err(BatchError::NotFound {
                             what: "job",
@@ -582,11 +584,12 @@ fn admit(
     now: i64,
     ended: &mut Vec<String>,
 ) {
-    let id = job.job_id.clone();
+    let key = job.job_id.clone();
+    let id = key.to_string();
     let mut unmet = 0;
     let mut failed_dependency = None;
     for dependency in dependencies {
-        match state.jobs.get(dependency).map(|d| d.status) {
+        match state.jobs.get(dependency.as_str()).map(|d| d.status) {
             Some(JobStatus::Succeeded) => {}
             Some(JobStatus::Failed) => failed_dependency = Some(dependency.clone()),
             Some(_) => {
@@ -602,7 +605,7 @@ fn admit(
         }
     }
     job.status = JobStatus::Pending;
-    state.jobs.insert(id.clone(), Box::new(job));
+    state.jobs.insert(key, Box::new(job));
     if let Some(dependency) = failed_dependency {
         state.fail_one(&id, &format!("Dependent Job failed: {dependency}"), now);
         ended.push(id);
@@ -792,6 +795,7 @@ impl ListFilter {
                         .is_some_and(|(name, _)| crate::model::retry::glob(wanted, name))
             }
             ListFilter::Share(pattern) => job
+                .details()
                 .share_identifier
                 .as_deref()
                 .is_some_and(|share| crate::model::retry::glob(pattern, share)),

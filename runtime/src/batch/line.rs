@@ -129,7 +129,8 @@ struct Share {
 }
 
 struct Waiting {
-    id: String,
+    /// The job's own id, shared with the state's map of jobs.
+    id: Arc<str>,
     vcpus: f32,
     since: EpochMillis,
 }
@@ -143,7 +144,7 @@ struct Running {
 
 /// A job as the line needs to know it.
 pub(crate) struct LineJob<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: Arc<str>,
     pub(crate) sequence: u64,
     pub(crate) share: Option<&'a str>,
     pub(crate) priority: Option<i32>,
@@ -305,9 +306,9 @@ impl Line {
         }
     }
 
-    fn share_name(&self, job: &LineJob) -> Arc<str> {
+    fn share_name(&self, share: Option<&str>) -> Arc<str> {
         let name = if self.policy.is_some() {
-            job.share.unwrap_or("")
+            share.unwrap_or("")
         } else {
             ""
         };
@@ -404,14 +405,14 @@ impl Line {
     /// Puts a RUNNABLE job in line.
     pub(crate) fn push(&mut self, job: LineJob, now: EpochMillis) {
         let t = self.seconds(now);
-        let name = self.share_name(&job);
+        let name = self.share_name(job.share);
         let place = self.place_of(&job);
         self.wake(&name, t);
         let share = self.shares.get_mut(&name).expect("woken");
         share.waiting.insert(
             place,
             Waiting {
-                id: job.id.to_string(),
+                id: job.id,
                 vcpus: job.vcpus as f32,
                 since: now,
             },
@@ -424,10 +425,10 @@ impl Line {
 
     /// Takes a job out of line (cancelled, failed, or placed). False if it was not in it.
     pub(crate) fn remove(&mut self, job: LineJob, now: EpochMillis) -> bool {
-        let name = self.share_name(&job);
+        let name = self.share_name(job.share);
         let place = self.place_of(&job);
         if let Some(misfit) = self.misfits.get(&job.sequence)
-            && misfit.id == job.id
+            && *misfit.id == *job.id
         {
             self.misfits.remove(&job.sequence);
             return true;
@@ -467,7 +468,7 @@ impl Line {
             }
             let share = &self.shares[&name];
             let (_, waiting) = share.waiting.first_key_value()?;
-            return Some((name.clone(), waiting.id.as_str()));
+            return Some((name.clone(), &*waiting.id));
         }
     }
 
@@ -502,7 +503,7 @@ impl Line {
     /// [`Line::ended`].
     pub(crate) fn placed(&mut self, job: LineJob, now: EpochMillis) {
         let t = self.seconds(now);
-        let name = self.share_name(&job);
+        let name = self.share_name(job.share);
         let place = self.place_of(&job);
         self.wake(&name, t);
         self.refresh(&name, t);
@@ -556,14 +557,7 @@ impl Line {
         if self.policy.is_none() || stopped <= started {
             return;
         }
-        let job = LineJob {
-            id: "",
-            sequence: 0,
-            share,
-            priority: None,
-            vcpus,
-        };
-        let name = self.share_name(&job);
+        let name = self.share_name(share);
         let t = self.seconds(now);
         // Decayed from when it ended, counted whole (it ran before any window closed).
         let seconds = (stopped - started) as f64 / 1000.0;
@@ -713,9 +707,9 @@ mod tests {
         )
     }
 
-    fn job<'a>(id: &'a str, sequence: u64, share: &'a str, priority: i32) -> LineJob<'a> {
+    fn job<'a>(id: &str, sequence: u64, share: &'a str, priority: i32) -> LineJob<'a> {
         LineJob {
-            id,
+            id: id.into(),
             sequence,
             share: Some(share),
             priority: Some(priority),

@@ -179,7 +179,7 @@ impl Batch {
             let active = state
                 .jobs
                 .values()
-                .filter(|j| j.submission.job_queue == *arn && !j.status.is_terminal())
+                .filter(|j| *j.submission.job_queue == *arn.as_str() && !j.status.is_terminal())
                 .count();
             if active > 0 {
                 return Err(BatchError::Conflict(format!(

@@ -18,7 +18,7 @@ use crate::model::{
 use crate::store::{Record, Store, StoreError, Table};
 
 use super::BatchConfig;
-use super::job_slot::{JobSlot, StoredChild, Submission};
+use super::job_slot::{JobSlot, SharedNames, StoredChild, Submission};
 use super::jobs::child_dependencies;
 use super::line::LineJob;
 use super::state::{
@@ -73,7 +73,7 @@ pub(crate) fn load(
     for revisions in state.definitions.values_mut() {
         revisions.sort_by_key(|d| d.revision);
     }
-    let (mut jobs, moved) = load_jobs(store)?;
+    let (mut jobs, moved) = load_jobs(store, &mut state.names)?;
     jobs.sort_by_key(|j| j.sequence);
     state.next_sequence = jobs.last().map_or(1, |j| j.sequence + 1);
 
@@ -93,13 +93,13 @@ pub(crate) fn load(
             interrupt(job, now);
             interrupted.push(job.job_id.clone());
             if job.status.is_terminal() {
-                ended.push(job.job_id.clone());
+                ended.push(job.job_id.to_string());
             }
         }
     }
     // Counted as children that ended by settle() below, so not again in the arrays' counts.
     let ended_here: HashSet<String> = ended.iter().cloned().collect();
-    let order: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    let order: Vec<String> = jobs.iter().map(|j| j.job_id.to_string()).collect();
     state.jobs = jobs
         .into_iter()
         .map(|j| (j.job_id.clone(), Box::new(j)))
@@ -117,13 +117,13 @@ pub(crate) fn load(
     for id in &moved {
         records.push(Record::Delete {
             table: Table::Jobs,
-            key: job_key(&state.jobs[id]),
+            key: job_key(&state.jobs[id.as_str()]),
         });
         state.touch_job(id);
     }
 
     for id in order {
-        let job = &state.jobs[&id];
+        let job = &state.jobs[id.as_str()];
         match job.status {
             JobStatus::Runnable => {
                 state.requeue(&id);
@@ -136,7 +136,7 @@ pub(crate) fn load(
                     if ended_here.contains(&child) {
                         continue;
                     }
-                    match state.jobs.get(&child).map(|c| c.status) {
+                    match state.jobs.get(child.as_str()).map(|c| c.status) {
                         Some(JobStatus::Succeeded) => ok += 1,
                         Some(JobStatus::Failed) => failed += 1,
                         _ => {}
@@ -151,10 +151,11 @@ pub(crate) fn load(
                 ) {
                     // A child's waits follow from its array's, which it shares.
                     (Some(parent), Some(index)) => {
-                        child_dependencies(parent, index, &job.submission.depends_on)
+                        child_dependencies(parent, index, &job.submission.details().depends_on)
                     }
                     _ => job
                         .submission
+                        .details()
                         .depends_on
                         .iter()
                         .filter_map(|d| d.job_id.clone())
@@ -163,7 +164,7 @@ pub(crate) fn load(
                 let mut unmet = 0;
                 let mut failed = None;
                 for dependency in dependencies {
-                    match state.jobs.get(&dependency).map(|d| d.status) {
+                    match state.jobs.get(dependency.as_str()).map(|d| d.status) {
                         Some(JobStatus::Succeeded) | None => {}
                         Some(JobStatus::Failed) => failed = Some(dependency),
                         Some(_) => {
@@ -268,20 +269,23 @@ fn adopt_remote(state: &mut State, id: &str, now: EpochMillis) {
 
 /// Every stored job, each array child holding its parent's submission; and the ids of the
 /// children stored whole (formats 1 and 2) in `jobs`, which belong in `array_children` now.
-fn load_jobs(store: &Store) -> Result<(Vec<JobSlot>, Vec<String>), StoreError> {
+fn load_jobs(
+    store: &Store,
+    names: &mut SharedNames,
+) -> Result<(Vec<JobSlot>, Vec<String>), StoreError> {
     let mut whole_children = Vec::new();
     let mut jobs = Vec::new();
     for (_, job) in store.load::<Job>(Table::Jobs)? {
         if job.array_parent().is_some() {
             whole_children.push(job);
         } else {
-            jobs.push(JobSlot::from_job(job));
+            jobs.push(JobSlot::from_job(job, names));
         }
     }
     let submissions: HashMap<String, Arc<Submission>> = jobs
         .iter()
         .filter(|j| j.is_array_parent())
-        .map(|j| (j.job_id.clone(), j.submission.clone()))
+        .map(|j| (j.job_id.to_string(), j.submission.clone()))
         .collect();
     let orphan = |id: &str| {
         // Parents and children are written in one transaction and never removed apart.
@@ -295,7 +299,7 @@ fn load_jobs(store: &Store) -> Result<(Vec<JobSlot>, Vec<String>), StoreError> {
             continue;
         };
         moved.push(child.job_id.clone());
-        jobs.push(JobSlot::from_whole_child(child, submission.clone()));
+        jobs.push(JobSlot::from_whole_child(child, submission.clone(), names));
     }
     for (_, child) in store.load::<StoredChild>(Table::ArrayChildren)? {
         let Some(submission) = submissions.get(child.parent()) else {
@@ -329,7 +333,11 @@ fn interrupt(job: &mut JobSlot, now: EpochMillis) {
     let decision = if job.is_terminated {
         RetryDecision::Exit
     } else {
-        retry::decide(job.submission.retry_strategy.as_ref(), number, failed)
+        retry::decide(
+            job.submission.details().retry_strategy.as_ref(),
+            number,
+            failed,
+        )
     };
     match decision {
         // Queued by the index rebuild, which sees RUNNABLE.

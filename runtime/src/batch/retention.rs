@@ -166,7 +166,7 @@ fn family(state: &State, id: &str) -> Vec<u64> {
     };
     let mut sequences = vec![job.sequence];
     for index in 0..array_size(state, id) {
-        if let Some(child) = state.jobs.get(&format!("{id}:{index}")) {
+        if let Some(child) = state.jobs.get(format!("{id}:{index}").as_str()) {
             sequences.push(child.sequence);
         }
     }
@@ -215,10 +215,8 @@ mod tests {
             "status": status, "createdAt": 0, "sequence": sequence, "stoppedAt": stopped
         }))
         .unwrap();
-        state.jobs.insert(
-            id.into(),
-            Box::new(crate::batch::job_slot::JobSlot::from_job(job)),
-        );
+        let job = crate::batch::job_slot::JobSlot::from_job(job, &mut state.names);
+        state.jobs.insert(id.into(), Box::new(job));
         state.touch_job(id);
     }
 
@@ -273,7 +271,7 @@ mod tests {
         assert_eq!(expire(&mut state, 200, 200, 4), None);
         let (keys, _) = deletes(&state.take_records());
         assert_eq!(keys, [format!("{:020}", 6), format!("{:020}", 7)]);
-        let mut left: Vec<&str> = state.jobs.keys().map(String::as_str).collect();
+        let mut left: Vec<&str> = state.jobs.keys().map(|id| &**id).collect();
         left.sort();
         assert_eq!(left, ["late", "running"], "not due, and not finished");
         assert_eq!(
@@ -294,10 +292,11 @@ mod tests {
         for index in 0..2u32 {
             let id = format!("p:{index}");
             add(&mut state, &id, 2 + u64::from(index), "SUCCEEDED", Some(90));
-            state.jobs.get_mut(&id).unwrap().array_properties = Some(crate::model::ArrayJob {
-                size: None,
-                index: Some(index),
-            });
+            state.jobs.get_mut(id.as_str()).unwrap().array_properties =
+                Some(crate::model::ArrayJob {
+                    size: None,
+                    index: Some(index),
+                });
         }
         state.take_records();
         assert_eq!(

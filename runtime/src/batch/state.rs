@@ -13,7 +13,7 @@ use crate::engine::KillSwitch;
 use crate::model::scheduling::SchedulingPolicy;
 use crate::model::{ComputeEnvironment, EpochMillis, JobDefinition, JobQueue, JobStatus};
 
-use super::job_slot::JobSlot;
+use super::job_slot::{JobSlot, SharedNames};
 use super::line::{Line, LineJob};
 
 use crate::model::arn::{ResourceKind, stored_name};
@@ -27,7 +27,9 @@ pub(crate) struct State {
     pub(crate) definitions: BTreeMap<String, Vec<JobDefinition>>,
     /// Boxed: a queued job is mostly its map slot, and a slot the size of a job left the map
     /// two-fifths empty on average and made every growth copy whole jobs.
-    pub(crate) jobs: HashMap<String, Box<JobSlot>>,
+    pub(crate) jobs: HashMap<Arc<str>, Box<JobSlot>>,
+    /// The queue and definition ARNs the jobs name, each held once.
+    pub(crate) names: SharedNames,
     /// Dependencies not yet met, for each PENDING job that has some.
     pub(crate) unmet: HashMap<String, u32>,
     /// Jobs waiting on each job.
@@ -234,14 +236,19 @@ pub(crate) fn line_job<'a>(
 ) -> LineJob<'a> {
     let submission = &*job.submission;
     let vcpus = find_definition(definitions, &submission.job_definition)
-        .map(|d| crate::model::container::resources(d, submission.container_overrides.as_deref()))
+        .map(|d| {
+            crate::model::container::resources(
+                d,
+                submission.details().container_overrides.as_deref(),
+            )
+        })
         .and_then(|r| r.vcpus)
         .unwrap_or(DEFAULT_VCPUS);
     LineJob {
-        id: &job.job_id,
+        id: job.job_id.clone(),
         sequence: job.sequence,
-        share: submission.share_identifier.as_deref(),
-        priority: submission.scheduling_priority,
+        share: submission.details().share_identifier.as_deref(),
+        priority: submission.details().scheduling_priority,
         vcpus,
     }
 }
@@ -273,6 +280,7 @@ impl State {
             policies: BTreeMap::new(),
             definitions: BTreeMap::new(),
             jobs: HashMap::new(),
+            names: SharedNames::default(),
             unmet: HashMap::new(),
             dependents: HashMap::new(),
             array_done: HashMap::new(),
@@ -351,7 +359,9 @@ impl State {
             let mut waiting: Vec<&JobSlot> = self
                 .jobs
                 .values()
-                .filter(|j| j.status == JobStatus::Runnable && j.submission.job_queue == *arn)
+                .filter(|j| {
+                    j.status == JobStatus::Runnable && *j.submission.job_queue == *arn.as_str()
+                })
                 .map(|j| &**j)
                 .collect();
             waiting.sort_by_key(|j| j.sequence);
@@ -368,7 +378,7 @@ impl State {
         let now = super::now();
         for slot in self.queues.values_mut() {
             for (_, misfit) in std::mem::take(&mut slot.line.misfits) {
-                if let Some(job) = self.jobs.get(&misfit.id) {
+                if let Some(job) = self.jobs.get(misfit.id.as_str()) {
                     slot.line.push(line_job(job, &self.definitions), now);
                 }
             }
@@ -445,7 +455,7 @@ impl State {
             for attempt in &job.attempts {
                 if let (Some(started), Some(stopped)) = (attempt.started_at, attempt.stopped_at) {
                     slot.line.charge(
-                        job.submission.share_identifier.as_deref(),
+                        job.submission.details().share_identifier.as_deref(),
                         vcpus,
                         started,
                         stopped,
@@ -490,7 +500,7 @@ impl State {
 
     /// Counts every job, as recovery loads them.
     pub(crate) fn count_all(&mut self) {
-        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        let ids: Vec<String> = self.jobs.keys().map(|id| id.to_string()).collect();
         for id in ids {
             self.count_status(&id);
         }
@@ -521,7 +531,7 @@ impl State {
         let mut sequences = vec![job.sequence];
         self.changes.removed_jobs.push((Table::Jobs, job.sequence));
         for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
-            if let Some(child) = self.jobs.remove(&format!("{id}:{index}")) {
+            if let Some(child) = self.jobs.remove(format!("{id}:{index}").as_str()) {
                 Self::uncount(&mut self.counts, &child);
                 Self::unindex_streams(&mut self.streams, &child);
                 sequences.push(child.sequence);
@@ -563,7 +573,7 @@ impl State {
 
     /// Builds [`State::ended`] from every job, as recovery finds them.
     pub(crate) fn index_all_ended(&mut self) {
-        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        let ids: Vec<String> = self.jobs.keys().map(|id| id.to_string()).collect();
         for id in ids {
             self.index_ended(&id);
         }
@@ -644,7 +654,7 @@ impl State {
                 continue;
             }
             self.count_status(id);
-            if let Some(job) = self.jobs.get(id) {
+            if let Some(job) = self.jobs.get(id.as_str()) {
                 records.push(job_record(job));
                 self.index_ended(id);
             }
@@ -735,14 +745,14 @@ impl State {
     pub(crate) fn settle(&mut self, ended: Vec<String>, now: EpochMillis) {
         let mut work: VecDeque<String> = ended.into();
         while let Some(id) = work.pop_front() {
-            let Some(job) = self.jobs.get(&id) else {
+            let Some(job) = self.jobs.get(id.as_str()) else {
                 continue;
             };
             let succeeded = job.status == JobStatus::Succeeded;
             if let Some(parent) = job.array_parent().map(str::to_string) {
                 let size = self
                     .jobs
-                    .get(&parent)
+                    .get(parent.as_str())
                     .and_then(|p| p.array_properties?.size)
                     .unwrap_or(0);
                 let done = self.array_done.entry(parent.clone()).or_default();
@@ -762,7 +772,7 @@ impl State {
                         self.array_done.insert(parent, (ok, failed));
                     } else if let Some(p) = self
                         .jobs
-                        .get_mut(&parent)
+                        .get_mut(parent.as_str())
                         .filter(|p| !p.status.is_terminal())
                     {
                         p.stopped_at = Some(now);
@@ -825,7 +835,7 @@ impl State {
         for index in 0..size {
             match self
                 .jobs
-                .get(&format!("{parent}:{index}"))
+                .get(format!("{parent}:{index}").as_str())
                 .map(|c| c.status)
             {
                 Some(JobStatus::Succeeded) => ok += 1,
@@ -841,7 +851,7 @@ impl State {
         let mut counts = BTreeMap::new();
         let size = parent.array_properties.and_then(|a| a.size).unwrap_or(0);
         for index in 0..size {
-            if let Some(child) = self.jobs.get(&format!("{}:{index}", parent.job_id)) {
+            if let Some(child) = self.jobs.get(format!("{}:{index}", parent.job_id).as_str()) {
                 *counts.entry(child.status).or_insert(0) += 1;
             }
         }
@@ -888,9 +898,8 @@ mod tests {
             "status": status, "createdAt": 0, "arrayProperties": array
         }))
         .unwrap();
-        state
-            .jobs
-            .insert(id.into(), Box::new(JobSlot::from_job(job)));
+        let job = JobSlot::from_job(job, &mut state.names);
+        state.jobs.insert(id.into(), Box::new(job));
     }
 
     #[test]

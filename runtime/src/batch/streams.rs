@@ -112,7 +112,7 @@ impl State {
         };
         Self::unindex_streams(&mut self.streams, job);
         for index in 0..job.array_properties.and_then(|a| a.size).unwrap_or(0) {
-            if let Some(child) = self.jobs.get(&format!("{id}:{index}")) {
+            if let Some(child) = self.jobs.get(format!("{id}:{index}").as_str()) {
                 Self::unindex_streams(&mut self.streams, child);
             }
         }
@@ -235,7 +235,7 @@ fn chosen(state: &State, stem: &str, attempt: usize) -> Option<Chosen> {
             job_id: job_id.to_string(),
             attempt,
             job_arn: job.to_job_arn(),
-            job_queue: job.submission.job_queue.clone(),
+            job_queue: job.submission.job_queue.to_string(),
             creation_time,
             first_event: None,
             last_event: None,

@@ -57,7 +57,10 @@ impl Batch {
             Tagged::Definition(name, revision) => {
                 state.revision(&name, revision).map(|d| d.tags.clone())
             }
-            Tagged::Job(id) => state.jobs.get(&id).map(|j| j.submission.tags.clone()),
+            Tagged::Job(id) => state
+                .jobs
+                .get(id.as_str())
+                .map(|j| j.submission.details().tags.clone()),
         }
         .ok_or_else(not_found)
     }
@@ -118,7 +121,7 @@ impl Batch {
                 apply(&mut definition.tags)
             }
             Tagged::Job(id) => {
-                let job = state.jobs.get(&id).ok_or_else(not_found)?;
+                let job = state.jobs.get(id.as_str()).ok_or_else(not_found)?;
                 if let Some(parent) = job.array_parent() {
                     // As in AWS: a child's tags are its array's.
                     return Err(BatchError::invalid(
@@ -127,16 +130,20 @@ impl Batch {
                     ));
                 }
                 let mut submission = (*job.submission).clone();
-                apply(&mut submission.tags)?;
+                apply(&mut submission.details_mut().tags)?;
                 let submission = std::sync::Arc::new(submission);
                 let size = job.array_properties.and_then(|a| a.size).unwrap_or(0);
                 // The children share the parent's submission; only the parent's record holds it.
                 for index in 0..size {
-                    if let Some(child) = state.jobs.get_mut(&format!("{id}:{index}")) {
+                    if let Some(child) = state.jobs.get_mut(format!("{id}:{index}").as_str()) {
                         child.submission = submission.clone();
                     }
                 }
-                state.jobs.get_mut(&id).expect("found above").submission = submission;
+                state
+                    .jobs
+                    .get_mut(id.as_str())
+                    .expect("found above")
+                    .submission = submission;
                 state.touch_job(&id);
                 Ok(())
             }

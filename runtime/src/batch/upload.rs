@@ -287,7 +287,7 @@ fn version_user(state: &super::State, digest: Digest) -> Option<String> {
     state
         .jobs
         .values()
-        .find(|j| !j.status.is_terminal() && pinning.contains(j.submission.job_definition.as_str()))
+        .find(|j| !j.status.is_terminal() && pinning.contains(&*j.submission.job_definition))
         .map(|j| {
             format!(
                 "unfinished job {} ({})",

@@ -160,7 +160,7 @@ pub(crate) async fn start(
             .iter()
             .filter(|(_, r)| !r.started)
             .filter_map(|(id, r)| {
-                let holder = state.jobs.get(id)?.remote.as_deref()?;
+                let holder = state.jobs.get(id.as_str())?.remote.as_deref()?;
                 Some((
                     holder.worker.clone(),
                     id.clone(),
@@ -273,7 +273,7 @@ fn journal(
             .collect(),
     };
     let work = serde_json::to_string(&work).expect("serialisable");
-    let job = state.jobs.get_mut(&plan.job_id)?;
+    let job = state.jobs.get_mut(plan.job_id.as_str())?;
     job.remote = Some(Box::new(RemoteHolder {
         worker: worker.clone(),
         session,
@@ -519,7 +519,7 @@ fn apply_one(shared: &Shared, state: &mut State, worker: &str, report: Report) -
     match report {
         Report::Started { job, at, .. } => {
             remote.started = true;
-            let Some(j) = state.jobs.get_mut(&job) else {
+            let Some(j) = state.jobs.get_mut(job.as_str()) else {
                 return false;
             };
             if j.status != JobStatus::Starting {
@@ -737,7 +737,7 @@ fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) 
         .map(|r| {
             let started_at = r
                 .started
-                .then(|| state.jobs.get(&r.placement.job_id)?.started_at)
+                .then(|| state.jobs.get(r.placement.job_id.as_str())?.started_at)
                 .flatten();
             (r.placement.clone(), started_at)
         })
@@ -758,7 +758,7 @@ fn lose_worker(state: &mut State, worker: &str, reason: &str, now: EpochMillis) 
             // in line, no attempt spent. Its log stays open: the next placement opens it anew.
             release(state, placement, now);
             state.remote.remove(&placement.job_id);
-            if let Some(job) = state.jobs.get_mut(&placement.job_id) {
+            if let Some(job) = state.jobs.get_mut(placement.job_id.as_str()) {
                 job.remote = None;
                 job.status_reason = Some(format!("{reason}; placed again"));
             }

@@ -377,8 +377,9 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
             &|v| v <= 1.2,
         ),
         goal(
+            // Issue 18; it was < 1 KiB before.
             "RAM per queued job",
-            "< 1 KiB",
+            "< 512 bytes",
             get("state.ram", "bytes_per_job"),
             &|v| {
                 format!(
@@ -386,7 +387,7 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
                     results["state.ram"]["queued"]
                 )
             },
-            &|v| v < 1024.0,
+            &|v| v < 512.0,
         ),
         goal(
             "restart with 100,000 stored jobs",
@@ -530,6 +531,66 @@ fn goals(results: &BTreeMap<String, Value>) -> Vec<Goal> {
                 )
             },
             &|v| v < 1000.0,
+        ),
+        // Issue 18: how close each part comes to what bounds it, measured beside it.
+        goal(
+            "durable hello jobs/s, embedded, over the executor alone",
+            "≥ 0.5×",
+            ratio(
+                get("throughput.embedded", "jobs_per_s"),
+                get("throughput.embedded", "executor_runs_per_s"),
+            ),
+            &|v| {
+                format!(
+                    "{v:.2}× ({:.0} jobs/s against {:.0} runs/s)",
+                    get("throughput.embedded", "jobs_per_s").unwrap_or(0.0),
+                    get("throughput.embedded", "executor_runs_per_s").unwrap_or(0.0)
+                )
+            },
+            &|v| v >= 0.5,
+        ),
+        goal(
+            "bytes written to the store per hello job (write(2), in the run above)",
+            "≤ 1 KiB",
+            get("throughput.embedded", "written_bytes_per_job"),
+            &|v| format!("{:.1} KiB", v / 1024.0),
+            &|v| v <= 1024.0,
+        ),
+        goal(
+            "acknowledged SubmitJob/s, 128 clients, HTTP over embedded",
+            "≥ 0.7×",
+            ratio(
+                get("throughput.submit_http_128", "http_per_s"),
+                get("throughput.submit_http_128", "embedded_per_s"),
+            ),
+            &|v| {
+                format!(
+                    "{v:.2}× ({:.0}/s against {:.0}/s)",
+                    get("throughput.submit_http_128", "http_per_s").unwrap_or(0.0),
+                    get("throughput.submit_http_128", "embedded_per_s").unwrap_or(0.0)
+                )
+            },
+            &|v| v >= 0.7,
+        ),
+        goal(
+            "HTTP SubmitJob → SUCCEEDED p50, over embedded submit + follow",
+            "≤ 1.5×",
+            ratio(p50("submit_done.http_follow"), p50("submit_done.embedded")),
+            &|v| format!("{v:.2}×"),
+            &|v| v <= 1.5,
+        ),
+        goal(
+            "warm start through Executor::run p50, over the tuned bare loop",
+            "≤ 1.5×",
+            ratio(p50("cold_start.executor"), p50("cold_start.bare_tuned")),
+            &|v| {
+                format!(
+                    "{v:.2}× ({:.1} µs against {:.1} µs)",
+                    p50("cold_start.executor").unwrap_or(0.0),
+                    p50("cold_start.bare_tuned").unwrap_or(0.0)
+                )
+            },
+            &|v| v <= 1.5,
         ),
     ]
 }

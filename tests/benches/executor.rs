@@ -300,7 +300,7 @@ async fn main() {
     }
     let cold_start = [
         Sample {
-            name: "Executor::run, warm pool (fuel + epochs + limits + scratch dir + capture)",
+            name: "Executor::run, warm pool (fuel + epochs + limits + capture; hello opens no path, so is given no scratch dir)",
             times: exec,
         },
         Sample {
@@ -339,6 +339,8 @@ async fn main() {
     ]) {
         sample.record(key);
     }
+
+    scratch_cost(&executor, scale(5000, 500)).await;
 
     let mib = if quick { "4" } else { "32" };
     let kernel_n = scale(7, 3);
@@ -406,6 +408,53 @@ async fn main() {
     isolation[1].record("isolation.loaded");
     isolation[2].record("isolation.one_runtime");
     let _ = Arc::new(());
+}
+
+/// What a scratch directory adds to an attempt: the same one-line hello, written in WAT, with
+/// and without an import of `path_open` (never called), which is what gets a module one.
+async fn scratch_cost(executor: &Executor, n: usize) {
+    let hello = |path_import: &str| {
+        wat::parse_str(format!(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "fd_write"
+                   (func $fd_write (param i32 i32 i32 i32) (result i32)))
+                 {path_import}
+                 (memory (export "memory") 1)
+                 (data (i32.const 16) "Hello, world!\n")
+                 (func (export "_start")
+                   (i32.store (i32.const 0) (i32.const 16))
+                   (i32.store (i32.const 4) (i32.const 14))
+                   (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+        ))
+        .unwrap()
+    };
+    let without = hello("");
+    let with = hello(
+        r#"(import "wasi_snapshot_preview1" "path_open"
+             (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#,
+    );
+    let args = ["hello.wasm"];
+    executor_runs(executor, &without, &args, Limits::default(), 100).await;
+    executor_runs(executor, &with, &args, Limits::default(), 100).await;
+    let (mut plain, mut given) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        plain.extend(executor_runs(executor, &without, &args, Limits::default(), n / 10).await);
+        given.extend(executor_runs(executor, &with, &args, Limits::default(), n / 10).await);
+    }
+    table(
+        "A scratch directory's cost: a WAT hello, Executor::run",
+        &[
+            Sample {
+                name: "imports fd_write only: no scratch dir",
+                times: plain,
+            },
+            Sample {
+                name: "imports path_open too: given a scratch dir (reused, checked empty after)",
+                times: given,
+            },
+        ],
+        &[("no scratch dir", 0)],
+    );
 }
 
 fn process_per_job_args(path: &str, args: &[&str]) -> Vec<Duration> {

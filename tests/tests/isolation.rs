@@ -110,6 +110,40 @@ async fn scratch_is_private_read_write_and_removed_afterwards() {
 }
 
 #[tokio::test]
+async fn a_module_that_cannot_open_a_path_is_given_no_scratch_directory() {
+    // Kept directories show which attempts were given one.
+    let (executor, data_dir) = executor_with(|c| c.keep_scratch = true);
+    let given = || {
+        std::fs::read_dir(data_dir.path().join("scratch"))
+            .unwrap()
+            .count()
+    };
+    // hello imports fd_write and nothing that names or lists a directory.
+    let output = CollectedOutput::new();
+    let spec = AttemptSpec {
+        output: output.sink(),
+        ..AttemptSpec::default()
+    };
+    let outcome = executor
+        .run_wasm(guests::bytes(guests::wasip1::HELLO), spec)
+        .await;
+    assert_eq!(outcome.status, ExitStatus::Exited(0));
+    assert!(!output.stdout().is_empty(), "it ran and wrote");
+    assert_eq!(given(), 0, "hello was given a scratch directory");
+    let outcome = executor
+        .run_wasm(
+            guests::bytes(guests::wasip1::SCRATCH_IO),
+            AttemptSpec {
+                stdin: Some(b"x".to_vec()),
+                ..AttemptSpec::default()
+            },
+        )
+        .await;
+    assert_eq!(outcome.status, ExitStatus::Exited(0));
+    assert_eq!(given(), 1, "a module that opens paths is given one");
+}
+
+#[tokio::test]
 async fn kept_scratch_holds_what_the_guest_wrote() {
     let (executor, data_dir) = executor_with(|c| c.keep_scratch = true);
     let spec = AttemptSpec {

@@ -230,9 +230,12 @@ impl Executor {
             .await
             .expect("the slot semaphore is never closed");
         let started = Instant::now();
-        let scratch = match self.inner.scratch.take() {
-            Ok(scratch) => scratch,
-            Err(e) => {
+        // A module that cannot open a path could not use one; making, opening and checking it
+        // was a fifth of a hello's warm start (issue 18).
+        let scratch = match module.0.opens_paths.then(|| self.inner.scratch.take()) {
+            None => None,
+            Some(Ok(scratch)) => Some(scratch),
+            Some(Err(e)) => {
                 return Outcome::not_started(
                     FailureKind::HostError,
                     format!("could not create the scratch directory: {e}"),
@@ -245,7 +248,7 @@ impl Executor {
         };
         let stdout = CapturedStream::new(StreamKind::Stdout, spec.output.clone(), cap);
         let stderr = CapturedStream::new(StreamKind::Stderr, spec.output.clone(), cap);
-        let mut wasi = match wasi_builder(&spec, &scratch, &stdout, &stderr) {
+        let mut wasi = match wasi_builder(&spec, scratch.as_ref(), &stdout, &stderr) {
             Ok(builder) => builder,
             Err(refused) => return refused,
         };
@@ -415,7 +418,7 @@ struct Ended {
 /// nothing else (no inherited environment, no network).
 fn wasi_builder(
     spec: &AttemptSpec,
-    scratch: &Scratch<'_>,
+    scratch: Option<&Scratch<'_>>,
     stdout: &CapturedStream,
     stderr: &CapturedStream,
 ) -> Result<WasiCtxBuilder, Outcome> {
@@ -431,14 +434,16 @@ fn wasi_builder(
     if let Some(stdin) = &spec.stdin {
         builder.stdin(MemoryInputPipe::new(stdin.clone()));
     }
-    builder
-        .preopened_dir(scratch.path(), SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
-        .map_err(|e| {
-            Outcome::not_started(
-                FailureKind::HostError,
-                format!("could not open the scratch directory: {e:#}"),
-            )
-        })?;
+    if let Some(scratch) = scratch {
+        builder
+            .preopened_dir(scratch.path(), SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| {
+                Outcome::not_started(
+                    FailureKind::HostError,
+                    format!("could not open the scratch directory: {e:#}"),
+                )
+            })?;
+    }
     for grant in &spec.grants {
         let perms = match grant.access {
             Access::ReadOnly => FsPerms::ReadOnly,

@@ -77,6 +77,31 @@ pub struct JobModule(pub(crate) Arc<Loaded>);
 pub(crate) struct Loaded {
     pub(crate) digest: Digest,
     pub(crate) pre: Pre,
+    /// Whether it imports a way to name or list a directory ([`opens_paths`]): only then does an
+    /// attempt get a scratch directory, which one that cannot open a path could never use.
+    pub(crate) opens_paths: bool,
+}
+
+/// Whether a preview-1 module with these imports can reach a preopened directory: every use of
+/// one goes through a `path_*` function, `fd_readdir`, or the `fd_prestat_*` pair a guest finds
+/// its preopens by. A module importing none of them can still only write its stdout and stderr.
+fn core_opens_paths(module: &wasmtime::Module) -> bool {
+    module.imports().any(|import| {
+        let name = import.name();
+        name.starts_with("path_")
+            || matches!(
+                name,
+                "fd_readdir" | "fd_prestat_get" | "fd_prestat_dir_name"
+            )
+    })
+}
+
+/// Whether a component can reach a preopened directory: only through `wasi:filesystem`.
+fn component_opens_paths(component: &Component, engine: &wasmtime::Engine) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:filesystem/"))
 }
 
 pub(crate) enum Pre {
@@ -410,7 +435,7 @@ struct Artifact {
 
 impl Artifact {
     fn load(self, bytes: &[u8]) -> Result<JobModule, LoadError> {
-        let pre = match self.kind {
+        let (pre, opens_paths) = match self.kind {
             ModuleKind::Preview1 => {
                 let module = self.obtain(
                     bytes,
@@ -419,7 +444,7 @@ impl Artifact {
                     |engine, bytes| wasmtime::Module::new(engine, bytes),
                     wasmtime::Module::serialize,
                 )?;
-                self.link_core(&module)?
+                (self.link_core(&module)?, core_opens_paths(&module))
             }
             ModuleKind::Preview2 => {
                 let component = self.obtain(
@@ -429,12 +454,14 @@ impl Artifact {
                     |engine, bytes| Component::new(engine, bytes),
                     Component::serialize,
                 )?;
-                self.link_component(&component)?
+                let opens_paths = component_opens_paths(&component, component.engine());
+                (self.link_component(&component)?, opens_paths)
             }
         };
         Ok(JobModule(Arc::new(Loaded {
             digest: self.digest,
             pre,
+            opens_paths,
         })))
     }
 

@@ -470,13 +470,8 @@ mod tests {
         let slot = JobSlot::from_job(ours.clone(), &mut names);
         assert_eq!(slot.submission.job_arn, None, "ours is not held");
         assert_eq!(slot.to_job(), ours);
-        let mut child = JobSlot::new("j:4", 2, slot.submission.clone());
-        child.array_properties = Some(ArrayJob {
-            size: None,
-            index: Some(4),
-        });
         assert_eq!(
-            child.to_job_arn(),
+            child_of(&slot, 4).to_job_arn(),
             "arn:aws:batch:us-east-1:123456789012:job/j:4"
         );
         // Written by a service of another account: kept as it was, for its children too.
@@ -487,15 +482,25 @@ mod tests {
         }));
         let slot = JobSlot::from_job(theirs.clone(), &mut names);
         assert_eq!(slot.to_job(), theirs);
-        let mut child = JobSlot::new("k:0", 3, slot.submission.clone());
-        child.array_properties = Some(ArrayJob {
-            size: None,
-            index: Some(0),
-        });
         assert_eq!(
-            child.to_job_arn(),
+            child_of(&slot, 0).to_job_arn(),
             "arn:aws:batch:eu-west-1:999999999999:job/k:0"
         );
+    }
+
+    /// Child `index` of array `parent`.
+    fn child_of(parent: &JobSlot, index: u32) -> JobSlot {
+        let id = format!("{}:{index}", parent.job_id);
+        let mut child = JobSlot::new(
+            &id,
+            parent.sequence + 1 + u64::from(index),
+            parent.submission.clone(),
+        );
+        child.array_properties = Some(ArrayJob {
+            size: None,
+            index: Some(index),
+        });
+        child
     }
 
     #[test]

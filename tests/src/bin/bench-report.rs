@@ -170,6 +170,14 @@ fn main() -> ExitCode {
             line.0, line.1
         );
     }
+    // Written by hand, with the commit it was profiled at: what a run cannot say about itself.
+    if args.out.join("BOUNDS.md").is_file() {
+        let _ = writeln!(
+            report,
+            "\nFor the goals not met, [BOUNDS.md](BOUNDS.md) has the profiles of what bounds \
+             each one and what would move it."
+        );
+    }
     let _ = writeln!(
         report,
         "\n![latencies: p50 bars, p99 whiskers, log scale](latency.svg)\n\n![throughput](throughput.svg)"

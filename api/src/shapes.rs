@@ -29,7 +29,8 @@ pub(crate) fn job_detail(
                 "stoppedAt": a.stopped_at,
                 "statusReason": a.status_reason,
                 "container": {"exitCode": a.exit_code, "reason": a.reason, "logStreamName": a.log_stream_name,
-                    "fuelConsumed": a.fuel_consumed, "peakMemoryBytes": a.peak_memory_bytes, "worker": a.worker},
+                    "fuelConsumed": a.fuel_consumed, "peakMemoryBytes": a.peak_memory_bytes, "worker": a.worker,
+                    "imageDigest": a.image_digest},
             })
         })
         .collect();
@@ -41,6 +42,7 @@ pub(crate) fn job_detail(
         "logStreamName": last.and_then(|a| a.log_stream_name.clone()),
         "fuelConsumed": last.and_then(|a| a.fuel_consumed),
         "peakMemoryBytes": last.and_then(|a| a.peak_memory_bytes),
+        "imageDigest": last.and_then(|a| a.image_digest.clone()),
     });
     if let Some(resolved) = resolved {
         let environment: Vec<Value> = resolved

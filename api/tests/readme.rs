@@ -72,7 +72,7 @@ fn the_readme_quickstart_runs_as_written() {
         "the quickstart failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     let hello = r#"hello from wasmbatch: args=["hello", "ola", "mundo"]"#;
-    for expected in ["pushed hello sha256:", hello, "SUCCEEDED"] {
+    for expected in ["pushed hello:latest sha256:", hello, "SUCCEEDED"] {
         assert!(stdout.contains(expected), "{expected:?} not in\n{stdout}");
     }
     // wasmbatch logs -f, and aws logs get-log-events, both print the job's output.

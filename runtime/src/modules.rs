@@ -1,6 +1,6 @@
 //! The module store, our ECR: module bytes by content (`<data_dir>/modules/<sha256>.wasm`) and
-//! names pointing at the latest push of each (in redb). A job names its module as `name` (the
-//! latest push) or `name@sha256:<hex>` (pinned).
+//! names with tags pointing at them (in redb). A job names its module as `name:tag`, `name`
+//! (`name:latest`, which a push without a tag moves) or `name@sha256:<hex>` (pinned).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Digest;
 use crate::model::EpochMillis;
+use crate::model::image::{ImageRef, LocalRef};
 use crate::store::{Record, Store, StoreError, Table};
 
 /// A named module as pushed.
@@ -18,15 +19,28 @@ use crate::store::{Record, Store, StoreError, Table};
 pub struct ModuleInfo {
     /// The name jobs use.
     pub name: String,
-    /// `sha256:<hex>` of the latest push.
+    /// `sha256:<hex>` of the latest push, whatever it was tagged.
     pub digest: String,
     /// Bytes.
     pub size: u64,
     /// When it was pushed.
     pub pushed_at: EpochMillis,
+    /// Tag → the `sha256:<hex>` it points at. `name` alone means tag `latest`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
     /// Every digest ever pushed under this name, oldest first (pinned references use them).
     #[serde(default)]
     pub history: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// The tags that point at `digest`.
+    pub fn tags_of<'a>(&'a self, digest: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.tags
+            .iter()
+            .filter(move |(_, d)| *d == digest)
+            .map(|(tag, _)| tag.as_str())
+    }
 }
 
 pub(crate) struct ModuleStore {
@@ -67,11 +81,12 @@ impl ModuleStore {
             .join(format!("upload-{}.{PART}", uuid::Uuid::new_v4().simple()))
     }
 
-    /// Saves `bytes` (already validated by the caller) under `name`. The file is written whole
-    /// before the name points at it.
+    /// Saves `bytes` (already validated by the caller) as `name:tag`. The file is written whole
+    /// before the tag points at it.
     pub(crate) async fn push(
         &self,
         name: &str,
+        tag: &str,
         bytes: Vec<u8>,
         now: EpochMillis,
     ) -> Result<ModuleInfo, StoreError> {
@@ -82,14 +97,15 @@ impl ModuleStore {
             .await
             .map_err(|e| StoreError::Write(e.to_string()))?
             .map_err(|e| StoreError::Write(format!("saving module {digest}: {e}")))?;
-        self.point(name, digest, size, now).await
+        self.point(name, tag, digest, size, now).await
     }
 
     /// Makes the staged upload at `staged` (synced, validated, of digest `digest`) the module
-    /// `name`.
+    /// `name:tag`.
     pub(crate) async fn adopt(
         &self,
         name: &str,
+        tag: &str,
         staged: PathBuf,
         digest: Digest,
         size: u64,
@@ -106,13 +122,14 @@ impl ModuleStore {
         .await
         .map_err(|e| StoreError::Write(e.to_string()))?
         .map_err(|e| StoreError::Write(format!("saving module {digest}: {e}")))?;
-        self.point(name, digest, size, now).await
+        self.point(name, tag, digest, size, now).await
     }
 
-    /// Points `name` at the stored module `digest`, durably.
+    /// Points `name:tag` at the stored module `digest`, durably.
     async fn point(
         &self,
         name: &str,
+        tag: &str,
         digest: Digest,
         size: u64,
         now: EpochMillis,
@@ -121,18 +138,20 @@ impl ModuleStore {
         // reach the store in the order they changed the history, and neither undoes the other.
         let (info, committed) = {
             let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-            let mut history = names
+            let (mut history, mut tags) = names
                 .get(name)
-                .map(|m| m.history.clone())
+                .map(|m| (m.history.clone(), m.tags.clone()))
                 .unwrap_or_default();
             let digest = digest.to_string();
             history.retain(|d| *d != digest);
             history.push(digest.clone());
+            tags.insert(tag.to_string(), digest.clone());
             let info = ModuleInfo {
                 name: name.to_string(),
                 digest,
                 size,
                 pushed_at: now,
+                tags,
                 history,
             };
             self.store.writable()?;
@@ -195,8 +214,9 @@ impl ModuleStore {
     }
 
     /// Removes version `digest` from `name`'s history, sent to the store under the names' lock
-    /// (see [`ModuleStore::point`]); the caller awaits the commit. The latest push of any name
-    /// is refused: a name pointing at a removed file would fail every job that uses it.
+    /// (see [`ModuleStore::point`]); the caller awaits the commit. A version some tag points at,
+    /// or the latest push of a name, is refused: a tag pointing at a removed file would fail
+    /// every job that uses it.
     pub(crate) fn remove_version(
         &self,
         name: &str,
@@ -208,8 +228,16 @@ impl ModuleStore {
         let Some(info) = names.get(name).filter(|m| m.history.contains(&wanted)) else {
             return Ok(VersionRemoval::Unknown);
         };
-        if let Some(latest) = names.values().find(|m| m.digest == wanted) {
-            return Ok(VersionRemoval::Latest(latest.name.clone()));
+        if let Some(user) = names.values().find_map(|m| {
+            let latest =
+                (m.digest == wanted).then(|| format!("the latest push of module {}", m.name));
+            latest.or_else(|| {
+                m.tags_of(&wanted)
+                    .next()
+                    .map(|tag| format!("tagged {}:{tag}", m.name))
+            })
+        }) {
+            return Ok(VersionRemoval::InUse(user));
         }
         let mut info = info.clone();
         info.history.retain(|d| *d != wanted);
@@ -225,29 +253,79 @@ impl ModuleStore {
         })
     }
 
-    /// The digest a job's `image` refers to, or why it refers to nothing.
-    pub(crate) fn resolve(&self, image: &str) -> Result<Digest, String> {
-        match image.split_once('@') {
-            Some((name, pinned)) => {
-                let digest = Digest::parse(pinned).ok_or_else(|| {
-                    format!("module reference {image:?}: expected name@sha256:<64 hex digits>")
-                })?;
-                if self.path(&digest).exists() {
-                    Ok(digest)
-                } else {
-                    Err(format!(
-                        "module {name}@{digest} was not found in the module store"
-                    ))
-                }
-            }
-            None => {
-                let info = self
-                    .get(image)
-                    .ok_or_else(|| format!("module {image:?} was not found in the module store"))?;
-                Digest::parse(&info.digest)
-                    .ok_or_else(|| format!("module {image:?} has a damaged record"))
-            }
+    /// Removes tag `tag` from `name`, leaving its versions (pinned references still run
+    /// them); `None` when the name has no such tag.
+    pub(crate) async fn untag(
+        &self,
+        name: &str,
+        tag: &str,
+    ) -> Result<Option<ModuleInfo>, StoreError> {
+        let (info, committed) = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(mut info) = names
+                .get(name)
+                .filter(|m| m.tags.contains_key(tag))
+                .cloned()
+            else {
+                return Ok(None);
+            };
+            info.tags.remove(tag);
+            self.store.writable()?;
+            let committed = self
+                .store
+                .send(vec![Record::put(Table::Modules, name, &info)]);
+            names.insert(name.to_string(), info.clone());
+            (info, committed)
+        };
+        committed.await?;
+        Ok(Some(info))
+    }
+
+    /// The module a job's `image` names, or why it names none.
+    pub(crate) async fn resolve_image(&self, image: &str) -> Result<Digest, String> {
+        match ImageRef::parse(image).map_err(|e| format!("image {image:?}: {e}"))? {
+            ImageRef::Local(local) => self.resolve(&local),
+            ImageRef::Registry(remote) => Err(format!(
+                "image {remote}: pulling from a registry is not built yet"
+            )),
         }
+    }
+
+    /// The digest a module-store reference names, or why it names nothing.
+    pub(crate) fn resolve(&self, image: &LocalRef) -> Result<Digest, String> {
+        if let Some(pinned) = &image.digest {
+            let digest = Digest::parse(pinned).ok_or_else(|| {
+                format!(
+                    "module {}: {pinned:?} is not sha256:<64 hex digits>",
+                    image.name
+                )
+            })?;
+            return if self.path(&digest).exists() {
+                Ok(digest)
+            } else {
+                Err(format!(
+                    "module {}@{digest} was not found in the module store",
+                    image.name
+                ))
+            };
+        }
+        let tag = image.tag_or_default();
+        let info = self
+            .get(&image.name)
+            .ok_or_else(|| format!("module {:?} was not found in the module store", image.name))?;
+        let digest = info.tags.get(tag).ok_or_else(|| {
+            let tags: Vec<&str> = info.tags.keys().map(String::as_str).collect();
+            format!(
+                "module {} has no tag {tag:?}; its tags: {}",
+                image.name,
+                if tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    tags.join(", ")
+                }
+            )
+        })?;
+        Digest::parse(digest).ok_or_else(|| format!("module {:?} has a damaged record", image.name))
     }
 }
 
@@ -255,8 +333,9 @@ impl ModuleStore {
 pub(crate) enum VersionRemoval<F> {
     /// The name has no such version.
     Unknown,
-    /// The version is the latest push of the module named here; nothing was changed.
-    Latest(String),
+    /// A tag (`name:tag`) or the latest push of a name (`name`) is this version; nothing was
+    /// changed.
+    InUse(String),
     /// Removed from the name's history; `orphaned` when no name has it any more (its file
     /// may go once `committed` resolves).
     Removed { orphaned: bool, committed: F },

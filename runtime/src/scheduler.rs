@@ -127,6 +127,7 @@ impl AttemptPlan {
             memory_mib: self.memory_mib,
             log_stream_name: self.log_stream_name.clone(),
             log_key: self.log_key.clone(),
+            image_digest: None,
         }
     }
 }
@@ -279,10 +280,8 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
             let attempt = job.attempts.len() + 1;
             let mounts = container.mounts;
             let image = container.image;
-            let program = image
-                .split_once('@')
-                .map_or(image.as_str(), |(name, _)| name)
-                .to_string();
+            let program = crate::model::image::ImageRef::parse(&image)
+                .map_or_else(|_| image.clone(), |i| i.program().to_string());
             let mut args = vec![program];
             args.extend(container.command);
             let mut env = container.environment;
@@ -456,6 +455,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
         abandon(&shared, &plan.placement());
         return;
     }
+    let mut placement = plan.placement();
     let prepared = match module_for(&shared, &plan.image).await {
         Err(reason) => Err(Outcome::not_started(
             FailureKind::ModuleInvalid,
@@ -472,6 +472,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     let (started_at, outcome) = match prepared {
         Err(outcome) => (None, outcome),
         Ok((module, grants)) => {
+            placement.image_digest = Some(module.digest());
             let started_at = now();
             {
                 let mut state = shared.lock();
@@ -498,7 +499,7 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
     if started_at.is_none() {
         shared.logs.finish(&plan.log_key);
     }
-    drop(complete(&shared, &plan.placement(), started_at, &outcome));
+    drop(complete(&shared, &placement, started_at, &outcome));
     shared.wake.notify_one();
 }
 
@@ -557,7 +558,7 @@ pub(crate) async fn open_volumes(
 
 /// The loaded module a job's `image` names, loading (and caching) it on first use.
 async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
-    let digest = shared.modules.resolve(image)?;
+    let digest = shared.modules.resolve_image(image).await?;
     if let Some(module) = shared
         .loaded
         .lock()
@@ -670,6 +671,7 @@ pub(crate) fn complete_locked(
         fuel_consumed: outcome.fuel_consumed,
         peak_memory_bytes: started_at.map(|_| outcome.peak_memory_bytes),
         worker: plan.worker.clone(),
+        image_digest: plan.image_digest.map(|d| d.to_string()),
     });
     let mut ended = Vec::new();
     if outcome.succeeded() {

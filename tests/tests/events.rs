@@ -297,7 +297,7 @@ async fn no_event_is_lost_across_a_reconnect_or_a_restart_and_each_job_keeps_its
 }
 
 /// A data dir of store format 4 has no events: it opens with its jobs, the sequence starts at
-/// 1, and the first change writes format 5 with its events.
+/// 1, and the first change writes the current format with its events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_of_store_format_4_opens_and_numbers_its_first_events_from_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -330,7 +330,7 @@ async fn a_data_dir_of_store_format_4_opens_and_numbers_its_first_events_from_1(
     assert_eq!(sequences, [1, 2, 3, 4]);
     assert!(events.iter().all(|e| e.job_id == new));
     batch.close("upgraded").await.unwrap();
-    assert_eq!(wasmbatch_tests::store_format(dir.path()), 5);
+    assert_eq!(wasmbatch_tests::store_format(dir.path()), 6);
     assert_eq!(
         wasmbatch_tests::stored_records(dir.path(), "job_events"),
         Some(4)

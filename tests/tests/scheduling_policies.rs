@@ -561,7 +561,7 @@ async fn a_data_dir_of_store_format_3_opens_with_its_queues_and_jobs_and_takes_p
         JobStatus::Succeeded
     );
     batch.close("upgraded").await.unwrap();
-    assert_eq!(wasmbatch_tests::store_format(dir.path()), 5);
+    assert_eq!(wasmbatch_tests::store_format(dir.path()), 6);
     assert_eq!(
         wasmbatch_tests::stored_records(dir.path(), "scheduling_policies"),
         Some(1)
@@ -580,7 +580,7 @@ async fn a_data_dir_of_a_newer_store_format_is_refused_naming_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
     batch.close("downgrade").await.unwrap();
-    wasmbatch_tests::rewrite_store_format(dir.path(), 6, &[]);
+    wasmbatch_tests::rewrite_store_format(dir.path(), 7, &[]);
 
     let error = Batch::open(BatchConfig::new(dir.path()))
         .await
@@ -588,13 +588,13 @@ async fn a_data_dir_of_a_newer_store_format_is_refused_naming_both_formats() {
         .expect("a newer format is refused");
     let message = error.to_string();
     assert!(
-        message.contains("store format 6") && message.contains("formats up to 5"),
+        message.contains("store format 7") && message.contains("formats up to 6"),
         "{message}"
     );
     assert!(!error.is_client_error(), "{message}");
     assert_eq!(
         wasmbatch_tests::store_format(dir.path()),
-        6,
+        7,
         "left as it was"
     );
 }

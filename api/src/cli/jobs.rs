@@ -413,7 +413,10 @@ impl Describe {
         field("definition", text(&job["jobDefinition"]));
         let container = &job["container"];
         if !container["image"].is_null() {
-            field("image", text(&container["image"]));
+            match container["imageDigest"].as_str() {
+                Some(digest) => field("image", format!("{} ({digest})", text(&container["image"]))),
+                None => field("image", text(&container["image"])),
+            }
             let command: Vec<String> = container["command"]
                 .as_array()
                 .into_iter()

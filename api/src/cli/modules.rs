@@ -11,7 +11,7 @@ use super::client::{Connection, Endpoint, Output, print_json, table, text};
 /// Push a .wasm module to the server, so jobs can name it as their image.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  wasmbatch push hello.wasm\n  wasmbatch push target/wasm32-wasip1/release/sha256.wasm --name sha256"
+    after_help = "Examples:\n  wasmbatch push hello.wasm\n  wasmbatch push render.wasm --tag 1.4    (jobs name it render:1.4)\n  wasmbatch push target/wasm32-wasip1/release/sha256.wasm --name sha256"
 )]
 pub struct Push {
     /// The module: a WASI command (wasip1) or component (wasip2).
@@ -19,6 +19,10 @@ pub struct Push {
     /// The name jobs use; the file's name without `.wasm` by default.
     #[arg(long)]
     name: Option<String>,
+    /// The tag to point at it (jobs name it NAME:TAG); `latest` by default, which is what NAME
+    /// alone means.
+    #[arg(long)]
+    tag: Option<String>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -43,13 +47,18 @@ impl Push {
             .await
             .with_context(|| format!("cannot open {}", self.file.display()))?;
         let size = file.metadata().await?.len();
+        let reference = match &self.tag {
+            Some(tag) => format!("{name}:{tag}"),
+            None => name,
+        };
         let server = Endpoint::new(&self.connection)?;
-        let pushed = server.push(&name, file, size).await?;
+        let pushed = server.push(&reference, file, size).await?;
         match self.connection.output {
             Output::Json => print_json(&pushed),
             Output::Table => println!(
-                "pushed {} {} ({} bytes)",
+                "pushed {}:{} {} ({} bytes)",
                 text(&pushed["name"]),
+                tags(&pushed["tags"]),
                 text(&pushed["digest"]),
                 text(&pushed["size"])
             ),
@@ -80,15 +89,38 @@ impl Modules {
             .unwrap_or_default()
             .iter()
             .map(|m: &Value| {
+                let tagged: Vec<String> = m["tags"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(tag, digest)| format!("{tag}={}", short(digest)))
+                    .collect();
                 vec![
                     text(&m["name"]),
+                    if tagged.is_empty() {
+                        "-".into()
+                    } else {
+                        tagged.join(",")
+                    },
                     text(&m["digest"]),
                     text(&m["size"]),
                     m["pushedAt"].as_i64().map_or("-".into(), super::jobs::time),
                 ]
             })
             .collect();
-        table(&["NAME", "DIGEST", "BYTES", "PUSHED"], &rows);
+        table(&["NAME", "TAGS", "LATEST PUSH", "BYTES", "PUSHED"], &rows);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker images` shortens them.
+fn short(digest: &Value) -> String {
+    let digest = digest.as_str().unwrap_or("-");
+    digest.get(..19).unwrap_or(digest).to_string()
+}
+
+/// A push's tags, as `a,b`.
+fn tags(tags: &Value) -> String {
+    let tags: Vec<String> = tags.as_array().into_iter().flatten().map(text).collect();
+    tags.join(",")
 }

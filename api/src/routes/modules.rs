@@ -1,6 +1,10 @@
-//! Our module registry, in the spirit of ECR: `PUT /v1/modules/{name}` with the raw `.wasm`
-//! bytes, `GET /v1/modules`, `GET /v1/modules/{name}`, `DELETE /v1/modules/{name}` (the name)
-//! and `DELETE /v1/modules/{name}@sha256:<hex>` (one version of it that nothing needs).
+//! Our module registry, in the spirit of ECR: `PUT /v1/modules/{name}[:{tag}]` with the raw
+//! `.wasm` bytes (no tag moves `latest`), `GET /v1/modules`, `GET /v1/modules/{name}`,
+//! `DELETE /v1/modules/{name}` (the name), `DELETE /v1/modules/{name}:{tag}` (the tag) and
+//! `DELETE /v1/modules/{name}@sha256:<hex>` (one version of it that nothing needs).
+//!
+//! Every route is authorized on the module's ARN, which has the name alone: a tag or a digest in
+//! the path never changes what a policy is checked against.
 
 use axum::Extension;
 use axum::Json;
@@ -19,11 +23,16 @@ use crate::error::ApiError;
 pub(crate) async fn push(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    Path(name): Path<String>,
+    Path(reference): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name);
+    let arn = resource_arn(
+        &batch,
+        ResourceKind::Module,
+        "name",
+        module_name(&reference),
+    );
     if let Err(refused) = arn.and_then(|arn| caller.authorize("batch:PushModule", &[&arn])) {
         crate::access::drain(body).await;
         return Err(refused);
@@ -38,7 +47,7 @@ pub(crate) async fn push(
             "module: {length} bytes is larger than the limit of {limit} bytes"
         )));
     }
-    let mut upload = batch.upload_module(&name).await?;
+    let mut upload = batch.upload_module(&reference).await?;
     let mut body = body.into_data_stream();
     while let Some(piece) = body.next().await {
         let piece =
@@ -46,9 +55,17 @@ pub(crate) async fn push(
         upload.write(&piece).await?;
     }
     let info = upload.finish().await?;
+    let tags: Vec<&str> = info.tags_of(&info.digest).collect();
     Ok(Json(
-        json!({ "name": info.name, "digest": info.digest, "size": info.size }),
+        json!({ "name": info.name, "digest": info.digest, "size": info.size, "tags": tags }),
     ))
+}
+
+/// The module a path names: what comes before its `:tag` or `@digest`.
+fn module_name(reference: &str) -> &str {
+    reference
+        .split_once(['@', ':'])
+        .map_or(reference, |(name, _)| name)
 }
 
 pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who) -> Reply {
@@ -59,18 +76,19 @@ pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who) -> 
 pub(crate) async fn describe(
     State(batch): State<Batch>,
     Extension(caller): Who,
-    Path(name): Path<String>,
+    Path(reference): Path<String>,
 ) -> Reply {
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", &name)?;
+    let name = module_name(&reference);
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", name)?;
     caller.authorize("batch:DescribeModules", &[&arn])?;
     let info = batch
-        .module(&name)
+        .module(name)
         .ok_or_else(|| ApiError::Client(format!("module {name} does not exist")))?;
     Ok(Json(json!(info)))
 }
 
-/// `DELETE /v1/modules/{name}` removes the name; `DELETE /v1/modules/{name}@sha256:<hex>` one
-/// of its versions, and replies with the module as it is left.
+/// `DELETE /v1/modules/{name}` removes the name; `…/{name}:{tag}` a tag, and
+/// `…/{name}@sha256:<hex>` one of its versions, each replying with the module as it is left.
 pub(crate) async fn delete(
     State(batch): State<Batch>,
     Extension(caller): Who,
@@ -80,7 +98,7 @@ pub(crate) async fn delete(
         Some((name, digest)) => (name, Some(digest)),
         None => (reference.as_str(), None),
     };
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", name)?;
+    let arn = resource_arn(&batch, ResourceKind::Module, "name", module_name(name))?;
     caller.authorize("batch:DeleteModule", &[&arn])?;
     Ok(Json(match version {
         Some(digest) => json!(batch.delete_module_version(name, digest).await?),

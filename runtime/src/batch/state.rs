@@ -191,6 +191,8 @@ pub(crate) struct Placement {
     pub(crate) log_stream_name: String,
     /// Where the attempt's log is kept (see `logs::log_key`).
     pub(crate) log_key: String,
+    /// The module the image resolved to, once it has (recorded on the attempt).
+    pub(crate) image_digest: Option<crate::engine::Digest>,
 }
 
 /// An attempt placed on a remote worker (cluster mode).

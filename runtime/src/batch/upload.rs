@@ -21,6 +21,7 @@ use crate::store::StoreError;
 pub struct ModuleUpload {
     batch: Batch,
     name: String,
+    tag: String,
     staged: Option<Staged>,
 }
 
@@ -32,10 +33,14 @@ struct Staged {
 }
 
 impl Batch {
-    /// Pushes a module held in memory: see [`Batch::upload_module`] for one that arrives in
-    /// pieces.
-    pub async fn push_module(&self, name: &str, bytes: Vec<u8>) -> Result<ModuleInfo, BatchError> {
-        validate::name("name", name)?;
+    /// Pushes a module held in memory as `reference`: `NAME:TAG`, or `NAME`, which moves tag
+    /// `latest`. See [`Batch::upload_module`] for one that arrives in pieces.
+    pub async fn push_module(
+        &self,
+        reference: &str,
+        bytes: Vec<u8>,
+    ) -> Result<ModuleInfo, BatchError> {
+        let (name, tag) = push_target(reference)?;
         self.check_module_size(bytes.len() as u64)?;
         let module = self
             .shared
@@ -43,15 +48,16 @@ impl Batch {
             .load(bytes.clone())
             .await
             .map_err(|e| BatchError::invalid("module", e.to_string()))?;
-        let info = self.shared.modules.push(name, bytes, now()).await?;
+        let info = self.shared.modules.push(name, tag, bytes, now()).await?;
         self.remember(module);
         Ok(info)
     }
 
-    /// Starts pushing module `name`, whose bytes are then given to [`ModuleUpload::write`] as
-    /// they arrive; [`ModuleUpload::finish`] checks and stores it.
-    pub async fn upload_module(&self, name: &str) -> Result<ModuleUpload, BatchError> {
-        validate::name("name", name)?;
+    /// Starts pushing module `reference` (as [`Batch::push_module`]), whose bytes are then
+    /// given to [`ModuleUpload::write`] as they arrive; [`ModuleUpload::finish`] checks and
+    /// stores it.
+    pub async fn upload_module(&self, reference: &str) -> Result<ModuleUpload, BatchError> {
+        let (name, tag) = push_target(reference)?;
         let path = self.shared.modules.staging_path();
         let staging = path.clone();
         let file = tokio::task::spawn_blocking(move || crate::private_files::create_new(&staging))
@@ -62,6 +68,7 @@ impl Batch {
         Ok(ModuleUpload {
             batch: self.clone(),
             name: name.to_string(),
+            tag: tag.to_string(),
             staged: Some(Staged {
                 path,
                 file: tokio::io::BufWriter::with_capacity(1 << 20, file),
@@ -141,7 +148,7 @@ impl ModuleUpload {
                 .batch
                 .shared
                 .modules
-                .adopt(&self.name, path.clone(), digest, size, now())
+                .adopt(&self.name, &self.tag, path.clone(), digest, size, now())
                 .await?;
             self.batch.remember(module);
             Ok(info)
@@ -184,9 +191,19 @@ impl Batch {
         self.shared.modules.get(name)
     }
 
-    /// Removes a module name (and its bytes, where no other name uses them). Jobs that need it
-    /// later fail, saying so.
-    pub async fn delete_module(&self, name: &str) -> Result<ModuleInfo, BatchError> {
+    /// Removes a module name (and its bytes, where no other name uses them), or with
+    /// `NAME:TAG` only that tag (its versions stay, for pinned references). Jobs that need what
+    /// is gone later fail, saying so.
+    pub async fn delete_module(&self, reference: &str) -> Result<ModuleInfo, BatchError> {
+        if let Some((name, tag)) = reference.split_once(':') {
+            return self.shared.modules.untag(name, tag).await?.ok_or_else(|| {
+                BatchError::NotFound {
+                    what: "module tag",
+                    name: reference.to_string(),
+                }
+            });
+        }
+        let name = reference;
         self.shared
             .modules
             .delete(name)
@@ -199,7 +216,7 @@ impl Batch {
 
     /// Deletes version `digest` (`sha256:<hex>`) of module `name`: it leaves the name's
     /// history, and once no name has it, its bytes and compiled artifacts go too. Refused while
-    /// it is the latest push of a name, while an ACTIVE definition pins it (`image:
+    /// it is the latest push of a name or a tag points at it, while an ACTIVE definition pins it (`image:
     /// "<name>@<digest>"`), or while an unfinished job's definition does: each would fail jobs
     /// that are still to run.
     pub async fn delete_module_version(
@@ -229,10 +246,10 @@ impl Batch {
                         name: format!("{name}@{digest}"),
                     });
                 }
-                VersionRemoval::Latest(latest) => {
+                VersionRemoval::InUse(user) => {
                     return Err(BatchError::Conflict(format!(
-                        "module {name}@{digest} is the latest push of module {latest}; push \
-                         another version or delete the name"
+                        "module {name}@{digest} is {user}; move or delete that tag (or push \
+                         another version), then delete this one"
                     )));
                 }
                 VersionRemoval::Removed {
@@ -260,6 +277,17 @@ impl Batch {
                 name: name.to_string(),
             })
     }
+}
+
+/// `NAME[:TAG]` as a push names its target: the name and the tag it moves (`latest` when none
+/// is given).
+fn push_target(reference: &str) -> Result<(&str, &str), BatchError> {
+    let (name, tag) = reference
+        .split_once(':')
+        .unwrap_or((reference, crate::model::image::DEFAULT_TAG));
+    validate::name("name", name)?;
+    crate::model::image::check_tag(tag).map_err(|problem| BatchError::invalid("tag", problem))?;
+    Ok((name, tag))
 }
 
 /// What still needs module `digest`: an ACTIVE definition that pins it, or an unfinished job

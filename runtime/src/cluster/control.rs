@@ -254,6 +254,7 @@ fn journal(
         .get_mut(&plan.job_id)
         .filter(|r| r.attempt == plan.attempt)?;
     remote.session = session.clone();
+    remote.placement.image_digest = Some(module.0);
     let work = Work {
         job: plan.job_id.clone(),
         attempt: plan.attempt,
@@ -316,7 +317,7 @@ impl Link {
 
     /// The digest and size of the module `image` names, put in the bucket if it is not there.
     async fn push_module(&self, shared: &Shared, image: &str) -> Result<(Digest, u64), String> {
-        let digest = shared.modules.resolve(image)?;
+        let digest = shared.modules.resolve_image(image).await?;
         if let Some(size) = self.lock_pushed().get(&digest) {
             return Ok((digest, *size));
         }

@@ -9,6 +9,7 @@
 
 pub mod arn;
 pub mod container;
+pub mod image;
 pub mod params;
 mod requests;
 pub mod retry;
@@ -482,6 +483,10 @@ pub struct Attempt {
     /// The remote worker it ran on, in cluster mode (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// `sha256:<hex>` of what the image resolved to when the attempt was placed (ours; ECS's
+    /// name): the module's bytes, or a registry image's manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// Where a job's current attempt was sent in cluster mode, committed before it is published, so

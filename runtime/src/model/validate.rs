@@ -106,25 +106,12 @@ pub fn compute_environment_order(order: &[ComputeEnvironmentOrder]) -> Result<()
     Ok(())
 }
 
-/// A module reference: `name` or `name@sha256:<64 hex>`.
+/// A job's `image`: a module of the module store or a registry reference (see
+/// [`super::image`]).
 pub fn image(field: &str, image: &str) -> Result<(), ValidationError> {
-    let (module, digest) = match image.split_once('@') {
-        Some((module, digest)) => (module, Some(digest)),
-        None => (image, None),
-    };
-    name(field, module).map_err(|e| ValidationError {
-        field: e.field,
-        problem: format!(
-            "module reference {image:?} must be NAME or NAME@sha256:<hex>: {}",
-            e.problem
-        ),
-    })?;
-    if let Some(digest) = digest
-        && crate::engine::Digest::parse(digest).is_none()
-    {
-        return invalid(field, format!("{digest:?} is not sha256:<64 hex digits>"));
-    }
-    Ok(())
+    super::image::ImageRef::parse(image)
+        .map(drop)
+        .or_else(|problem| invalid(field, format!("image {image:?}: {problem}")))
 }
 
 /// Environment variables for a guest.

@@ -37,7 +37,11 @@ pub(crate) use ledger::StoredLedger;
 /// - 4: adds `SchedulingPolicies`. Older formats had none, so it starts empty.
 /// - 5: adds `JobEvents`. Older formats recorded none, so it starts empty and the sequence
 ///   at 1.
-pub(crate) const FORMAT_VERSION: u64 = 5;
+/// - 6: a record in `Modules` carries `tags` (tag → digest), and `NAME` means `NAME:latest`.
+///   Before, `NAME` meant the name's latest push, so the upgrade tags that push `latest`
+///   ([`tag_latest_pushes`]); a format-5 binary would read a tagged record as if its latest
+///   push were what `NAME` runs, so it is refused a format-6 store.
+pub(crate) const FORMAT_VERSION: u64 = 6;
 
 /// `format` → the [`FORMAT_VERSION`] the database was last opened with.
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
@@ -632,6 +636,9 @@ fn check_format(db: &Database, path: &Path) -> Result<(), FormatError> {
                     "upgrading the store's format"
                 );
                 meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
+                if older.unwrap_or(1) < 6 {
+                    tag_latest_pushes(&txn)?;
+                }
             }
         }
     }
@@ -639,6 +646,32 @@ fn check_format(db: &Database, path: &Path) -> Result<(), FormatError> {
         txn.open_table(table.definition())?;
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// The upgrade to format 6: each module record's latest push becomes its tag `latest`, so
+/// that every `NAME` a job or definition names runs what it ran before.
+fn tag_latest_pushes(txn: &redb::WriteTransaction) -> Result<(), FormatError> {
+    let mut modules = txn.open_table(Table::Modules.definition())?;
+    let mut upgraded = Vec::new();
+    for entry in modules.iter()? {
+        let (name, value) = entry?;
+        let Ok(mut record) = serde_json::from_slice::<serde_json::Value>(value.value()) else {
+            continue;
+        };
+        let Some(fields) = record.as_object_mut() else {
+            continue;
+        };
+        if fields.contains_key("tags") {
+            continue;
+        }
+        let latest = fields.get("digest").cloned().unwrap_or_default();
+        fields.insert("tags".into(), serde_json::json!({ "latest": latest }));
+        upgraded.push((name.value().to_string(), record.to_string()));
+    }
+    for (name, record) in upgraded {
+        modules.insert(name.as_str(), record.as_bytes())?;
+    }
     Ok(())
 }
 

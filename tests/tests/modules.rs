@@ -1,0 +1,343 @@
+//! The module store as image users expect it: tags that move (`render:1.4`, `render` meaning
+//! `render:latest`), pins by digest, and every attempt reporting the digest it ran, whatever
+//! its image said; a data dir from before tags; and a tag in a path that must not change what a
+//! policy is checked against.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use redb::ReadableTable as _;
+use serde_json::{Value, json};
+use wasmbatch_api::Access;
+use wasmbatch_api::access::credentials::{CredentialsFile, credentials_path};
+use wasmbatch_runtime::{Batch, BatchConfig};
+use wasmbatch_tests::router::{answer, post};
+use wasmbatch_tests::{guests, local_queue};
+
+fn push(reference: &str, path: &str) -> Request<Body> {
+    Request::put(format!("/v1/modules/{reference}"))
+        .header("content-type", "application/wasm")
+        .body(Body::from(guests::bytes(path)))
+        .unwrap()
+}
+
+fn delete(reference: &str) -> Request<Body> {
+    Request::delete(format!("/v1/modules/{reference}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn definition(name: &str, image: &str) -> Request<Body> {
+    post(
+        "registerjobdefinition",
+        json!({"jobDefinitionName": name, "type": "container",
+            "containerProperties": {"image": image, "command": ["0"],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}})
+        .to_string(),
+    )
+}
+
+/// Submits a job of `definition` through the routes and returns it once it has ended, as
+/// DescribeJobs reports it.
+async fn run(app: &axum::Router, definition: &str) -> Value {
+    let (status, _, submitted) = answer(
+        app,
+        post(
+            "submitjob",
+            json!({"jobName": definition, "jobQueue": "main", "jobDefinition": definition})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{submitted}");
+    let id = submitted["jobId"].clone();
+    for _ in 0..1000 {
+        let (_, _, reply) =
+            answer(app, post("describejobs", json!({"jobs": [id]}).to_string())).await;
+        let job = reply["jobs"][0].clone();
+        if job["status"] == "SUCCEEDED" || job["status"] == "FAILED" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("job {id} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_move_as_image_tags_do_and_every_attempt_reports_the_digest_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+
+    let (status, _, hello) = answer(&app, push("tool", guests::wasip1::HELLO)).await;
+    assert_eq!(status, StatusCode::OK, "{hello}");
+    assert_eq!(
+        hello["tags"],
+        json!(["latest"]),
+        "a push without a tag moves latest"
+    );
+    let hello = hello["digest"].as_str().unwrap().to_string();
+    let (status, _, exit) = answer(&app, push("tool:1.4", guests::wasip1::EXIT_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{exit}");
+    assert_eq!(exit["tags"], json!(["1.4"]));
+    let exit = exit["digest"].as_str().unwrap().to_string();
+    assert_ne!(hello, exit);
+
+    let (_, _, listed) = answer(
+        &app,
+        Request::get("/v1/modules").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        listed["modules"][0]["tags"],
+        json!({"1.4": exit, "latest": hello}),
+        "{listed}"
+    );
+
+    for (name, image) in [
+        ("untagged", "tool"),
+        ("latest", "tool:latest"),
+        ("tagged", "tool:1.4"),
+        ("pinned", &format!("tool@{hello}")),
+    ] {
+        let (status, _, reply) = answer(&app, definition(name, image)).await;
+        assert_eq!(status, StatusCode::OK, "{image}: {reply}");
+    }
+    let ran = |job: &Value| {
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
+        assert_eq!(
+            job["attempts"][0]["container"]["imageDigest"],
+            job["container"]["imageDigest"]
+        );
+        job["container"]["imageDigest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        ran(&run(&app, "untagged").await),
+        hello,
+        "NAME is NAME:latest"
+    );
+    assert_eq!(ran(&run(&app, "latest").await), hello);
+    let before = run(&app, "tagged").await;
+    assert_eq!(ran(&before), exit);
+    assert_eq!(ran(&run(&app, "pinned").await), hello);
+    assert_eq!(
+        before["container"]["image"], "tool:1.4",
+        "the image is reported as the definition wrote it"
+    );
+
+    // The tag moves: the next job of the same definition runs the new module, and the job
+    // before still reports what it ran.
+    let (status, _, moved) = answer(&app, push("tool:1.4", guests::wasip1::HELLO)).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(ran(&run(&app, "tagged").await), hello);
+    let (_, _, again) = answer(
+        &app,
+        post(
+            "describejobs",
+            json!({"jobs": [before["jobId"]]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(ran(&again["jobs"][0]), exit);
+
+    // The old version is no tag's now, so it can go; one a tag points at cannot.
+    let (status, _, reply) = answer(&app, delete(&format!("tool@{exit}"))).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (_, _, reply) = answer(&app, push("other", guests::wasip1::EXIT_CODE)).await;
+    let exit = reply["digest"].as_str().unwrap().to_string();
+    let (_, _, reply) = answer(&app, push("other:keep", guests::wasip1::EXIT_CODE)).await;
+    assert_eq!(reply["tags"], json!(["keep", "latest"]));
+    let (status, _, reply) = answer(&app, push("other", guests::wasip1::HELLO)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, _, reply) = answer(&app, delete(&format!("other@{exit}"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("tagged other:keep"),
+        "{reply}"
+    );
+
+    // Deleting a tag leaves the name and its versions; a job naming the tag fails saying so.
+    let (status, _, reply) = answer(&app, delete("tool:1.4")).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["tags"], json!({"latest": hello}));
+    let failed = run(&app, "tagged").await;
+    assert_eq!(failed["status"], "FAILED");
+    let reason = failed["attempts"][0]["statusReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("CannotPullContainerError: ")
+            && reason.contains("module tool has no tag \"1.4\"; its tags: latest"),
+        "{reason}"
+    );
+    assert!(
+        failed["container"].get("imageDigest").is_none(),
+        "it ran nothing: {failed}"
+    );
+    let (status, _, reply) = answer(&app, delete("tool:1.4")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+
+    // Tags are durable.
+    batch.close("test").await.unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let other = batch.module("other").unwrap();
+    assert_eq!(other.tags.get("keep"), Some(&exit));
+    assert_eq!(other.tags.get("latest"), Some(&hello));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tags_and_references_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+    for reference in [
+        "tool:.hidden",
+        "tool:a:b",
+        &format!("tool:{}", "t".repeat(129)),
+    ] {
+        let (status, _, reply) = answer(&app, push(reference, guests::wasip1::HELLO)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reference}: {reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains("tag"),
+            "{reference}: {reply}"
+        );
+    }
+    for (image, problem) in [
+        (
+            "amazon/amazon-ecs-agent",
+            "docker.io/amazon/amazon-ecs-agent",
+        ),
+        ("tool@sha256:abc", "sha256:<64 hex digits>"),
+        ("registry.example.com/Tool:1", "lowercase"),
+    ] {
+        let (status, _, reply) = answer(&app, definition("d", image)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{image}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            message.contains("containerProperties.image") && message.contains(problem),
+            "{image}: {message}"
+        );
+    }
+    assert!(batch.modules().is_empty(), "nothing was stored");
+    assert!(batch.describe_job_definitions(&[], None, None).is_empty());
+}
+
+/// Store format 5 had no tags: `NAME` meant the name's latest push. Opened by this build, each
+/// name's latest push becomes its tag `latest`, so a definition naming `NAME` runs what it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_store_format_5_opens_with_each_latest_push_tagged_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let old = batch
+        .push_module("tool", guests::bytes(guests::wasip1::EXIT_CODE))
+        .await
+        .unwrap();
+    let new = batch
+        .push_module("tool", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    batch.close("downgrade").await.unwrap();
+    // What format 5 wrote: the record without `tags`.
+    {
+        let db = redb::Database::open(dir.path().join("wasmbatch.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut modules = txn
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("modules"))
+                .unwrap();
+            let mut record: Value =
+                serde_json::from_slice(modules.get("tool").unwrap().unwrap().value()).unwrap();
+            record.as_object_mut().unwrap().remove("tags").unwrap();
+            modules
+                .insert("tool", record.to_string().as_bytes())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    wasmbatch_tests::rewrite_store_format(dir.path(), 5, &[]);
+
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let tool = batch.module("tool").unwrap();
+    assert_eq!(tool.tags.len(), 1, "{tool:?}");
+    assert_eq!(tool.tags["latest"], new.digest);
+    assert_eq!(tool.history, [old.digest.clone(), new.digest.clone()]);
+    local_queue(&batch, 2, "ENABLED").await;
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+    answer(&app, definition("untagged", "tool")).await;
+    let job = run(&app, "untagged").await;
+    assert_eq!(job["container"]["imageDigest"], new.digest.as_str());
+    batch.close("upgraded").await.unwrap();
+    assert_eq!(wasmbatch_tests::store_format(dir.path()), 6);
+}
+
+/// The attack: with `Allow batch:*` on every module but `Deny` on `module/release`, a caller
+/// pushes `release:evil` or deletes `release:latest`, hoping the tag makes the ARN checked
+/// `module/release:evil`, which the Deny does not name. The ARN is the module's name alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_in_the_path_does_not_escape_a_deny_on_the_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let released = batch
+        .push_module("release", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let path = credentials_path(dir.path());
+    let key = CredentialsFile::create_key(
+        &path,
+        "team",
+        serde_json::from_value(json!({"Statement": [
+            {"Effect": "Allow", "Action": "batch:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "batch:*",
+             "Resource": "arn:aws:batch:us-east-1:000000000000:module/release"}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(wasmbatch_api::serve(
+        listener,
+        batch.clone(),
+        Access::from_file(&path).unwrap(),
+        std::future::pending(),
+    ));
+    let send = |method: &'static str, reference: &str, body: Vec<u8>| {
+        let head = wasmbatch_tests::wire::signed_head(
+            &key.access_key_id,
+            &key.secret_access_key,
+            method,
+            &address.to_string(),
+            &format!("/v1/modules/{reference}"),
+            "application/wasm",
+            Some(&body),
+        );
+        async move { wasmbatch_tests::wire::exchange(address, &head, &body).await }
+    };
+    let evil = guests::bytes(guests::wasip1::EXIT_CODE);
+    for reference in ["release:evil", "release:latest", "release"] {
+        let refused = send("PUT", reference, evil.clone()).await;
+        assert_eq!(refused.status, 403, "PUT {reference}: {refused:?}");
+        assert_eq!(refused.error_type(), "AccessDeniedException");
+    }
+    for reference in [
+        "release:latest",
+        &format!("release@{}", released.digest),
+        "release",
+    ] {
+        let refused = send("DELETE", reference, Vec::new()).await;
+        assert_eq!(refused.status, 403, "DELETE {reference}: {refused:?}");
+    }
+    let refused = send("GET", "release:latest", Vec::new()).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let release = batch.module("release").unwrap();
+    assert_eq!(release.tags.len(), 1, "nothing changed: {release:?}");
+    assert_eq!(release.tags["latest"], released.digest);
+    // The same key may push any other module, tagged.
+    let allowed = send("PUT", "scratch:1", evil).await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert!(batch.module("scratch").unwrap().tags.contains_key("1"));
+}

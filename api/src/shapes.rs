@@ -54,6 +54,13 @@ pub(crate) fn job_detail(
         container["command"] = json!(resolved.command);
         container["environment"] = json!(environment);
         container["resourceRequirements"] = json!(resolved.resource_requirements);
+        // The effective values, as AWS reports them: ContainerDetail's `vcpus` is an integer,
+        // so a fractional share (0.25, as on Fargate) is in resourceRequirements only.
+        let vcpus = resolved.vcpus();
+        if vcpus.fract() == 0.0 {
+            container["vcpus"] = json!(vcpus as u64);
+        }
+        container["memory"] = json!(resolved.memory_mib());
     }
     object.insert("container".into(), container);
     if let Some(array) = job.array_properties {
@@ -68,7 +75,15 @@ pub(crate) fn job_detail(
         object.insert("arrayProperties".into(), properties);
     }
     strip_nulls(&mut detail);
+    with_tags(&mut detail);
     detail
+}
+
+/// Puts `tags: {}` on a job or definition that has none: AWS reports the member either way.
+pub(crate) fn with_tags(resource: &mut Value) {
+    if let Some(object) = resource.as_object_mut() {
+        object.entry("tags").or_insert_with(|| json!({}));
+    }
 }
 
 /// `JobSummary`, as ListJobs reports each job. AWS's shape has the job's `shareIdentifier` but

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::batch::line::LineJob;
-use crate::batch::state::{DEFAULT_VCPUS, Placement, RemoteAttempt, line_job};
+use crate::batch::state::{Placement, RemoteAttempt, line_job};
 use crate::batch::{Shared, State, now};
 use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch, Limits, Outcome};
 use crate::model::arn::{ResourceKind, stored_name};
@@ -202,11 +202,9 @@ fn place(state: &mut State, now: EpochMillis) -> Pass {
                 submission.details().container_overrides.as_deref(),
             );
             let definition_name = definition.job_definition_name.clone();
+            let vcpus = container.vcpus();
+            let memory_mib = container.memory_mib();
             let resources = container.resources;
-            let vcpus = resources.vcpus.unwrap_or(DEFAULT_VCPUS);
-            let memory_mib = resources
-                .memory_mib
-                .unwrap_or(Limits::DEFAULT_MEMORY_BYTES >> 20);
             let slot = &state.queues[&queue_name];
             let environment = slot
                 .queue

@@ -356,7 +356,7 @@ async fn submit_job_refuses_every_bad_member_and_changes_nothing() {
         &format!("{requirements}[1].type"),
     );
     // Members AWS defines that wasmbatch keeps without using: still of their type.
-    cases.at("containerOverrides.vcpus", json!(["two", 1.5]));
+    cases.at("containerOverrides.vcpus", json!(["two", 1.5, 0, -2]));
     cases.at("containerOverrides.memory", json!([[128], "@2^64"]));
     cases.at("containerOverrides.instanceType", json!([5]));
     // retryStrategy: attempts 1 to 10; up to 5 evaluateOnExit entries, which need attempts.
@@ -487,9 +487,12 @@ async fn register_job_definition_refuses_every_bad_member_and_changes_nothing() 
         "",
         "hel lo",
         "héllo",
-        "hello:latest",
+        "hello:.latest",
+        "hello:a:b",
         "hello@sha256:xyz",
         "../hello",
+        "library/hello",
+        "Registry.example.com/Hello",
     ];
     cases.at(
         "containerProperties.image",
@@ -502,6 +505,9 @@ async fn register_job_definition_refuses_every_bad_member_and_changes_nothing() 
         "containerProperties.command",
         json!(["echo hi", {"0": "a"}]),
     );
+    // The deprecated members AWS still reads.
+    cases.at("containerProperties.vcpus", json!([0, -1, 1.5, "2", null]));
+    cases.at("containerProperties.memory", json!([0, "64", 1_u64 << 40]));
     let command = "containerProperties.command";
     cases.at_naming(
         command,

@@ -45,7 +45,22 @@ pub(crate) async fn describe(
 ) -> Reply {
     let request: Describe = decode(&body, MAX_BODY, "DescribeComputeEnvironments")?;
     caller.authorize("batch:DescribeComputeEnvironments", &["*"])?;
-    let envs = batch.describe_compute_environments(&request.compute_environments);
+    let config = batch.config();
+    let envs: Vec<_> = batch
+        .describe_compute_environments(&request.compute_environments)
+        .into_iter()
+        .map(|env| {
+            // AWS names the ECS cluster behind each environment; ours is this host (or its
+            // workers), named after the environment so the ARN is stable across restarts.
+            let cluster = format!(
+                "arn:aws:ecs:{}:{}:cluster/{}_Batch",
+                config.region, config.account_id, env.compute_environment_name
+            );
+            let mut env = json!(env);
+            env["ecsClusterArn"] = json!(cluster);
+            env
+        })
+        .collect();
     Ok(Json(json!({ "computeEnvironments": envs })))
 }
 

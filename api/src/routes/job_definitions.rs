@@ -61,6 +61,10 @@ pub(crate) async fn describe(
         request.job_definition_name.as_deref(),
         request.status.as_deref(),
     );
+    let mut definitions = json!(definitions);
+    for definition in definitions.as_array_mut().into_iter().flatten() {
+        crate::shapes::with_tags(definition);
+    }
     Ok(Json(json!({ "jobDefinitions": definitions })))
 }
 

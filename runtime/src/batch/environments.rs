@@ -125,6 +125,12 @@ impl Batch {
             if let Some(update) = &request.compute_resources {
                 update_resources(&mut after, update)?;
             }
+            if let Some(role) = request.extra.get("serviceRole") {
+                validate::service_role(role)?;
+            }
+            for (member, value) in &request.extra {
+                after.extra.insert(member.clone(), value.clone());
+            }
             slot.env = after.clone();
             state.touch_environment(&name);
             // A job set aside as too big for its queue may fit now.

@@ -57,6 +57,7 @@ impl Batch {
                 "containerOverrides.resourceRequirements",
                 &overrides.resource_requirements,
             )?;
+            validate::deprecated_resources("containerOverrides", &overrides.extra)?;
             validate::environment("containerOverrides.environment", &overrides.environment)?;
         }
         validate::tags("tags", &request.tags)?;
@@ -705,27 +706,17 @@ fn resolve_definition<'a>(
     Ok(found)
 }
 
-/// The definition's resources with the submit's overrides of the same type replacing them.
+/// What a job of `definition` submitted with `request`'s overrides asks for (see
+/// [`crate::model::container::requirements`]).
 pub(crate) fn job_resources(
     definition: &JobDefinition,
     request: &SubmitJob,
 ) -> Result<Resources, BatchError> {
-    let base = definition
-        .container_properties
-        .as_ref()
-        .map(|c| &c.resource_requirements[..])
-        .unwrap_or_default();
-    let mut resources = validate::resources("containerProperties.resourceRequirements", base)?;
-    if let Some(overrides) = &request.container_overrides {
-        let over = validate::resources(
-            "containerOverrides.resourceRequirements",
-            &overrides.resource_requirements,
-        )?;
-        resources.vcpus = over.vcpus.or(resources.vcpus);
-        resources.memory_mib = over.memory_mib.or(resources.memory_mib);
-        resources.fuel = over.fuel.or(resources.fuel);
-    }
-    Ok(resources)
+    let wanted = crate::model::container::requirements(
+        definition.container_properties.as_ref(),
+        request.container_overrides.as_ref(),
+    );
+    Ok(validate::resources("containerOverrides", &wanted)?)
 }
 
 /// One ListJobs filter.

@@ -228,8 +228,7 @@ impl QueueSlot {
     }
 }
 
-/// vCPUs a job takes when its definition does not say.
-pub(crate) const DEFAULT_VCPUS: f64 = 1.0;
+pub(crate) use crate::model::container::DEFAULT_VCPUS;
 
 /// Job `job` as its queue's line knows it.
 pub(crate) fn line_job<'a>(

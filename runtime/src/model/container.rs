@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use super::validate::{self, Resources};
-use super::{ContainerOverrides, JobDefinition, ResourceRequirement, params};
+use super::{ContainerOverrides, ContainerProperties, JobDefinition, ResourceRequirement, params};
 
 /// A job's container, resolved.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobContainer {
-    /// The module reference: `name` or `name@sha256:<hex>`.
+    /// The image as written: see [`super::image`].
     pub image: String,
     /// The arguments after argv[0], parameters substituted.
     pub command: Vec<String>,
@@ -22,6 +22,24 @@ pub struct JobContainer {
     pub resources: Resources,
     /// The volumes the guest sees: (path under the volume root, guest path, read-only).
     pub mounts: Vec<(std::path::PathBuf, String, bool)>,
+}
+
+/// vCPUs a job takes when its definition does not say.
+pub const DEFAULT_VCPUS: f64 = 1.0;
+
+impl JobContainer {
+    /// The vCPUs the job is given: what it asks for, else [`DEFAULT_VCPUS`].
+    pub fn vcpus(&self) -> f64 {
+        self.resources.vcpus.unwrap_or(DEFAULT_VCPUS)
+    }
+
+    /// The memory the job is given, in MiB: what it asks for, else the executor's default cap
+    /// on linear memory.
+    pub fn memory_mib(&self) -> u64 {
+        self.resources
+            .memory_mib
+            .unwrap_or(crate::engine::Limits::DEFAULT_MEMORY_BYTES >> 20)
+    }
 }
 
 /// Resolves the container of a job submitted with `parameters` and `overrides` (an array
@@ -44,14 +62,7 @@ pub fn resolve(
             environment.push((name.clone(), value.clone()));
         }
     }
-    let mut resource_requirements = properties.resource_requirements.clone();
-    for over in overrides
-        .map(|o| &o.resource_requirements[..])
-        .unwrap_or_default()
-    {
-        resource_requirements.retain(|r| r.kind != over.kind);
-        resource_requirements.push(over.clone());
-    }
+    let resource_requirements = requirements(Some(&properties), overrides);
     // Both lists were checked when they were given; a mix of the two cannot be invalid.
     let resources =
         validate::resources("resourceRequirements", &resource_requirements).unwrap_or_default();
@@ -83,22 +94,56 @@ pub fn resolve(
     }
 }
 
-/// What a job asks for (vCPUs, memory, fuel), without resolving the rest of its container: the
-/// definition's requirements with the overrides' of the same type in their place.
+/// What a job asks for (vCPUs, memory, fuel), without resolving the rest of its container: see
+/// [`requirements`].
 pub fn resources(definition: &JobDefinition, overrides: Option<&ContainerOverrides>) -> Resources {
-    let base = definition
-        .container_properties
-        .as_ref()
-        .map(|c| &c.resource_requirements[..])
-        .unwrap_or_default();
+    let wanted = requirements(definition.container_properties.as_ref(), overrides);
     // Both lists were checked when they were given.
-    let mut resources = validate::resources("resourceRequirements", base).unwrap_or_default();
-    if let Some(overrides) = overrides {
-        let over = validate::resources("resourceRequirements", &overrides.resource_requirements)
-            .unwrap_or_default();
-        resources.vcpus = over.vcpus.or(resources.vcpus);
-        resources.memory_mib = over.memory_mib.or(resources.memory_mib);
-        resources.fuel = over.fuel.or(resources.fuel);
+    validate::resources("resourceRequirements", &wanted).unwrap_or_default()
+}
+
+/// The deprecated members that AWS still reads beside `resourceRequirements`, with the type
+/// each stands for.
+pub const DEPRECATED_RESOURCES: [(&str, &str); 2] = [("vcpus", "VCPU"), ("memory", "MEMORY")];
+
+/// The requirements a job asks for, as AWS reads them: the definition's `resourceRequirements`,
+/// and its deprecated `vcpus`/`memory` for a type the list leaves out; then the overrides'
+/// deprecated `vcpus`/`memory`, which replace only a value that did not come from the
+/// definition's list (AWS: they "do not override resourceRequirements"), and the overrides'
+/// `resourceRequirements`, which replace the type they name.
+pub fn requirements(
+    properties: Option<&ContainerProperties>,
+    overrides: Option<&ContainerOverrides>,
+) -> Vec<ResourceRequirement> {
+    let listed = properties
+        .map(|p| &p.resource_requirements[..])
+        .unwrap_or_default();
+    let mut wanted = listed.to_vec();
+    let deprecated = |extra: &super::Extra, member: &str| {
+        extra
+            .get(member)
+            .and_then(serde_json::Value::as_u64)
+            .map(|n| n.to_string())
+    };
+    for (member, kind) in DEPRECATED_RESOURCES {
+        let from_definition = properties.and_then(|p| deprecated(&p.extra, member));
+        let from_overrides = overrides.and_then(|o| deprecated(&o.extra, member));
+        if listed.iter().any(|r| r.kind == kind) {
+            continue;
+        }
+        if let Some(value) = from_overrides.or(from_definition) {
+            wanted.push(ResourceRequirement {
+                kind: kind.to_string(),
+                value,
+            });
+        }
     }
-    resources
+    for over in overrides
+        .map(|o| &o.resource_requirements[..])
+        .unwrap_or_default()
+    {
+        wanted.retain(|r| r.kind != over.kind);
+        wanted.push(over.clone());
+    }
+    wanted
 }

@@ -50,6 +50,10 @@ pub struct UpdateComputeEnvironment {
     /// New vCPU capacity (only `maxvCpus` and `desiredvCpus`/`minvCpus` are read).
     #[serde(default)]
     pub compute_resources: Option<Extra>,
+    /// The other members AWS takes (serviceRole, updatePolicy, unmanagedvCpus, context, …):
+    /// stored and echoed as the environment's own, replacing what it had.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// CreateJobQueue.

@@ -47,6 +47,9 @@ const UNSUPPORTED_PROPERTIES: [&str; 4] = [
 /// CreateComputeEnvironment, on its own (the name's uniqueness is the state's to check).
 pub fn compute_environment(request: &CreateComputeEnvironment) -> Result<(), ValidationError> {
     name("computeEnvironmentName", &request.compute_environment_name)?;
+    if let Some(role) = request.extra.get("serviceRole") {
+        service_role(role)?;
+    }
     if let Some(resources) = &request.compute_resources {
         if !COMPUTE_RESOURCE_TYPES.contains(&resources.kind.as_str()) {
             return invalid(
@@ -112,6 +115,46 @@ pub fn image(field: &str, image: &str) -> Result<(), ValidationError> {
     super::image::ImageRef::parse(image)
         .map(drop)
         .or_else(|problem| invalid(field, format!("image {image:?}: {problem}")))
+}
+
+/// A compute environment's `serviceRole`, which wasmbatch stores and echoes: an IAM role's ARN
+/// (`arn:<partition>:iam::<account>:role/<path/name>`) or a role's name, as AWS takes it.
+pub fn service_role(role: &serde_json::Value) -> Result<(), ValidationError> {
+    let Some(role) = role.as_str() else {
+        return invalid("serviceRole", format!("must be a string, got {role}"));
+    };
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    };
+    let ok = match role.strip_prefix("arn:") {
+        None => name_ok(role),
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            matches!(parts.as_slice(), [partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|path| {
+                    path.split('/').next_back().is_some_and(name_ok)
+                        && path.len() <= 512
+                }))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            "serviceRole",
+            format!(
+                "{role:?} is neither an IAM role ARN (arn:aws:iam::<account>:role/<name>) nor a \
+                 role name"
+            ),
+        )
+    }
 }
 
 /// Environment variables for a guest.
@@ -194,18 +237,26 @@ pub fn job_definition(
             );
         }
     }
-    let wanted = resources(
+    resources(
         "containerProperties.resourceRequirements",
         &container.resource_requirements,
     )?;
+    deprecated_resources("containerProperties", &container.extra)?;
+    let wanted = resources(
+        "containerProperties",
+        &super::container::requirements(Some(container), None),
+    )?;
     if let Some(memory) = wanted.memory_mib.filter(|&m| m > max_memory_mib) {
-        let i = container
+        let field = match container
             .resource_requirements
             .iter()
             .position(|r| r.kind == "MEMORY")
-            .unwrap_or_default();
+        {
+            Some(i) => format!("containerProperties.resourceRequirements[{i}].value"),
+            None => "containerProperties.memory".to_string(),
+        };
         return invalid(
-            format!("containerProperties.resourceRequirements[{i}].value"),
+            field,
             format!("MEMORY {memory} MiB is more than a job may have here, {max_memory_mib} MiB"),
         );
     }
@@ -269,6 +320,22 @@ pub fn command(field: &str, args: &[String]) -> Result<(), ValidationError> {
         Some(i) => invalid(format!("{field}[{i}]"), "must not contain a NUL character"),
         None => Ok(()),
     }
+}
+
+/// The deprecated `vcpus` and `memory` members (of `containerProperties` or
+/// `containerOverrides`, named by `field`), which AWS still reads: whole numbers from 1.
+pub fn deprecated_resources(field: &str, extra: &super::Extra) -> Result<(), ValidationError> {
+    for (member, _) in super::container::DEPRECATED_RESOURCES {
+        if let Some(value) = extra.get(member)
+            && value.as_u64().is_none_or(|n| n == 0)
+        {
+            return invalid(
+                format!("{field}.{member}"),
+                format!("must be a whole number from 1, got {value}"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `containerOverrides.command`: as [`command`], and no empty argument (AWS's rule for

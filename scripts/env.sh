@@ -95,3 +95,34 @@ ensure_slurm() {
         fi
     done
 }
+
+# The CNCF Distribution registry (Debian's docker-registry, 2.8) for the OCI end-to-end tests;
+# tests/src/registry.rs starts its own on a free loopback port over a temporary directory, and
+# finds the binary through WASMBATCH_REGISTRY. Its htpasswd file is hashed by the tests (the
+# bcrypt crate), so nothing else is installed. The package enables a service of its own on
+# :5000, which the tests do not use: where an init system started it, it is stopped (and, under
+# systemd, disabled).
+ensure_docker_registry() {
+    local registry=/usr/bin/docker-registry
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    if ! "$registry" --version >/dev/null 2>&1; then
+        echo "== installing docker-registry (apt-get)"
+        local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+            apt-get install -y --no-install-recommends docker-registry)
+        # A fresh image has no package lists: fetch them only when the install needs them.
+        "${install[@]}" || { "${sudo[@]}" apt-get update && "${install[@]}"; }
+    fi
+    if [ -d /run/systemd/system ]; then
+        if systemctl is-enabled --quiet docker-registry.service 2>/dev/null ||
+            systemctl is-active --quiet docker-registry.service; then
+            echo "== stopping and disabling the docker-registry service"
+            "${sudo[@]}" systemctl disable --now docker-registry.service
+        fi
+    elif [ -x /etc/init.d/docker-registry ] &&
+        /etc/init.d/docker-registry status >/dev/null 2>&1; then
+        echo "== stopping the docker-registry service"
+        "${sudo[@]}" /etc/init.d/docker-registry stop
+    fi
+    export WASMBATCH_REGISTRY="$registry"
+}

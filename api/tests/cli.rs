@@ -187,7 +187,7 @@ fn push_submit_follow_logs_describe_and_list() {
     let pushed = server.run(&["push", guests::wasip1::HELLO]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
     assert!(
-        stdout(&pushed).starts_with("pushed hello sha256:"),
+        stdout(&pushed).starts_with("pushed hello:latest sha256:"),
         "{}",
         stdout(&pushed)
     );
@@ -573,6 +573,8 @@ fn every_command_has_help_with_an_example() {
         "envs",
         "demo",
         "keys create",
+        "registry login",
+        "registry logout",
     ] {
         let output = Command::new(WASMBATCH)
             .args(command.split(' ').chain(["--help"]))
@@ -589,6 +591,156 @@ fn every_command_has_help_with_an_example() {
             "{command}:\n{help}"
         );
     }
+}
+
+/// `wasmbatch` run with `args` and `input` on its standard input.
+fn run_with_input(args: &[&str], input: &str, endpoint: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new(WASMBATCH);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(endpoint) = endpoint {
+        command.env("WASMBATCH_ENDPOINT", endpoint);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A team pushes to its private registry once with `push --registry`; the operator saves the
+/// server's login with `registry login`; jobs then run the image by reference. Tags pushed to
+/// the server show in `modules`, and a password is never taken as an argument.
+#[test]
+fn push_to_a_registry_log_the_server_in_and_run_the_image() {
+    let registry = wasmbatch_tests::registry::Registry::start_with_user("ci", "s3cret");
+    let image = format!("{}/team/hello:1.0", registry.host());
+    let pushed = run_with_input(
+        &[
+            "push",
+            guests::wasip1::HELLO,
+            "--registry",
+            &image,
+            "--username",
+            "ci",
+            "--password-stdin",
+        ],
+        "s3cret\n",
+        None,
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    assert!(
+        stdout(&pushed).starts_with(&format!("pushed {image} sha256:")),
+        "{}",
+        stdout(&pushed)
+    );
+    fails_saying(
+        &Command::new(WASMBATCH)
+            .args([
+                "push",
+                guests::wasip1::HELLO,
+                "--registry",
+                &image,
+                "--username",
+                "ci",
+            ])
+            .output()
+            .unwrap(),
+        "--password-stdin",
+    );
+    let refused = run_with_input(
+        &[
+            "push",
+            guests::wasip1::HELLO,
+            "--registry",
+            &image,
+            "--username",
+            "ci",
+            "--password-stdin",
+        ],
+        "wrong\n",
+        None,
+    );
+    fails_saying(&refused, "refused");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let server = Server::start_in(dir);
+    let logged_in = run_with_input(
+        &[
+            "registry",
+            "login",
+            &registry.host(),
+            "--username",
+            "ci",
+            "--password-stdin",
+            "--data-dir",
+        ]
+        .into_iter()
+        .chain([data_dir.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        "s3cret\n",
+        None,
+    );
+    assert!(logged_in.status.success(), "{}", stderr(&logged_in));
+    let settings = data_dir.join("registries.json");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&settings).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the login is readable by its owner only: {mode:o}"
+        );
+    }
+    let followed = server.run(&[
+        "submit", "--image", &image, "--follow", "--", "from", "a", "registry",
+    ]);
+    assert!(followed.status.success(), "{}", stderr(&followed));
+    assert!(
+        stdout(&followed)
+            .contains(r#"hello from wasmbatch: args=["hello", "from", "a", "registry"]"#),
+        "{}",
+        stdout(&followed)
+    );
+
+    let tagged = server.run(&["push", guests::wasip1::HELLO, "--tag", "2.0"]);
+    assert!(
+        stdout(&tagged).starts_with("pushed hello:2.0 sha256:"),
+        "{}",
+        stdout(&tagged)
+    );
+    let modules = stdout(&server.run(&["modules"]));
+    assert!(
+        modules.lines().next().unwrap().contains("TAGS"),
+        "{modules}"
+    );
+    assert!(modules.contains("2.0=sha256:"), "{modules}");
+    assert!(
+        modules.contains(&format!("{}/team/hello", registry.host()))
+            && modules.contains("1.0=sha256:"),
+        "the pulled image is kept with its tag: {modules}"
+    );
+
+    let out = Command::new(WASMBATCH)
+        .args(["registry", "logout", &registry.host(), "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("removed the login"),
+        "{}",
+        stdout(&out)
+    );
+    let left = std::fs::read_to_string(&settings).unwrap();
+    assert!(!left.contains("s3cret"), "{left}");
 }
 
 /// SIGTERM stops the running attempts, records them, ends open log followers, and exits; the

@@ -632,6 +632,44 @@ fn a_module_tampered_with_in_the_object_store_is_refused_by_the_worker() {
     assert_eq!(job["attempts"][0]["startedAt"], Value::Null, "it never ran");
 }
 
+/// A registry image runs on a remote worker: the control plane pulls it (with its login) and
+/// hands it on through the object store, as it does a pushed module, so workers need neither the
+/// registry's login nor a way to it.
+#[test]
+fn a_registry_image_runs_on_a_worker_that_never_reaches_the_registry() {
+    let registry = wasmbatch_tests::registry::Registry::start();
+    let image = format!("{}/farm/hello:1", registry.host());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pushed = runtime
+        .block_on(wasmbatch_runtime::registry::push(
+            &image,
+            std::fs::read(wasip1::HELLO).unwrap(),
+            None,
+            false,
+        ))
+        .unwrap();
+    let nats = NatsServer::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&dir.path().join("cp"), &nats.url(), &[]);
+    cp.farm(1);
+    cp.post(
+        "registerjobdefinition",
+        &json!({"jobDefinitionName": "pulled", "type": "container",
+            "containerProperties": {"image": image, "resourceRequirements": [
+                {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}}),
+    );
+    let _w1 = worker(&nats.url(), "w1", 2, dir.path());
+    cp.wait_workers(1);
+    let id = cp.submit("pulled", &["remote"], json!({}));
+    let job = cp.wait(&id, &["SUCCEEDED", "FAILED"], MINUTE);
+    assert_eq!(job["status"], "SUCCEEDED", "{job:#}");
+    assert_eq!(worker_of(&attempts(&job)[0]), "w1");
+    assert_eq!(
+        job["container"]["imageDigest"],
+        pushed.manifest_digest.as_str()
+    );
+}
+
 /// The README's NATS accounts: the control plane may do everything, worker `w1` only speak for
 /// itself (its reports, heartbeats, consumer and replies) and read modules.
 const ACCOUNTS: &str = r#"

@@ -1,6 +1,7 @@
 //! The README's quickstart, run as written: the blocks marked `<!-- quickstart:… -->` are
 //! joined into one bash script and run in a directory holding `hello.wasm`, with `wasmbatch` and
-//! the AWS CLI (installed by scripts/test) on PATH. Only the port is changed, to a free one.
+//! the AWS CLI (installed by scripts/test) on PATH, and a real registry for the registry block.
+//! Only the ports are changed, to free ones.
 
 use std::process::Command;
 
@@ -9,7 +10,12 @@ use wasmbatch_tests::guests;
 /// The shell block that follows each marker, in order.
 fn quickstart(readme: &str) -> String {
     let mut script = String::new();
-    for marker in ["quickstart:serve", "quickstart:wasmbatch", "quickstart:aws"] {
+    for marker in [
+        "quickstart:serve",
+        "quickstart:wasmbatch",
+        "quickstart:aws",
+        "quickstart:registry",
+    ] {
         let at = readme
             .find(&format!("<!-- {marker}"))
             .unwrap_or_else(|| panic!("README.md has no <!-- {marker} … --> block"));
@@ -36,9 +42,13 @@ fn the_readme_quickstart_runs_as_written() {
         .local_addr()
         .unwrap()
         .port();
+    // The registry block's registry, on a free port too.
+    let registry = wasmbatch_tests::registry::Registry::start();
     let script = format!(
         "set -euo pipefail\n{}\nkill %1\nwait\n",
-        quickstart(&readme).replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        quickstart(&readme)
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:5000", &registry.host())
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(guests::wasip1::HELLO, dir.path().join("hello.wasm")).unwrap();
@@ -75,6 +85,13 @@ fn the_readme_quickstart_runs_as_written() {
     for expected in ["pushed hello:latest sha256:", hello, "SUCCEEDED"] {
         assert!(stdout.contains(expected), "{expected:?} not in\n{stdout}");
     }
+    assert!(
+        stdout.contains(&format!(
+            "pushed {}/demo/hello:1.0 sha256:",
+            registry.host()
+        )) && stdout.contains(r#"hello from wasmbatch: args=["hello", "from", "a", "registry"]"#),
+        "the registry block: {stdout}"
+    );
     // wasmbatch logs -f, and aws logs get-log-events, both print the job's output.
     assert_eq!(stdout.matches(hello).count(), 2, "{stdout}");
     assert!(

@@ -74,6 +74,8 @@ mod metrics;
 pub mod model;
 mod modules;
 mod private_files;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod scheduler;
 mod store;
 mod volumes;

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+#[cfg(feature = "registry")]
+use std::{sync::Arc, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,20 @@ pub struct ModuleInfo {
     /// Every digest ever pushed under this name, oldest first (pinned references use them).
     #[serde(default)]
     pub history: Vec<String>,
+    /// For a module pulled from a registry (named `host/repository`): each manifest digest
+    /// pulled → the digest of its module, so a pinned image is not pulled twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub manifests: BTreeMap<String, String>,
+}
+
+/// What a job's `image` resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    /// The module's bytes.
+    pub(crate) module: Digest,
+    /// What `<image name>@<digest>` would pin: the module's digest, or a registry image's
+    /// manifest's.
+    pub(crate) image: Digest,
 }
 
 impl ModuleInfo {
@@ -47,11 +63,26 @@ pub(crate) struct ModuleStore {
     dir: PathBuf,
     store: Store,
     names: Mutex<BTreeMap<String, ModuleInfo>>,
+    #[cfg(feature = "registry")]
+    registries: crate::registry::Registries,
+    /// The last resolution of each registry reference, and a lock so that the jobs placed at
+    /// once (an array's children) share one pull instead of each asking the registry.
+    #[cfg(feature = "registry")]
+    pulls: Mutex<std::collections::HashMap<String, PullSlot>>,
 }
 
+/// One registry reference's last resolution, behind the lock its pulls take in turn.
+#[cfg(feature = "registry")]
+type PullSlot = Arc<tokio::sync::Mutex<Option<(Instant, Resolved)>>>;
+
+/// How long a registry's answer for a tag stands for the jobs placed after it: a tag is
+/// resolved when its job is placed, and jobs placed together see one answer.
+#[cfg(feature = "registry")]
+const PULL_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ModuleStore {
-    /// Blocking: reads the names from the store.
-    pub(crate) fn open(dir: PathBuf, store: Store) -> Result<Self, StoreError> {
+    /// Blocking: reads the names from the store. Registry settings are read from `data_dir`.
+    pub(crate) fn open(dir: PathBuf, data_dir: &Path, store: Store) -> Result<Self, StoreError> {
         crate::private_files::create_dir_all(&dir)
             .and_then(|()| crate::private_files::tighten(&dir).map(drop))
             .map_err(|e| StoreError::Open {
@@ -63,10 +94,16 @@ impl ModuleStore {
             .load::<ModuleInfo>(Table::Modules)?
             .into_iter()
             .collect();
+        #[cfg(not(feature = "registry"))]
+        let _ = data_dir;
         Ok(Self {
             dir,
             store,
             names: Mutex::new(names),
+            #[cfg(feature = "registry")]
+            registries: crate::registry::Registries::new(data_dir.to_path_buf()),
+            #[cfg(feature = "registry")]
+            pulls: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -146,6 +183,10 @@ impl ModuleStore {
             history.retain(|d| *d != digest);
             history.push(digest.clone());
             tags.insert(tag.to_string(), digest.clone());
+            let manifests = names
+                .get(name)
+                .map(|m| m.manifests.clone())
+                .unwrap_or_default();
             let info = ModuleInfo {
                 name: name.to_string(),
                 digest,
@@ -153,6 +194,7 @@ impl ModuleStore {
                 pushed_at: now,
                 tags,
                 history,
+                manifests,
             };
             self.store.writable()?;
             let committed = self
@@ -281,14 +323,155 @@ impl ModuleStore {
         Ok(Some(info))
     }
 
-    /// The module a job's `image` names, or why it names none.
-    pub(crate) async fn resolve_image(&self, image: &str) -> Result<Digest, String> {
+    /// The module a job's `image` names, or why it names none: from the module store, or
+    /// pulled from its registry (see [`crate::registry`]) and kept here.
+    pub(crate) async fn resolve_image(
+        &self,
+        image: &str,
+        max_bytes: u64,
+    ) -> Result<Resolved, String> {
         match ImageRef::parse(image).map_err(|e| format!("image {image:?}: {e}"))? {
-            ImageRef::Local(local) => self.resolve(&local),
-            ImageRef::Registry(remote) => Err(format!(
-                "image {remote}: pulling from a registry is not built yet"
-            )),
+            ImageRef::Local(local) => self.resolve(&local).map(|digest| Resolved {
+                module: digest,
+                image: digest,
+            }),
+            #[cfg(feature = "registry")]
+            ImageRef::Registry(remote) => self.pull(&remote, max_bytes).await,
+            #[cfg(not(feature = "registry"))]
+            ImageRef::Registry(remote) => {
+                let _ = max_bytes;
+                Err(format!(
+                    "{remote}: this build cannot pull from registries (the runtime's `registry` \
+                     feature is off)"
+                ))
+            }
         }
+    }
+
+    /// `image` from its registry, or from here when a pull of the same manifest is kept.
+    #[cfg(feature = "registry")]
+    async fn pull(
+        &self,
+        image: &crate::model::image::RegistryRef,
+        max_bytes: u64,
+    ) -> Result<Resolved, String> {
+        let name = image.name();
+        // Pinned, and pulled before: nothing to ask the registry.
+        if let Some(pinned) = &image.digest
+            && let Some(resolved) = self.pulled(&name, pinned)
+        {
+            return Ok(resolved);
+        }
+        let slot = {
+            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            if pulls.len() > 1024 {
+                pulls.retain(|_, slot| Arc::strong_count(slot) > 1);
+            }
+            pulls.entry(image.to_string()).or_default().clone()
+        };
+        let mut last = slot.lock().await;
+        if let Some((at, resolved)) = *last
+            && at.elapsed() < PULL_REUSE
+        {
+            return Ok(resolved);
+        }
+        let manifest = self.registries.manifest(image, max_bytes).await?;
+        // The tag this pull moves: the one named, `latest` when none is, none when pinned.
+        let tag = image.tag.as_deref().or(image
+            .digest
+            .is_none()
+            .then_some(crate::model::image::DEFAULT_TAG));
+        let resolved = match self.pulled(&name, &manifest.digest) {
+            Some(resolved) => {
+                self.note_pull(&name, tag, &manifest.digest, resolved.module, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                resolved
+            }
+            None => {
+                let bytes = self.registries.layer(image, &manifest, max_bytes).await?;
+                let module = Digest::of(&bytes);
+                let path = self.path(&module);
+                let size = bytes.len() as u64;
+                tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("{image}: saving the module: {e}"))?;
+                self.note_pull(&name, tag, &manifest.digest, module, Some(size))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Resolved {
+                    module,
+                    image: Digest::parse(&manifest.digest)
+                        .ok_or_else(|| format!("{image}: the registry's digest is not sha256"))?,
+                }
+            }
+        };
+        *last = Some((Instant::now(), resolved));
+        Ok(resolved)
+    }
+
+    /// The module kept for manifest `manifest` of registry name `name`, if its file is here.
+    #[cfg(feature = "registry")]
+    fn pulled(&self, name: &str, manifest: &str) -> Option<Resolved> {
+        let module = self
+            .get(name)?
+            .manifests
+            .get(manifest)
+            .and_then(|d| Digest::parse(d))?;
+        let image = Digest::parse(manifest)?;
+        self.path(&module)
+            .exists()
+            .then_some(Resolved { module, image })
+    }
+
+    /// Records a pull of `name` (durably): the manifest and its module, and the tag it was
+    /// pulled by. `size` is given for a new module; a known one changes only the tag.
+    #[cfg(feature = "registry")]
+    async fn note_pull(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        manifest: &str,
+        module: Digest,
+        size: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let committed = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let mut info = names.get(name).cloned().unwrap_or_else(|| ModuleInfo {
+                name: name.to_string(),
+                digest: module.to_string(),
+                size: size.unwrap_or_default(),
+                pushed_at: crate::batch::now(),
+                tags: BTreeMap::new(),
+                history: Vec::new(),
+                manifests: BTreeMap::new(),
+            });
+            let digest = module.to_string();
+            let before = info.clone();
+            if let Some(size) = size {
+                info.digest = digest.clone();
+                info.size = size;
+                info.pushed_at = crate::batch::now();
+            }
+            if let Some(tag) = tag {
+                info.tags.insert(tag.to_string(), digest.clone());
+            }
+            if !info.history.contains(&digest) {
+                info.history.push(digest.clone());
+            }
+            info.manifests.insert(manifest.to_string(), digest);
+            if before == info && names.contains_key(name) {
+                return Ok(());
+            }
+            self.store.writable()?;
+            let committed = self
+                .store
+                .send(vec![Record::put(Table::Modules, name, &info)]);
+            names.insert(name.to_string(), info);
+            committed
+        };
+        committed.await
     }
 
     /// The digest a module-store reference names, or why it names nothing.

@@ -23,6 +23,7 @@ use crate::engine::{AttemptSpec, ExitStatus, FailureKind, JobModule, KillSwitch,
 use crate::model::arn::{ResourceKind, stored_name};
 use crate::model::retry::{self, FailedAttempt, RetryDecision};
 use crate::model::{Attempt, ComputeEnvironmentType, EpochMillis, JobStatus, State as OnOff};
+use crate::modules::Resolved;
 
 /// The statusReason of an attempt whose guest exited by itself, as AWS words it.
 const EXITED: &str = "Essential container in task exited";
@@ -459,18 +460,20 @@ async fn run_attempt(shared: Arc<Shared>, plan: AttemptPlan) {
             FailureKind::ModuleInvalid,
             format!("CannotPullContainerError: {reason}"),
         )),
-        Ok(module) => match volumes(&shared, &plan.mounts).await {
+        Ok((module, resolved)) => match volumes(&shared, &plan.mounts).await {
             Err(reason) => Err(Outcome::not_started(
                 FailureKind::HostError,
                 format!("CannotCreateContainerError: {reason}"),
             )),
-            Ok(grants) => Ok((module, grants)),
+            Ok(grants) => {
+                placement.image_digest = Some(resolved.image);
+                Ok((module, grants))
+            }
         },
     };
     let (started_at, outcome) = match prepared {
         Err(outcome) => (None, outcome),
         Ok((module, grants)) => {
-            placement.image_digest = Some(module.digest());
             let started_at = now();
             {
                 let mut state = shared.lock();
@@ -554,16 +557,21 @@ pub(crate) async fn open_volumes(
     .map_err(|e| format!("opening the volumes failed: {e}"))?
 }
 
-/// The loaded module a job's `image` names, loading (and caching) it on first use.
-async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
-    let digest = shared.modules.resolve_image(image).await?;
+/// The loaded module a job's `image` names, loading (and caching) it on first use, and what
+/// the image resolved to.
+async fn module_for(shared: &Shared, image: &str) -> Result<(JobModule, Resolved), String> {
+    let resolved = shared
+        .modules
+        .resolve_image(image, shared.config.max_module_bytes)
+        .await?;
+    let digest = resolved.module;
     if let Some(module) = shared
         .loaded
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&digest)
     {
-        return Ok(module.clone());
+        return Ok((module.clone(), resolved));
     }
     let path = shared.modules.path(&digest);
     let bytes = tokio::fs::read(&path)
@@ -587,7 +595,7 @@ async fn module_for(shared: &Shared, image: &str) -> Result<JobModule, String> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(digest, module.clone());
-    Ok(module)
+    Ok((module, resolved))
 }
 
 /// Records the attempt, releases its capacity, and moves the job on. Returns the write of it,

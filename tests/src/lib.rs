@@ -5,7 +5,8 @@
 //! collects a guest's output, the set-up steps they share (an executor over a temporary data dir,
 //! environments and queues, a module with its definition, a large SubmitJob, waiting for a job
 //! to end, a restart, a data dir's store format read and rewritten), [`wire`]: raw HTTP/1.1
-//! over a socket, and [`tls`]: certificates made for the TLS tests.
+//! over a socket, [`tls`]: certificates made for the TLS tests, and [`registry`]: a real OCI
+//! registry.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,8 @@ use wasmbatch_runtime::{OutputSink, StreamKind};
 /// A headless Chromium under chromedriver, for the web-console tests.
 pub mod browser;
 pub mod nats;
+/// A real OCI registry (docker-registry) on a free loopback port, for the registry tests.
+pub mod registry;
 pub mod router;
 pub mod stats;
 pub mod tls;

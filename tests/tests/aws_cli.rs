@@ -522,3 +522,89 @@ async fn the_aws_cli_submits_by_share_and_reads_the_fair_share_order() {
         .collect();
     assert_eq!(listed, [ids[2].as_str()], "{filtered}");
 }
+
+/// A definition whose image is a registry reference, as a user moving from AWS Batch writes one:
+/// the module pushed once to a real registry (as `wasmbatch push --registry` does), registered
+/// and run with the AWS CLI, which sees the job succeed and its log; no module is pushed to the
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_registers_and_runs_a_definition_with_a_registry_image() {
+    let registry = wasmbatch_tests::registry::Registry::start();
+    let image = format!("{}/tools/hello:1.4", registry.host());
+    let pushed = wasmbatch_runtime::registry::push(
+        &image,
+        guests::bytes(guests::wasip1::HELLO),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    wasmbatch_tests::local_queue(&batch, 2, "ENABLED").await;
+    assert!(batch.modules().is_empty());
+    let cli = serve(batch).await;
+    let properties = serde_json::json!({"image": image, "command": ["from", "a", "registry"],
+        "resourceRequirements": [{"type": "MEMORY", "value": "64"}]})
+    .to_string();
+    let (job, logs) = tokio::task::spawn_blocking(move || {
+        cli.run(&[
+            "batch",
+            "register-job-definition",
+            "--job-definition-name",
+            "render",
+            "--type",
+            "container",
+            "--container-properties",
+            &properties,
+        ])?;
+        let id = cli.run(&[
+            "batch",
+            "submit-job",
+            "--job-name",
+            "r",
+            "--job-queue",
+            "main",
+            "--job-definition",
+            "render",
+        ])?["jobId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut job = Value::Null;
+        for _ in 0..300 {
+            job = cli.run(&["batch", "describe-jobs", "--jobs", &id])?["jobs"][0].clone();
+            if job["status"] == "SUCCEEDED" || job["status"] == "FAILED" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stream = job["container"]["logStreamName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let logs = cli.run(&[
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/batch/job",
+            "--log-stream-name",
+            &stream,
+        ])?;
+        Ok::<_, String>((job, logs))
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("an AWS CLI command failed: {e}"));
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(
+        job["container"]["image"],
+        format!("{}/tools/hello:1.4", registry.host())
+    );
+    assert_eq!(
+        logs["events"][0]["message"],
+        r#"hello from wasmbatch: args=["hello", "from", "a", "registry"]"#,
+        "{logs}"
+    );
+    assert!(pushed.manifest_digest.starts_with("sha256:"), "{pushed:?}");
+}

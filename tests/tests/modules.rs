@@ -341,3 +341,185 @@ async fn a_tag_in_the_path_does_not_escape_a_deny_on_the_module() {
     assert_eq!(allowed.status, 200, "{allowed:?}");
     assert!(batch.module("scratch").unwrap().tags.contains_key("1"));
 }
+
+/// Writes the server's login to `registry` into data dir `dir`, as `wasmbatch registry login`
+/// does.
+fn login(dir: &std::path::Path, registry: &str, username: &str, password: &str) {
+    use wasmbatch_runtime::registry::{RegistryLogin, RegistrySettings};
+    let mut settings = RegistrySettings::read(dir).unwrap();
+    settings.logins.insert(
+        registry.to_string(),
+        RegistryLogin::Basic {
+            username: username.into(),
+            password: password.into(),
+        },
+    );
+    settings.write(dir).unwrap();
+}
+
+/// Pushes guest `path` to `image` as `wasmbatch push --registry` does; the manifest's digest.
+async fn push_to_registry(image: &str, path: &str, user: Option<(&str, &str)>) -> String {
+    let login =
+        user.map(
+            |(username, password)| wasmbatch_runtime::registry::RegistryLogin::Basic {
+                username: username.into(),
+                password: password.into(),
+            },
+        );
+    wasmbatch_runtime::registry::push(image, guests::bytes(path), login.as_ref(), false)
+        .await
+        .unwrap_or_else(|e| panic!("pushing {image}: {e}"))
+        .manifest_digest
+}
+
+fn status_reason(job: &Value) -> String {
+    job["attempts"][0]["statusReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_image_runs_by_tag_and_by_digest_and_a_moved_tag_is_seen_at_placement() {
+    let mut registry = wasmbatch_tests::registry::Registry::start_with_user("ci", "s3cret");
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    login(dir.path(), &host, "ci", "s3cret");
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+
+    let tagged = format!("{host}/team/tool:1.0");
+    let first = push_to_registry(&tagged, guests::wasip1::HELLO, Some(("ci", "s3cret"))).await;
+    let pinned = format!("{host}/team/tool@{first}");
+    for (name, image) in [("tagged", &tagged), ("pinned", &pinned)] {
+        let (status, _, reply) = answer(&app, definition(name, image)).await;
+        assert_eq!(status, StatusCode::OK, "{image}: {reply}");
+    }
+    let before = run(&app, "tagged").await;
+    assert_eq!(before["status"], "SUCCEEDED", "{before}");
+    assert_eq!(
+        before["container"]["imageDigest"],
+        first.as_str(),
+        "{before}"
+    );
+    assert_eq!(before["container"]["image"], tagged.as_str());
+    let (_, lines) = wasmbatch_tests::run_job(&batch, "pinned").await;
+    assert!(
+        lines.iter().any(|l| l.starts_with("hello from wasmbatch")),
+        "the pulled module ran: {lines:?}"
+    );
+
+    // The tag moves in the registry; the next placement sees it (jobs placed within a second
+    // of each other share one answer, so wait that out).
+    let second = push_to_registry(&tagged, guests::wasip1::EXIT_CODE, Some(("ci", "s3cret"))).await;
+    assert_ne!(first, second);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let after = run(&app, "tagged").await;
+    assert_eq!(after["status"], "SUCCEEDED", "{after}");
+    assert_eq!(after["container"]["imageDigest"], second.as_str());
+    let (_, _, again) = answer(
+        &app,
+        post(
+            "describejobs",
+            json!({"jobs": [before["jobId"]]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(again["jobs"][0]["container"]["imageDigest"], first.as_str());
+
+    // Pulled modules are kept like pushed ones, under their repository's name.
+    let kept = batch.module(&format!("{host}/team/tool")).unwrap();
+    assert_eq!(kept.history.len(), 2, "{kept:?}");
+    assert_eq!(kept.manifests.len(), 2, "{kept:?}");
+    assert_eq!(Some(&kept.tags["1.0"]), kept.manifests.get(&second));
+
+    // A component (wasip2) travels the same way.
+    let component = format!("{host}/team/tool-p2:1");
+    push_to_registry(&component, guests::wasip2::HELLO, Some(("ci", "s3cret"))).await;
+    answer(&app, definition("component", &component)).await;
+    let ran = run(&app, "component").await;
+    assert_eq!(ran["status"], "SUCCEEDED", "{ran}");
+
+    // The registry goes down: a pinned image pulled before still runs; a tag cannot be
+    // resolved, and the attempt says why as AWS does.
+    registry.stop();
+    let pinned_job = run(&app, "pinned").await;
+    assert_eq!(pinned_job["status"], "SUCCEEDED", "{pinned_job}");
+    assert_eq!(pinned_job["container"]["imageDigest"], first.as_str());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let down = run(&app, "tagged").await;
+    assert_eq!(down["status"], "FAILED", "{down}");
+    let reason = status_reason(&down);
+    assert!(
+        reason.starts_with("CannotPullContainerError: ") && reason.contains("cannot be reached"),
+        "{reason}"
+    );
+
+    // What was pulled outlives a restart.
+    batch.close("test").await.unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+    let restarted = run(&app, "pinned").await;
+    assert_eq!(restarted["status"], "SUCCEEDED", "{restarted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_login_a_tampered_module_or_a_missing_tag_fails_the_attempt_saying_so() {
+    let registry = wasmbatch_tests::registry::Registry::start_with_user("ci", "s3cret");
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+    let image = format!("{host}/team/tool:1.0");
+    push_to_registry(&image, guests::wasip1::HELLO, Some(("ci", "s3cret"))).await;
+    for (name, image) in [
+        ("tool", image.clone()),
+        ("missing", format!("{host}/team/tool:2.0")),
+    ] {
+        let (status, _, reply) = answer(&app, definition(name, &image)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let fails_with = |job: &Value, words: &str| {
+        assert_eq!(job["status"], "FAILED", "{job}");
+        let reason = status_reason(job);
+        assert!(
+            reason.starts_with("CannotPullContainerError: ") && reason.contains(words),
+            "{reason:?} should say {words:?}"
+        );
+        assert!(job["container"].get("imageDigest").is_none(), "{job}");
+    };
+
+    // No login, then a wrong one: the server's settings are read at each pull.
+    fails_with(&run(&app, "tool").await, "refused the login");
+    login(dir.path(), &host, "ci", "hunter2-not-it");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let wrong = run(&app, "tool").await;
+    fails_with(&wrong, "refused the login");
+    assert!(
+        !status_reason(&wrong).contains("hunter2"),
+        "a secret is never quoted: {wrong}"
+    );
+
+    // The right login, but the module's blob was changed in the registry's storage.
+    login(dir.path(), &host, "ci", "s3cret");
+    // The layer is the module's bytes, so its digest is theirs.
+    let layer =
+        wasmbatch_runtime::engine::Digest::of(&guests::bytes(guests::wasip1::HELLO)).to_string();
+    registry.tamper_blob(&layer);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    fails_with(&run(&app, "tool").await, "does not match its digest");
+    let kept = batch.module(&format!("{host}/team/tool"));
+    assert!(kept.is_none(), "nothing tampered with is kept: {kept:?}");
+    assert!(
+        !dir.path()
+            .join(format!(
+                "modules/{}.wasm",
+                layer.trim_start_matches("sha256:")
+            ))
+            .exists()
+    );
+
+    fails_with(&run(&app, "missing").await, "not found in the registry");
+}

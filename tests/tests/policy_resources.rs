@@ -526,6 +526,85 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
     assert_eq!(registered, ["own", "own-spelled"]);
 }
 
+/// The server pulls registry images with its own login (`registries.json`), so a key that may
+/// register definitions could otherwise run any private image that login reaches. The attack:
+/// team A's key registers a definition whose image is team B's repository, in any spelling of
+/// it (a tag, a digest, another tag), and has the server pull it. A repository is a resource
+/// (`…:registry/<host>/<repository>`, tag and digest left out) that needs `batch:PullImage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_pull_another_teams_registry_image_with_the_servers_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    let client = serve(
+        &batch,
+        dir.path(),
+        "team-a",
+        json!({"Statement": [
+            {"Effect": "Allow", "Action": "batch:RegisterJobDefinition",
+             "Resource": "arn:aws:batch:*:*:job-definition/*"},
+            {"Effect": "Allow", "Action": "batch:PullImage",
+             "Resource": "arn:aws:batch:*:*:registry/registry.example.com/team-a/*"}
+        ]}),
+    )
+    .await;
+    let register = |name: &'static str, image: String| {
+        let client = client.clone();
+        async move {
+            client
+                .register_job_definition()
+                .job_definition_name(name)
+                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+                .container_properties(
+                    aws_sdk_batch::types::ContainerProperties::builder()
+                        .image(image)
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().unwrap_or("no code").to_string())
+        }
+    };
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let host = "registry.example.com";
+    assert_eq!(
+        register("own", format!("{host}/team-a/render:1.4")).await,
+        Ok(())
+    );
+    assert_eq!(
+        register("own-pinned", format!("{host}/team-a/render@{digest}")).await,
+        Ok(())
+    );
+    for (name, image) in [
+        ("other-team", format!("{host}/team-b/render:1.4")),
+        ("other-pinned", format!("{host}/team-b/render@{digest}")),
+        (
+            "other-tagged-and-pinned",
+            format!("{host}/team-b/render:x@{digest}"),
+        ),
+        ("other-registry", format!("{host}:443/team-a/render:1.4")),
+        ("the-team-prefix", format!("{host}/team-a-evil/render")),
+    ] {
+        assert_eq!(
+            register(name, image.clone()).await,
+            Err("AccessDeniedException".to_string()),
+            "{image}"
+        );
+    }
+    assert_eq!(
+        register("escape", format!("{host}/team-a/../team-b/render")).await,
+        Err("ClientException".to_string())
+    );
+    // A module pushed to this server is not a registry's: no PullImage needed.
+    assert_eq!(register("local", "render:1.4".to_string()).await, Ok(()));
+    let registered: Vec<String> = batch
+        .describe_job_definitions(&[], None, None)
+        .into_iter()
+        .map(|d| d.job_definition_name)
+        .collect();
+    assert_eq!(registered, ["local", "own", "own-pinned"]);
+}
+
 /// A dependency tells the dependent job how another ended ("Dependent Job failed: <id>") and
 /// that it exists. A key kept to its own queue must not learn either about another queue's job by
 /// naming it in `dependsOn`: the same refusal as for an id that names nothing.

@@ -174,6 +174,7 @@ async fn definition_for(server: &Endpoint, image: &str) -> anyhow::Result<String
                 '-'
             }
         })
+        .take(128)
         .collect();
     let found = server
         .call(

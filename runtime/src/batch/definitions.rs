@@ -67,6 +67,30 @@ impl Batch {
         Ok(arns)
     }
 
+    /// The ARN of the registry repository `request`'s image is pulled from, if it names one
+    /// (`…:registry/<host[:port]>/<repository>`, tag and digest left out: a caller authorized
+    /// for a repository may use any of its images). The server pulls with its own login, so a
+    /// caller must be allowed the repository (`batch:PullImage`), or one team's key could run
+    /// another's private images.
+    pub fn image_arn(&self, request: &RegisterJobDefinition) -> Result<Option<String>, BatchError> {
+        let Some(image) = request
+            .container_properties
+            .as_ref()
+            .and_then(|p| p.image.as_deref())
+        else {
+            return Ok(None);
+        };
+        validate::image("containerProperties.image", image)?;
+        Ok(match crate::model::image::ImageRef::parse(image) {
+            Ok(crate::model::image::ImageRef::Registry(remote)) => Some(
+                self.shared
+                    .config
+                    .arn(ResourceKind::Registry, &remote.name()),
+            ),
+            _ => None,
+        })
+    }
+
     /// DescribeJobDefinitions: by `name`, `name:revision` or ARN, or by name and status, or all.
     pub fn describe_job_definitions(
         &self,

@@ -282,7 +282,7 @@ impl Batch {
             };
             let store = Store::open_with(&data_dir.join("wasmbatch.redb"), &store_config)?;
             clear_stale_scratch(&data_dir.join("scratch"));
-            let modules = ModuleStore::open(data_dir.join("modules"), store.clone())?;
+            let modules = ModuleStore::open(data_dir.join("modules"), data_dir, store.clone())?;
             let ledger = StoredLedger::open(store.clone())?;
             let (state, recovered) = recover::load(&setup, &store, now())?;
             Ok::<_, BatchError>((store, modules, ledger, state, recovered))

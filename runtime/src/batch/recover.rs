@@ -223,7 +223,8 @@ fn adopt_remote(state: &mut State, id: &str, now: EpochMillis) {
         memory_mib: holder.memory_mib,
         log_stream_name: holder.log_stream_name.clone(),
         log_key: crate::logs::log_key(job.sequence, holder.attempt as usize),
-        // The work as published names the module the worker was sent.
+        // The work as published names the module the worker was sent (for a registry image,
+        // its module's digest: the manifest's is not journaled).
         image_digest: serde_json::from_str::<serde_json::Value>(&holder.work)
             .ok()
             .and_then(|work| crate::engine::Digest::parse(work["digest"].as_str()?)),

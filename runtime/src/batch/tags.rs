@@ -33,10 +33,10 @@ fn tagged(config: &BatchConfig, arn: &str) -> Result<Tagged, BatchError> {
                 )
             })?,
         ResourceKind::Job => Tagged::Job(name.to_string()),
-        ResourceKind::Module | ResourceKind::Volume => {
+        ResourceKind::Module | ResourceKind::Volume | ResourceKind::Registry => {
             return Err(BatchError::invalid(
                 "resourceArn",
-                format!("{arn:?}: modules and volumes take no tags"),
+                format!("{arn:?}: modules, volumes and registries take no tags"),
             ));
         }
     })

@@ -20,6 +20,7 @@ use crate::batch::state::{Placement, WorkerSlot};
 use crate::batch::{Batch, Shared, State, now};
 use crate::engine::{Digest, FailureKind, Outcome};
 use crate::model::{ComputeEnvironmentType, EpochMillis, JobStatus, RemoteHolder};
+use crate::modules::Resolved;
 use crate::scheduler::{AttemptPlan, abandon, complete, complete_locked, release};
 
 /// Most workers at once: each heartbeat from a new name adds one, so there is a bound.
@@ -244,7 +245,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, link: Arc<Link>, plans: Vec<At
 fn journal(
     state: &mut State,
     plan: AttemptPlan,
-    module: (Digest, u64),
+    module: (Resolved, u64),
 ) -> Option<(String, String, u32, String)> {
     let placement = plan.placement();
     let worker = placement.worker.clone().expect("a remote plan");
@@ -254,12 +255,12 @@ fn journal(
         .get_mut(&plan.job_id)
         .filter(|r| r.attempt == plan.attempt)?;
     remote.session = session.clone();
-    remote.placement.image_digest = Some(module.0);
+    remote.placement.image_digest = Some(module.0.image);
     let work = Work {
         job: plan.job_id.clone(),
         attempt: plan.attempt,
         session: session.clone(),
-        digest: module.0.to_string(),
+        digest: module.0.module.to_string(),
         module_bytes: module.1,
         args: plan.spec.args.clone(),
         env: plan.spec.env.clone(),
@@ -315,15 +316,20 @@ impl Link {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The digest and size of the module `image` names, put in the bucket if it is not there.
-    async fn push_module(&self, shared: &Shared, image: &str) -> Result<(Digest, u64), String> {
-        let digest = shared.modules.resolve_image(image).await?;
+    /// What `image` resolved to and its module's size, the module put in the bucket if it is
+    /// not there.
+    async fn push_module(&self, shared: &Shared, image: &str) -> Result<(Resolved, u64), String> {
+        let resolved = shared
+            .modules
+            .resolve_image(image, shared.config.max_module_bytes)
+            .await?;
+        let digest = resolved.module;
         if let Some(size) = self.lock_pushed().get(&digest) {
-            return Ok((digest, *size));
+            return Ok((resolved, *size));
         }
         let _one = self.pushing.lock().await;
         if let Some(size) = self.lock_pushed().get(&digest) {
-            return Ok((digest, *size));
+            return Ok((resolved, *size));
         }
         let name = digest.hex();
         let size = match self.modules.info(&name).await {
@@ -345,7 +351,7 @@ impl Link {
             }
         };
         self.lock_pushed().insert(digest, size);
-        Ok((digest, size))
+        Ok((resolved, size))
     }
 
     fn lock_pushed(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, u64>> {

@@ -25,6 +25,9 @@ pub enum ResourceKind {
     Volume,
     /// `scheduling-policy/<name>`: a fair-share policy queues may name.
     SchedulingPolicy,
+    /// `registry/<host[:port]>/<repository>`: a repository of an OCI registry that definitions'
+    /// images may be pulled from, with the server's login.
+    Registry,
 }
 
 impl ResourceKind {
@@ -38,6 +41,7 @@ impl ResourceKind {
             ResourceKind::Module => "module",
             ResourceKind::Volume => "volume",
             ResourceKind::SchedulingPolicy => "scheduling-policy",
+            ResourceKind::Registry => "registry",
         }
     }
 
@@ -50,6 +54,7 @@ impl ResourceKind {
             ResourceKind::Module,
             ResourceKind::Volume,
             ResourceKind::SchedulingPolicy,
+            ResourceKind::Registry,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)
@@ -77,6 +82,11 @@ impl ResourceKind {
             | ResourceKind::Module
             | ResourceKind::SchedulingPolicy => plain(name),
             ResourceKind::JobDefinition | ResourceKind::Job => numbered(name),
+            // As `model::image` leaves it: a host and a lowercase repository path.
+            ResourceKind::Registry => crate::model::image::ImageRef::parse(name).is_ok_and(|i| {
+                matches!(i, crate::model::image::ImageRef::Registry(r)
+                    if r.tag.is_none() && r.digest.is_none() && r.name() == name)
+            }),
             // As `validate::volume_path` leaves it: relative components, none empty, `.` or `..`.
             ResourceKind::Volume => {
                 !name.is_empty()

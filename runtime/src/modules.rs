@@ -69,6 +69,35 @@ pub(crate) struct ModuleStore {
     /// once (an array's children) share one pull instead of each asking the registry.
     #[cfg(feature = "registry")]
     pulls: Mutex<std::collections::HashMap<String, PullSlot>>,
+    /// Pulled modules dropped by [`drop_old_pulls`], for the scheduler to forget.
+    #[cfg(feature = "registry")]
+    evicted: Mutex<Vec<Digest>>,
+}
+
+/// Most versions of one registry repository kept (those a tag points at always are): a pulled
+/// module can be pulled again, and a tag that moves on every push must not fill the disk.
+#[cfg(feature = "registry")]
+pub(crate) const MAX_PULLED_VERSIONS: usize = 8;
+
+/// Drops the oldest versions of pulled module `info` past [`MAX_PULLED_VERSIONS`] that no tag
+/// points at, with their manifests, but never `keep` (the one a job is about to run); returns
+/// their digests.
+#[cfg(feature = "registry")]
+fn drop_old_pulls(info: &mut ModuleInfo, keep: &str) -> Vec<String> {
+    let mut dropped = Vec::new();
+    while info.history.len() > MAX_PULLED_VERSIONS {
+        let Some(at) = info
+            .history
+            .iter()
+            .position(|d| d != keep && !info.tags.values().any(|t| t == d))
+        else {
+            break;
+        };
+        let digest = info.history.remove(at);
+        info.manifests.retain(|_, d| *d != digest);
+        dropped.push(digest);
+    }
+    dropped
 }
 
 /// One registry reference's last resolution, behind the lock its pulls take in turn.
@@ -104,6 +133,8 @@ impl ModuleStore {
             registries: crate::registry::Registries::new(data_dir.to_path_buf()),
             #[cfg(feature = "registry")]
             pulls: Mutex::new(std::collections::HashMap::new()),
+            #[cfg(feature = "registry")]
+            evicted: Mutex::new(Vec::new()),
         })
     }
 
@@ -247,11 +278,13 @@ impl ModuleStore {
             (info, orphans, committed)
         };
         committed.await?;
-        tokio::task::spawn_blocking(move || {
+        // Awaited: once the name is gone, so are its files.
+        let _ = tokio::task::spawn_blocking(move || {
             for path in orphans {
                 let _ = std::fs::remove_file(path);
             }
-        });
+        })
+        .await;
         Ok(Some(info))
     }
 
@@ -370,8 +403,10 @@ impl ModuleStore {
             pulls.entry(image.to_string()).or_default().clone()
         };
         let mut last = slot.lock().await;
+        // Unless the module was let go since (see `drop_old_pulls`).
         if let Some((at, resolved)) = *last
             && at.elapsed() < PULL_REUSE
+            && self.path(&resolved.module).exists()
         {
             return Ok(resolved);
         }
@@ -436,7 +471,7 @@ impl ModuleStore {
         module: Digest,
         size: Option<u64>,
     ) -> Result<(), StoreError> {
-        let committed = {
+        let (committed, orphans) = {
             let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let mut info = names.get(name).cloned().unwrap_or_else(|| ModuleInfo {
                 name: name.to_string(),
@@ -460,6 +495,7 @@ impl ModuleStore {
             if !info.history.contains(&digest) {
                 info.history.push(digest.clone());
             }
+            let dropped = drop_old_pulls(&mut info, &digest);
             info.manifests.insert(manifest.to_string(), digest);
             if before == info && names.contains_key(name) {
                 return Ok(());
@@ -469,9 +505,34 @@ impl ModuleStore {
                 .store
                 .send(vec![Record::put(Table::Modules, name, &info)]);
             names.insert(name.to_string(), info);
-            committed
+            let orphans: Vec<Digest> = dropped
+                .iter()
+                .filter(|d| !names.values().any(|m| m.history.contains(d)))
+                .filter_map(|d| Digest::parse(d))
+                .collect();
+            (committed, orphans)
         };
-        committed.await
+        committed.await?;
+        let paths: Vec<PathBuf> = orphans.iter().map(|d| self.path(d)).collect();
+        if !paths.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                for path in paths {
+                    let _ = std::fs::remove_file(path);
+                }
+            })
+            .await;
+        }
+        self.evicted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(orphans);
+        Ok(())
+    }
+
+    /// The pulled modules dropped since the last call, whose compiled forms may go too.
+    #[cfg(feature = "registry")]
+    pub(crate) fn take_evicted(&self) -> Vec<Digest> {
+        std::mem::take(&mut *self.evicted.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The digest a module-store reference names, or why it names nothing.

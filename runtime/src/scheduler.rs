@@ -564,6 +564,16 @@ async fn module_for(shared: &Shared, image: &str) -> Result<(JobModule, Resolved
         .modules
         .resolve_image(image, shared.config.max_module_bytes)
         .await?;
+    #[cfg(feature = "registry")]
+    for dropped in shared.modules.take_evicted() {
+        // A pulled version let go to bound the disk: its compiled form goes with it.
+        shared
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&dropped);
+        shared.executor.forget(dropped).await;
+    }
     let digest = resolved.module;
     if let Some(module) = shared
         .loaded

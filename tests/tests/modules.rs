@@ -523,3 +523,84 @@ async fn a_bad_login_a_tampered_module_or_a_missing_tag_fails_the_attempt_saying
 
     fails_with(&run(&app, "missing").await, "not found in the registry");
 }
+
+/// A WASI command that does nothing, made different from every other by `n`.
+fn nothing(n: usize) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (func (export "_start")) (data (i32.const 0) "v{n}"))"#
+    ))
+    .unwrap()
+}
+
+/// A repository whose images a caller keeps changing must not fill the server's disk: the
+/// server keeps at most eight pulled versions of it (a tagged one always), dropping the oldest
+/// with their files, and a dropped version that is asked for again is pulled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_that_keeps_changing_keeps_at_most_eight_versions_here() {
+    let registry = wasmbatch_tests::registry::Registry::start();
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    let app = wasmbatch_api::app(batch.clone(), Access::local());
+    let mut pinned = Vec::new();
+    for n in 0..11 {
+        let image = format!("{host}/churn/app:v{n}");
+        let digest = wasmbatch_runtime::registry::push(&image, nothing(n), None, false)
+            .await
+            .unwrap()
+            .manifest_digest;
+        let name = format!("v{n}");
+        answer(
+            &app,
+            definition(&name, &format!("{host}/churn/app@{digest}")),
+        )
+        .await;
+        let job = run(&app, &name).await;
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
+        pinned.push((name, wasmbatch_runtime::engine::Digest::of(&nothing(n))));
+    }
+    let kept = batch.module(&format!("{host}/churn/app")).unwrap();
+    assert_eq!(kept.history.len(), 8, "{kept:?}");
+    assert_eq!(kept.manifests.len(), 8, "{kept:?}");
+    let file = |digest: &wasmbatch_runtime::engine::Digest| {
+        dir.path().join(format!("modules/{}.wasm", digest.hex()))
+    };
+    for (_, digest) in &pinned[..3] {
+        assert!(
+            !file(digest).exists(),
+            "the oldest versions' files are gone"
+        );
+    }
+    for (_, digest) in &pinned[3..] {
+        assert!(file(digest).exists());
+    }
+    // Asked for again, the first is pulled again (and another old one makes room).
+    let again = run(&app, &pinned[0].0).await;
+    assert_eq!(again["status"], "SUCCEEDED", "{again}");
+    assert!(file(&pinned[0].1).exists());
+    assert_eq!(
+        batch
+            .module(&format!("{host}/churn/app"))
+            .unwrap()
+            .history
+            .len(),
+        8
+    );
+
+    // A pulled module is described and deleted by its name, slashes and port included.
+    let path = format!("{host}/churn/app");
+    let (status, _, described) = answer(
+        &app,
+        Request::get(format!("/v1/modules/{path}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{described}");
+    assert_eq!(described["name"], path.as_str());
+    let (status, _, reply) = answer(&app, delete(&path)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(batch.module(&path).is_none());
+    assert!(!file(&pinned[0].1).exists(), "its files went with it");
+}

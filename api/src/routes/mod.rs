@@ -144,7 +144,8 @@ pub(crate) fn router() -> Router<Batch> {
             Router::new()
                 .route("/v1/modules", get(modules::list))
                 .route(
-                    "/v1/modules/{name}",
+                    // A pulled module's name has slashes (`host/repository`).
+                    "/v1/modules/{*name}",
                     put(modules::push)
                         .get(modules::describe)
                         .delete(modules::delete),

@@ -4,7 +4,9 @@
 //! `DELETE /v1/modules/{name}@sha256:<hex>` (one version of it that nothing needs).
 //!
 //! Every route is authorized on the module's ARN, which has the name alone: a tag or a digest in
-//! the path never changes what a policy is checked against.
+//! the path never changes what a policy is checked against. Modules pulled from registries are
+//! listed, described and deleted here too (`…/modules/{host}/{repository}[@sha256:<hex>]`),
+//! authorized on their repository's ARN; they are pushed to their registry, not here.
 
 use axum::Extension;
 use axum::Json;
@@ -61,11 +63,27 @@ pub(crate) async fn push(
     ))
 }
 
-/// The module a path names: what comes before its `:tag` or `@digest`.
+/// The module a path names: what comes before its `:tag` or `@digest`; for a module pulled from
+/// a registry (`host[:port]/repository`, whose port is not a tag), what comes before `@`.
 fn module_name(reference: &str) -> &str {
+    let separators: &[char] = if reference.contains('/') {
+        &['@']
+    } else {
+        &['@', ':']
+    };
     reference
-        .split_once(['@', ':'])
+        .split_once(separators)
         .map_or(reference, |(name, _)| name)
+}
+
+/// The ARN a module path is authorized on: `module/<name>`, or for a pulled module its
+/// registry repository's, `registry/<host[:port]>/<repository>`, as definitions using it are.
+fn module_arn(batch: &Batch, name: &str) -> Result<String, ApiError> {
+    if name.contains('/') {
+        resource_arn(batch, ResourceKind::Registry, "name", name)
+    } else {
+        resource_arn(batch, ResourceKind::Module, "name", name)
+    }
 }
 
 pub(crate) async fn list(State(batch): State<Batch>, Extension(caller): Who) -> Reply {
@@ -79,7 +97,7 @@ pub(crate) async fn describe(
     Path(reference): Path<String>,
 ) -> Reply {
     let name = module_name(&reference);
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", name)?;
+    let arn = module_arn(&batch, name)?;
     caller.authorize("batch:DescribeModules", &[&arn])?;
     let info = batch
         .module(name)
@@ -98,7 +116,7 @@ pub(crate) async fn delete(
         Some((name, digest)) => (name, Some(digest)),
         None => (reference.as_str(), None),
     };
-    let arn = resource_arn(&batch, ResourceKind::Module, "name", module_name(name))?;
+    let arn = module_arn(&batch, module_name(name))?;
     caller.authorize("batch:DeleteModule", &[&arn])?;
     Ok(Json(match version {
         Some(digest) => json!(batch.delete_module_version(name, digest).await?),

@@ -195,7 +195,11 @@ impl Batch {
     /// `NAME:TAG` only that tag (its versions stay, for pinned references). Jobs that need what
     /// is gone later fail, saying so.
     pub async fn delete_module(&self, reference: &str) -> Result<ModuleInfo, BatchError> {
-        if let Some((name, tag)) = reference.split_once(':') {
+        // A pulled module (`host[:port]/repository`) is removed whole: its port is not a tag.
+        if let Some((name, tag)) = reference
+            .split_once(':')
+            .filter(|_| !reference.contains('/'))
+        {
             return self.shared.modules.untag(name, tag).await?.ok_or_else(|| {
                 BatchError::NotFound {
                     what: "module tag",

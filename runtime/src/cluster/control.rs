@@ -323,6 +323,15 @@ impl Link {
             .modules
             .resolve_image(image, shared.config.max_module_bytes)
             .await?;
+        #[cfg(feature = "registry")]
+        for dropped in shared.modules.take_evicted() {
+            self.lock_pushed().remove(&dropped);
+            shared
+                .loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&dropped);
+        }
         let digest = resolved.module;
         if let Some(size) = self.lock_pushed().get(&digest) {
             return Ok((resolved, *size));

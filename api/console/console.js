@@ -377,6 +377,7 @@ function showJob(head, attempts, job) {
     ['Job queue', nameOf(job.jobQueue)],
     ['Job definition', nameOf(job.jobDefinition)],
     ['Module', container.image],
+    ['Module digest', container.imageDigest],
     ['Command', container.command ? container.command.map((c) => JSON.stringify(c)).join(' ') : undefined],
     ['Resources', resources || undefined],
     ['Exit code', container.exitCode],

@@ -256,7 +256,7 @@ async fn a_data_dir_of_store_format_2_with_an_array_mid_flight_opens_and_its_chi
     batch.close("upgraded").await.unwrap();
     assert_eq!(
         stored(dir.path()),
-        (5, 1, 4),
+        (6, 1, 4),
         "upgraded: the parent whole, the children apart"
     );
 }

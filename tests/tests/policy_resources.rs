@@ -448,7 +448,9 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
             {"Effect": "Allow", "Action": "batch:RegisterJobDefinition",
              "Resource": "arn:aws:batch:*:*:job-definition/*"},
             {"Effect": "Allow", "Action": "batch:UseVolume",
-             "Resource": "arn:aws:batch:*:*:volume/team-a/*"}
+             "Resource": "arn:aws:batch:*:*:volume/team-a/*"},
+            {"Effect": "Allow", "Action": "batch:PullImage",
+             "Resource": "arn:aws:batch:*:*:module/hello"}
         ]}),
     )
     .await;
@@ -595,14 +597,111 @@ async fn a_team_key_cannot_pull_another_teams_registry_image_with_the_servers_lo
         register("escape", format!("{host}/team-a/../team-b/render")).await,
         Err("ClientException".to_string())
     );
-    // A module pushed to this server is not a registry's: no PullImage needed.
-    assert_eq!(register("local", "render:1.4".to_string()).await, Ok(()));
+    // A module pushed to this server is a module's ARN, not a registry's.
+    assert_eq!(
+        register("local", "render:1.4".to_string()).await,
+        Err("AccessDeniedException".to_string())
+    );
     let registered: Vec<String> = batch
         .describe_job_definitions(&[], None, None)
         .into_iter()
         .map(|d| d.job_definition_name)
         .collect();
-    assert_eq!(registered, ["local", "own", "own-pinned"]);
+    assert_eq!(registered, ["own", "own-pinned"]);
+}
+
+/// Modules pushed to this server share one namespace, and a definition runs its module with the
+/// server's rights, so a key that may register definitions could otherwise run another team's
+/// module (and whatever it carries) by naming it, even with a Deny on that module. The attack:
+/// team A's key registers definitions whose image is team B's module, by name, tag and digest,
+/// then submits one. A module is a resource (`…:module/<name>`) that needs `batch:PullImage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_run_another_teams_module_by_naming_it_in_a_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Batch::open(BatchConfig::new(dir.path())).await.unwrap();
+    local_queue(&batch, 2, "ENABLED").await;
+    job_queue(&batch, "team-a", 1, "local").await;
+    let secret = batch
+        .push_module("team-b-secret", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    batch
+        .push_module("team-a-hello", guests::bytes(guests::wasip1::HELLO))
+        .await
+        .unwrap();
+    let client = serve(
+        &batch,
+        dir.path(),
+        "team-a",
+        json!({"Statement": [
+            {"Effect": "Allow", "Action": ["batch:RegisterJobDefinition", "batch:SubmitJob"],
+             "Resource": ["arn:aws:batch:*:*:job-definition/*", "arn:aws:batch:*:*:job-queue/team-a"]},
+            {"Effect": "Allow", "Action": "batch:PullImage",
+             "Resource": "arn:aws:batch:*:*:module/team-a-*"},
+            {"Effect": "Deny", "Action": "batch:*",
+             "Resource": "arn:aws:batch:*:*:module/team-b-*"}
+        ]}),
+    )
+    .await;
+    let register = |name: &'static str, image: String| {
+        let client = client.clone();
+        async move {
+            client
+                .register_job_definition()
+                .job_definition_name(name)
+                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+                .container_properties(
+                    aws_sdk_batch::types::ContainerProperties::builder()
+                        .image(image)
+                        .resource_requirements(
+                            aws_sdk_batch::types::ResourceRequirement::builder()
+                                .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                                .value("16")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().unwrap_or("no code").to_string())
+        }
+    };
+    let digest = &secret.digest;
+    for (name, image) in [
+        ("by-name", "team-b-secret".to_string()),
+        ("by-tag", "team-b-secret:latest".to_string()),
+        ("by-digest", format!("team-b-secret@{digest}")),
+        ("tag-and-digest", format!("team-b-secret:x@{digest}")),
+    ] {
+        assert_eq!(
+            register(name, image.clone()).await,
+            Err("AccessDeniedException".to_string()),
+            "{image}"
+        );
+    }
+    // Its own module, by any spelling, registers and runs.
+    assert_eq!(register("own", "team-a-hello".to_string()).await, Ok(()));
+    assert_eq!(
+        register("own-pinned", format!("team-a-hello@{digest}")).await,
+        Ok(())
+    );
+    let registered: Vec<String> = batch
+        .describe_job_definitions(&[], None, None)
+        .into_iter()
+        .map(|d| d.job_definition_name)
+        .collect();
+    assert_eq!(registered, ["own", "own-pinned"]);
+    let submitted = client
+        .submit_job()
+        .job_name("mine")
+        .job_queue("team-a")
+        .job_definition("own")
+        .send()
+        .await
+        .unwrap();
+    let job = finished(&batch, submitted.job_id().unwrap()).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
 }
 
 /// A dependency tells the dependent job how another ended ("Dependent Job failed: <id>") and

@@ -30,9 +30,10 @@ pub(crate) async fn register(
     for volume in batch.volume_arns(&request)? {
         caller.authorize("batch:UseVolume", &[&volume])?;
     }
-    // So is a registry repository: the server pulls it with its own login.
-    if let Some(repository) = batch.image_arn(&request)? {
-        caller.authorize("batch:PullImage", &[&repository])?;
+    // So is the image, a module here or a registry repository: the server runs it (and pulls
+    // it) with its own rights.
+    if let Some(image) = batch.image_arn(&request)? {
+        caller.authorize("batch:PullImage", &[&image])?;
     }
     let definition = batch.register_job_definition(request).await?;
     Ok(Json(json!({

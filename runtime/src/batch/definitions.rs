@@ -67,11 +67,12 @@ impl Batch {
         Ok(arns)
     }
 
-    /// The ARN of the registry repository `request`'s image is pulled from, if it names one
-    /// (`…:registry/<host[:port]>/<repository>`, tag and digest left out: a caller authorized
-    /// for a repository may use any of its images). The server pulls with its own login, so a
-    /// caller must be allowed the repository (`batch:PullImage`), or one team's key could run
-    /// another's private images.
+    /// The ARN of the image `request` runs, if it names one: `…:module/<name>` for a module
+    /// pushed here, `…:registry/<host[:port]>/<repository>` for one pulled from a registry (tag
+    /// and digest left out of both: a caller allowed a module or repository may run any of its
+    /// versions). A definition runs its image with the server's rights, so the caller must be
+    /// allowed it (`batch:PullImage`), or one team's key could run another's module, or a private
+    /// image the server's registry login reaches, by naming it.
     pub fn image_arn(&self, request: &RegisterJobDefinition) -> Result<Option<String>, BatchError> {
         let Some(image) = request
             .container_properties
@@ -81,13 +82,16 @@ impl Batch {
             return Ok(None);
         };
         validate::image("containerProperties.image", image)?;
+        let config = &self.shared.config;
         Ok(match crate::model::image::ImageRef::parse(image) {
-            Ok(crate::model::image::ImageRef::Registry(remote)) => Some(
-                self.shared
-                    .config
-                    .arn(ResourceKind::Registry, &remote.name()),
-            ),
-            _ => None,
+            Ok(crate::model::image::ImageRef::Registry(remote)) => {
+                Some(config.arn(ResourceKind::Registry, &remote.name()))
+            }
+            Ok(crate::model::image::ImageRef::Local(local)) => {
+                Some(config.arn(ResourceKind::Module, &local.name))
+            }
+            // Refused with its reason when the definition is registered.
+            Err(_) => None,
         })
     }
 

@@ -528,6 +528,34 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
     assert_eq!(registered, ["own", "own-spelled"]);
 }
 
+/// RegisterJobDefinition of `image` (16 MiB, so that it can run) through `client`: `Ok` or the
+/// error's code.
+async fn register_image(
+    client: aws_sdk_batch::Client,
+    name: &str,
+    image: String,
+) -> Result<(), String> {
+    client
+        .register_job_definition()
+        .job_definition_name(name)
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .container_properties(
+            aws_sdk_batch::types::ContainerProperties::builder()
+                .image(image)
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                        .value("16")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.code().unwrap_or("no code").to_string())
+}
+
 /// The server pulls registry images with its own login (`registries.json`), so a key that may
 /// register definitions could otherwise run any private image that login reaches. The attack:
 /// team A's key registers a definition whose image is team B's repository, in any spelling of
@@ -549,24 +577,7 @@ async fn a_team_key_cannot_pull_another_teams_registry_image_with_the_servers_lo
         ]}),
     )
     .await;
-    let register = |name: &'static str, image: String| {
-        let client = client.clone();
-        async move {
-            client
-                .register_job_definition()
-                .job_definition_name(name)
-                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
-                .container_properties(
-                    aws_sdk_batch::types::ContainerProperties::builder()
-                        .image(image)
-                        .build(),
-                )
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().unwrap_or("no code").to_string())
-        }
-    };
+    let register = |name: &'static str, image: String| register_image(client.clone(), name, image);
     let digest = format!("sha256:{}", "ab".repeat(32));
     let host = "registry.example.com";
     assert_eq!(
@@ -643,30 +654,7 @@ async fn a_team_key_cannot_run_another_teams_module_by_naming_it_in_a_definition
         ]}),
     )
     .await;
-    let register = |name: &'static str, image: String| {
-        let client = client.clone();
-        async move {
-            client
-                .register_job_definition()
-                .job_definition_name(name)
-                .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
-                .container_properties(
-                    aws_sdk_batch::types::ContainerProperties::builder()
-                        .image(image)
-                        .resource_requirements(
-                            aws_sdk_batch::types::ResourceRequirement::builder()
-                                .r#type(aws_sdk_batch::types::ResourceType::Memory)
-                                .value("16")
-                                .build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().unwrap_or("no code").to_string())
-        }
-    };
+    let register = |name: &'static str, image: String| register_image(client.clone(), name, image);
     let digest = &secret.digest;
     for (name, image) in [
         ("by-name", "team-b-secret".to_string()),

@@ -520,12 +520,16 @@ async fn a_team_key_cannot_mount_another_teams_volume() {
         register("escape", &["team-a/../team-b"]).await,
         Err("ClientException".to_string())
     );
-    let registered: Vec<String> = batch
+    assert_eq!(registered(&batch), ["own", "own-spelled"]);
+}
+
+/// The names of the definitions `batch` holds: what got through.
+fn registered(batch: &Batch) -> Vec<String> {
+    batch
         .describe_job_definitions(&[], None, None)
         .into_iter()
         .map(|d| d.job_definition_name)
-        .collect();
-    assert_eq!(registered, ["own", "own-spelled"]);
+        .collect()
 }
 
 /// RegisterJobDefinition of `image` (16 MiB, so that it can run) through `client`: `Ok` or the
@@ -613,12 +617,7 @@ async fn a_team_key_cannot_pull_another_teams_registry_image_with_the_servers_lo
         register("local", "render:1.4".to_string()).await,
         Err("AccessDeniedException".to_string())
     );
-    let registered: Vec<String> = batch
-        .describe_job_definitions(&[], None, None)
-        .into_iter()
-        .map(|d| d.job_definition_name)
-        .collect();
-    assert_eq!(registered, ["own", "own-pinned"]);
+    assert_eq!(registered(&batch), ["own", "own-pinned"]);
 }
 
 /// Modules pushed to this server share one namespace, and a definition runs its module with the
@@ -674,12 +673,7 @@ async fn a_team_key_cannot_run_another_teams_module_by_naming_it_in_a_definition
         register("own-pinned", format!("team-a-hello@{digest}")).await,
         Ok(())
     );
-    let registered: Vec<String> = batch
-        .describe_job_definitions(&[], None, None)
-        .into_iter()
-        .map(|d| d.job_definition_name)
-        .collect();
-    assert_eq!(registered, ["own", "own-pinned"]);
+    assert_eq!(registered(&batch), ["own", "own-pinned"]);
     let submitted = client
         .submit_job()
         .job_name("mine")

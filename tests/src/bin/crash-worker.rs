@@ -16,7 +16,7 @@
 //!   the next before succeeding, with ATTEMPTS attempts; ready when its second attempt runs.
 //!
 //! `crash-worker DATA_DIR drain`: opens the same data dir, waits until every job (array children
-//! included) has ended and prints one JSON line per job.
+//! included) has ended, closes it and prints one JSON line per job.
 
 use std::io::Write;
 use std::time::Duration;
@@ -190,6 +190,9 @@ async fn drain(batch: &Batch) {
     loop {
         let jobs = all();
         if jobs.iter().all(|j| j.status.is_terminal()) {
+            // A job's end is seen before its record is committed: close, so that what is
+            // printed is what the next open finds (exiting first could lose the last ends).
+            batch.close("drained").await.expect("close");
             for job in jobs {
                 println!("{}", serde_json::to_string(&job).unwrap());
             }
